@@ -1,0 +1,34 @@
+CREATE TABLE roles (
+  id INTEGER PRIMARY KEY,
+  name VARCHAR(40) NOT NULL UNIQUE,
+  description TEXT
+);
+
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY,
+  full_name VARCHAR(120) NOT NULL,
+  email VARCHAR(255) NOT NULL UNIQUE,
+  role_id INTEGER NOT NULL REFERENCES roles(id),
+  status VARCHAR(16) NOT NULL DEFAULT 'invited',
+  two_factor_enabled BOOLEAN NOT NULL DEFAULT FALSE,
+  last_login_at TIMESTAMP,
+  created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+CREATE TABLE invitations (
+  id INTEGER PRIMARY KEY,
+  email VARCHAR(255) NOT NULL,
+  role_id INTEGER NOT NULL REFERENCES roles(id),
+  invited_by INTEGER NOT NULL REFERENCES users(id),
+  token CHAR(40) NOT NULL UNIQUE,
+  expires_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE audit_log (
+  id BIGINT PRIMARY KEY,
+  user_id INTEGER REFERENCES users(id),
+  action VARCHAR(60) NOT NULL,
+  target VARCHAR(255),
+  ip_address VARCHAR(45),
+  created_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+);

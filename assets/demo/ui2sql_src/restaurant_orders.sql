@@ -1,0 +1,43 @@
+CREATE TABLE dining_tables (
+  id INTEGER PRIMARY KEY,
+  table_number INTEGER NOT NULL UNIQUE,
+  seats INTEGER NOT NULL
+);
+
+CREATE TABLE staff (
+  id INTEGER PRIMARY KEY,
+  first_name VARCHAR(60) NOT NULL,
+  role VARCHAR(20) NOT NULL DEFAULT 'waiter'
+);
+
+CREATE TABLE menu_items (
+  id INTEGER PRIMARY KEY,
+  name VARCHAR(120) NOT NULL UNIQUE,
+  course VARCHAR(20) NOT NULL,
+  price DECIMAL(8, 2) NOT NULL,
+  available BOOLEAN NOT NULL DEFAULT TRUE
+);
+
+CREATE TABLE orders (
+  id INTEGER PRIMARY KEY,
+  table_id INTEGER REFERENCES dining_tables(id),
+  server_id INTEGER REFERENCES staff(id),
+  order_type VARCHAR(12) NOT NULL DEFAULT 'dine_in',
+  guests INTEGER,
+  status VARCHAR(12) NOT NULL DEFAULT 'new',
+  pickup_at TIMESTAMP,
+  customer_phone VARCHAR(32),
+  tip DECIMAL(8, 2) NOT NULL DEFAULT 0,
+  payment_method VARCHAR(12),
+  paid BOOLEAN NOT NULL DEFAULT FALSE,
+  opened_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+
+CREATE TABLE order_items (
+  id INTEGER PRIMARY KEY,
+  order_id INTEGER NOT NULL REFERENCES orders(id),
+  menu_item_id INTEGER NOT NULL REFERENCES menu_items(id),
+  quantity INTEGER NOT NULL DEFAULT 1,
+  note VARCHAR(200),
+  hold BOOLEAN NOT NULL DEFAULT FALSE
+);

@@ -1,0 +1,1 @@
+"""Trinity Studio engine: tasks, datasets, models, training, inference, export. Never imports gradio."""

@@ -1,0 +1,173 @@
+"""python -m core dataset import|validate|export|split ...
+
+import: exit 0 when the import ran (even with skipped records), 2 when SRC itself is unusable.
+--json prints exactly one JSON object on stdout (on exit 2 too: {"error", "hint"}).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+from core.dataset import META_FILE, Dataset, format_report
+from core.errors import StudioError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("dataset", help="import, validate, export and split datasets")
+    dsub = p.add_subparsers(dest="dataset_command", required=True)
+
+    imp = dsub.add_parser("import", help="add a folder / zip / dataset_vision.json / Keylike .jsonl")
+    imp.add_argument("src", help="folder of images, .zip, dataset_vision.json or Keylike .jsonl")
+    imp.add_argument("--into", required=True, metavar="DATASET_DIR", help="created if it does not exist")
+    imp.add_argument("--task", help="ui2sql or keys (needed for a new dataset from plain images)")
+    imp.add_argument("--name", help="display name of a new dataset (default: folder name)")
+    imp.add_argument("--json", action="store_true", help="print one JSON object")
+    imp.set_defaults(func=cmd_import)
+
+    val = dsub.add_parser("validate", help="report problems per record; changes nothing")
+    val.add_argument("dataset_dir")
+    val.add_argument("--near", type=int, default=4, help="near-duplicate distance in phash bits (default 4)")
+    val.add_argument("--json", action="store_true")
+    val.set_defaults(func=cmd_validate)
+
+    exp = dsub.add_parser("export", help="write ghost (dataset_vision.json), keylike (JSONL) or hf")
+    exp.add_argument("dataset_dir")
+    exp.add_argument("--format", required=True, choices=["ghost", "keylike", "hf"])
+    exp.add_argument("--out", required=True, help="file (.json/.jsonl) or folder")
+    exp.add_argument("--force", action="store_true", help="replace an existing export")
+    exp.add_argument("--json", action="store_true")
+    exp.set_defaults(func=cmd_export)
+
+    spl = dsub.add_parser("split", help="seeded train/val/test split of the labeled records")
+    spl.add_argument("dataset_dir")
+    spl.add_argument("--seed", type=int, default=42)
+    spl.add_argument("--val", type=float, default=0.1)
+    spl.add_argument("--test", type=float, default=0.0)
+    spl.add_argument("--min-records", type=int, default=20,
+                     help="with this many labeled records or fewer, everything trains")
+    spl.add_argument("--json", action="store_true")
+    spl.set_defaults(func=cmd_split)
+
+
+def _json_errors(func):
+    """With --json, a StudioError becomes {"error", "hint"} on stdout (and still exit 2)."""
+    def run(args):
+        try:
+            return func(args)
+        except StudioError as e:
+            if getattr(args, "json", False):
+                print(json.dumps({"error": e.message, "hint": e.hint}, ensure_ascii=False))
+                return 2
+            raise
+    return run
+
+
+class _Progress:
+    """tqdm on stderr, shown only when the work lasts more than a second."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, file=sys.stderr, unit="img", delay=1.0, leave=False)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+@_json_errors
+def cmd_import(args) -> int:
+    from core.importers import sniff
+
+    fmt, implied = sniff(args.src)  # SRC unusable -> StudioError -> exit 2, before anything is created
+    into = Path(args.into)
+    created = False
+    if (into / META_FILE).exists():
+        ds = Dataset.open(into)
+        if args.task and args.task != ds.task.name:
+            raise StudioError(f"{into} is a {ds.task.name} dataset, not {args.task}.",
+                              "Drop --task, or import into another folder.")
+    else:
+        task = args.task or implied
+        if not task:
+            raise StudioError(f"Cannot tell the task of {Path(args.src).name}: it holds images only.",
+                              "Say which task the new dataset is for: --task ui2sql or --task keys.")
+        ds, created = Dataset.create(into, task, name=args.name), True
+    progress = _Progress()
+    try:
+        report = ds.import_source(args.src, progress=progress)
+    except StudioError:
+        if created and not ds.records():
+            shutil.rmtree(ds.path, ignore_errors=True)  # leave no empty dataset behind a failed import
+        raise
+    finally:
+        progress.close()
+    report["dataset"] = str(ds.path)
+    report["task"] = ds.task.name
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(f"Imported {report['imported']} record(s) from {report['source']} ({report['format']}) into "
+          f"{ds.path} [{ds.task.name}]; the dataset now has {report['total']}.")
+    if report["labels_added"]:
+        print(f"Labels added to {report['labels_added']} record(s) that had none.")
+    if report["duplicates"]:
+        print(f"{report['duplicates']} duplicate image(s) were already in the dataset.")
+    if report["ignored"]:
+        print(f"{report['ignored']} non-image file(s) ignored.")
+    if report["skipped"]:
+        print(f"Skipped {len(report['skipped'])}:")
+        for s in report["skipped"]:
+            where = f"line {s['line']}" if "line" in s else f"record {s['record']}"
+            print(f"  {where} ({s.get('image_path') or '-'}): {s['reason']}")
+    if report["warnings"]:
+        print(f"Warnings ({len(report['warnings'])}):")
+        for w in report["warnings"][:50]:
+            print(f"  record {w['record']} ({w.get('image_path') or '-'}): {w['reason']}")
+        if len(report["warnings"]) > 50:
+            print(f"  ... and {len(report['warnings']) - 50} more (use --json).")
+    return 0
+
+
+@_json_errors
+def cmd_validate(args) -> int:
+    ds = Dataset.open(args.dataset_dir)
+    progress = _Progress()
+    try:
+        report = ds.validate(progress=progress, near_threshold=args.near)
+    finally:
+        progress.close()
+    print(json.dumps(report, ensure_ascii=False) if args.json else format_report(report))
+    return 0
+
+
+@_json_errors
+def cmd_export(args) -> int:
+    ds = Dataset.open(args.dataset_dir)
+    result = ds.export(args.format, args.out, overwrite=args.force)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"Exported {result['records']} record(s) as {args.format} to {result['out']}.")
+    for s in result["skipped"]:
+        print(f"  skipped {s['record']}: {s['reason']}")
+    return 0
+
+
+@_json_errors
+def cmd_split(args) -> int:
+    ds = Dataset.open(args.dataset_dir)
+    counts = ds.split(seed=args.seed, val_fraction=args.val, test_fraction=args.test,
+                      min_records=args.min_records)
+    if args.json:
+        print(json.dumps({"split": counts, "seed": args.seed}))
+    else:
+        print("Split (seed {}): ".format(args.seed) + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return 0
+

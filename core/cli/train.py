@@ -1,0 +1,89 @@
+"""python -m core train: create a run and train it in the foreground, or run an existing run.
+
+  python -m core train --dataset DIR [--preset NAME | --config FILE] [--model ID]
+                       [--set key=value ...] [--out RUN_DIR] [--gpus N]
+  python -m core train --run RUN_DIR [--resume]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+from pathlib import Path
+
+from core.errors import StudioError
+
+
+def add_parser(sub) -> None:
+    from core.training.config import PRESETS
+
+    p = sub.add_parser("train", help="fine-tune a model on a dataset (or run/resume a run folder)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", help="dataset folder to train on (creates a new run)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--preset", choices=list(PRESETS), help="start from a preset")
+    src.add_argument("--config", help="start from a TrainConfig JSON file")
+    p.add_argument("--model", help="base model id (registry id, hub id or local folder)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set max_steps=10 (repeatable)")
+    p.add_argument("--out", help="run folder to create (default: a new folder under workspace/runs)")
+    p.add_argument("--gpus", type=int, help="GPUs to train on (more than 1 uses accelerate launch)")
+    p.add_argument("--run", help="existing run folder: train it (the UI starts jobs this way)")
+    p.add_argument("--resume", action="store_true", help="with --run: continue from its last checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def build_config(args):
+    """The TrainConfig for a new run from the CLI arguments, validated for this machine."""
+    from core.dataset import Dataset
+    from core.training.config import TrainConfig, default_config, preset
+    from core.training.hardware import detect
+
+    hw = detect()
+    if args.preset:
+        cfg = preset(args.preset)
+    elif args.config:
+        cfg = TrainConfig.load(args.config)
+    else:
+        cfg = default_config(args.model or "demo", hw)
+    if args.model:
+        cfg.model_id = args.model
+    ds = Dataset.open(args.dataset)
+    cfg.dataset, cfg.task = str(Path(args.dataset).resolve()), ds.task.name
+    if args.gpus:
+        cfg.gpus = args.gpus
+    cfg.apply_overrides(args.overrides)
+    cfg.validate(hw)
+    return cfg
+
+
+def main(args) -> int:
+    from core.training.events import last_of, read_events
+    from core.training.job import run_job
+    from core.training.runs import create_run, job_command
+
+    progress = not args.no_progress
+    if args.run:
+        if args.dataset or args.preset or args.config or args.overrides:
+            raise StudioError("--run trains an existing run folder as its config.json says.",
+                              "Drop --dataset/--preset/--config/--set, or create a new run with --dataset.")
+        return run_job(args.run, resume=args.resume, progress=progress)
+    if args.resume:
+        raise StudioError("--resume needs --run RUN_DIR.", "Example: python -m core train --run workspace/runs/ID --resume")
+    if not args.dataset:
+        raise StudioError("Nothing to train: give --dataset DIR (new run) or --run RUN_DIR.",
+                          "Example: python -m core train --dataset assets/demo/keys --set max_steps=10")
+    cfg = build_config(args)
+    run_dir = create_run(cfg, run_dir=args.out)
+    print(f"run folder: {run_dir}", flush=True)
+    if cfg.gpus > 1:
+        code = subprocess.call(job_command(run_dir, False, cfg.gpus))
+    else:
+        code = run_job(run_dir, progress=progress)
+    end = last_of(read_events(run_dir), "end") or {}
+    status = end.get("status", "unknown")
+    print(f"status: {status}" + (f"  step {end.get('step')}/{end.get('max_steps')}" if end.get("step") else ""))
+    if end.get("output"):
+        print(f"output: {end['output']}")
+    return code if code else (0 if status in ("completed", "stopped") else 1)
+

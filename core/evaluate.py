@@ -1,0 +1,192 @@
+"""Scores a run (and, for comparison, its base model) on a dataset split with the task's metrics.
+
+Writes RUN/eval/<split>.jsonl (one row per record) and RUN/eval/<split>.summary.json (means per
+metric), both atomically: a crash mid-evaluation leaves the previous results, never half of them.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from core import workspace
+from core.errors import StudioError
+from core.fsutil import atomic_write_json, atomic_write_text
+from core.infer import Engine, generation_settings, read_run_config, resolve_run_dir, same_model
+
+# The keys seed's format-compliance bands (share of answers carrying every expected field).
+BANDS = (("excellent", 0.90), ("good", 0.75))
+
+
+def compliance_band(value: float | None) -> str | None:
+    if value is None:
+        return None
+    for name, floor in BANDS:
+        if value >= floor:
+            return name
+    return "needs work"
+
+
+def resolve_dataset_dir(ref: str) -> Path:
+    """A run's dataset reference: a path (absolute, or relative to the cwd / workspace) or a name
+    under workspace/datasets."""
+    if not ref:
+        raise StudioError("The run's config.json names no dataset.", "Pass a dataset or re-create the run.")
+    for cand in (Path(ref), workspace.datasets_dir() / ref, workspace.root() / ref):
+        if (cand / "dataset.json").is_file():
+            return cand.resolve()
+    raise StudioError(f"The run's dataset '{ref}' was not found.",
+                      f"Looked for it as a folder and under {workspace.datasets_dir()}.")
+
+
+def eval_paths(run, split: str) -> tuple[Path, Path]:
+    d = resolve_run_dir(run) / "eval"
+    return d / f"{split}.jsonl", d / f"{split}.summary.json"
+
+
+def load_results(run, split: str = "val") -> tuple[list[dict], dict] | None:
+    """(rows, summary) of an earlier evaluation, or None when the split was not evaluated."""
+    rows_path, summary_path = eval_paths(run, split)
+    if not summary_path.is_file():
+        return None
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    rows = [json.loads(line) for line in rows_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return rows, summary
+
+
+def _side(answer, task, record) -> dict:
+    parsed = answer.parsed if answer.parsed is not None else task.parse(answer.text)
+    return {"prediction": answer.text, "parsed": parsed.to_dict(),
+            "fields": task.fields_from_parsed(parsed),
+            "scores": task.score(parsed, record), "confidence": answer.confidence,
+            "field_confidence": answer.field_confidence}
+
+
+def _means(rows: list[dict], key: str | None) -> tuple[dict, float | None]:
+    sides = [(r[key] if key else r) for r in rows if "error" not in r]
+    metrics: dict[str, float] = {}
+    for name in dict.fromkeys(n for s in sides for n in s["scores"]):
+        vals = [s["scores"][name] for s in sides if name in s["scores"]]
+        metrics[name] = round(sum(vals) / len(vals), 4)
+    confs = [s["confidence"] for s in sides]
+    return metrics, (round(sum(confs) / len(confs), 4) if confs else None)
+
+
+def _compliance(metrics: dict, rows: list[dict], key: str | None) -> float | None:
+    if "format_compliance" in metrics:
+        return metrics["format_compliance"]
+    sides = [(r[key] if key else r) for r in rows if "error" not in r]
+    vals = [s["parsed"]["compliance"] for s in sides]
+    return round(sum(vals) / len(vals), 4) if vals else None
+
+
+def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 8,
+                 limit: int | None = None, engine: Engine | None = None,
+                 max_new_tokens: int | None = None, progress=None) -> dict:
+    """Evaluates a run on a split; returns the summary (also written next to the rows).
+
+    engine: reuse a loaded Engine on the run's base model (its adapter is added if missing).
+    progress: optional callable(done, total) after each batch.
+    """
+    from core.dataset import Dataset
+    from core.tasks import get_task
+
+    run_dir = resolve_run_dir(run)
+    cfg = read_run_config(run_dir)
+    task = get_task(cfg.get("task") or "")
+    ds = Dataset.open(resolve_dataset_dir(cfg.get("dataset") or ""))
+    if ds.task.name != task.name:
+        raise StudioError(f"The run trains '{task.name}' but dataset {ds.name} is a '{ds.task.name}' dataset.",
+                          "Point the run at a dataset of its task.")
+    records = [r for r in ds.records(split=split) if task.is_labeled(r)]
+    if limit is not None:
+        records = records[:max(0, int(limit))]
+    if not records:
+        raise StudioError(f"Dataset {ds.name} has no labeled records in split '{split}'.",
+                          "Split the dataset (Datasets tab or `python -m core dataset split`) or pick "
+                          "another split.")
+    if engine is None:
+        engine, name = Engine.for_run(run_dir)
+    else:
+        if not same_model(engine.base_model_id, cfg["model"]):
+            raise StudioError(f"The loaded model is '{engine.base_model_id}', the run needs '{cfg['model']}'.",
+                              "Load the run's base model.")
+        name = engine.add_adapter(run_dir)
+    gen = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
+    started = time.perf_counter()
+    rows: list[dict] = []
+    step = max(1, int(batch_size))
+    for start in range(0, len(records), step):
+        batch = records[start:start + step]
+        images, good = [], []
+        for r in batch:  # a broken image fails its own row, not the evaluation
+            try:
+                images.append(ds.load_image(r))
+                good.append(r)
+            except StudioError as e:
+                rows.append({"id": r["id"], "error": e.message, "hint": e.hint})
+        if good:
+            prompts = [task.prompt(r) for r in good]
+            answers = engine.generate(images, prompts, adapter=name, task=task, batch_size=step, **gen)
+            base_answers = (engine.generate(images, prompts, adapter=None, task=task, batch_size=step, **gen)
+                            if base else [None] * len(good))
+            for r, a, b in zip(good, answers, base_answers):
+                row = {"id": r["id"], **_side(a, task, r)}
+                if b is not None:
+                    row["base"] = _side(b, task, r)
+                rows.append(row)
+        if progress:
+            progress(min(start + step, len(records)), len(records))
+    order = {r["id"]: i for i, r in enumerate(records)}
+    rows.sort(key=lambda row: order[row["id"]])
+
+    metrics, conf = _means(rows, None)
+    summary = {
+        "run": run_dir.name, "model": cfg["model"], "task": task.name, "dataset": ds.name,
+        "split": split, "n": sum(1 for r in rows if "error" not in r),
+        "n_errors": sum(1 for r in rows if "error" in r), "metrics": metrics, "confidence": conf,
+        "generation": generation_settings(task.name, **gen), "batch_size": step,
+        "seconds": round(time.perf_counter() - started, 3),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    if task.name == "keys":
+        value = _compliance(metrics, rows, None)
+        summary["format_compliance"] = {"value": value, "band": compliance_band(value),
+                                        "bands": {n: f for n, f in BANDS}}
+    if base:
+        b_metrics, b_conf = _means(rows, "base")
+        summary["base"] = {"model": cfg["model"], "metrics": b_metrics, "confidence": b_conf}
+        if task.name == "keys":
+            value = _compliance(b_metrics, rows, "base")
+            summary["base"]["format_compliance"] = {"value": value, "band": compliance_band(value)}
+    rows_path, summary_path = eval_paths(run_dir, split)
+    atomic_write_text(rows_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_json(summary_path, summary)
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    """A plain-text table: metric, run, (base)."""
+    has_base = "base" in summary
+    lines = [f"run {summary['run']} on {summary['dataset']}/{summary['split']}: n={summary['n']}"
+             + (f", {summary['n_errors']} records failed" if summary.get("n_errors") else "")]
+    head = f"{'metric':<24}{'run':>10}" + (f"{'base':>10}" if has_base else "")
+    lines += [head, "-" * len(head)]
+    names = list(summary["metrics"]) + ["confidence"]
+    for name in names:
+        val = summary["metrics"].get(name, summary.get("confidence") if name == "confidence" else None)
+        row = f"{name:<24}{_fmt(val):>10}"
+        if has_base:
+            b = summary["base"]
+            bval = b["metrics"].get(name, b.get("confidence") if name == "confidence" else None)
+            row += f"{_fmt(bval):>10}"
+        lines.append(row)
+    fc = summary.get("format_compliance")
+    if fc:
+        lines.append(f"format compliance: {_fmt(fc['value'])} ({fc['band']}; excellent >= 90%, good >= 75%)")
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.3f}"

@@ -1,0 +1,334 @@
+"""Exports a run: the PEFT adapter, the adapter merged into a 16-bit base, or GGUF files for llama.cpp
+and Ollama (text model + vision projector), each with a model card and a summary.
+
+Every export is written into a hidden temporary sibling of the output folder and renamed into place
+at the very end, so a failed or interrupted export leaves nothing that looks complete.
+`progress(fraction or None, message)` is called along the way for the UI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from core.errors import StudioError
+from core.fsutil import atomic_write_json, atomic_write_text
+
+FORMATS = ("adapter", "merged", "gguf")
+SUMMARY_FILE = "export_summary.json"
+REF_TOKENS = 24  # greedy tokens compared between transformers and llama.cpp
+
+
+def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progress=None,
+               verify: bool = True) -> dict:
+    """Exports RUN as fmt (adapter | merged | gguf) into out_dir (default RUN/export/<fmt>[-quant]).
+
+    quant (gguf only): f16 (default), q8_0 or q4_k_m; only the text model is quantized. verify (gguf):
+    answer demo images with llama.cpp and compare with the merged model's greedy answer."""
+    from core.export_gguf import QUANTS
+    from core.infer import adapter_dir, read_run_config, resolve_run_dir
+
+    if fmt not in FORMATS:
+        raise StudioError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(FORMATS)}.")
+    if quant is not None and fmt != "gguf":
+        raise StudioError(f"--quant applies to GGUF only, not to '{fmt}'.", "Drop --quant or use --format gguf.")
+    quant = (quant or "f16").lower() if fmt == "gguf" else None
+    if quant is not None and quant not in QUANTS:
+        raise StudioError(f"Unknown GGUF quantization '{quant}'.", f"Use one of: {', '.join(QUANTS)}.")
+    run = resolve_run_dir(run_dir)
+    cfg = read_run_config(run)
+    adapter = adapter_dir(run)
+    out = Path(out_dir) if out_dir else run / "export" / (f"gguf-{quant}" if fmt == "gguf" else fmt)
+    out = out.expanduser().resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StudioError(f"{out} already exists and is not empty.",
+                          "Pick a new output folder, or delete the old export first.")
+    if out == adapter or adapter in out.parents:
+        raise StudioError("The output folder may not be inside the run's adapter folder.", "Pick another folder.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    report = _Progress(progress, {"adapter": 3, "merged": 4, "gguf": 9}[fmt])
+    started = time.perf_counter()
+    summary = {"format": fmt, "run": run.name, "run_dir": str(run), "base_model": cfg["model"],
+               "task": cfg.get("task"), "out_dir": str(out), "quant": quant}
+    try:
+        if fmt == "adapter":
+            summary.update(_export_adapter(cfg, adapter, tmp, report))
+        elif fmt == "merged":
+            summary.update(_export_merged(cfg, adapter, tmp, report)[0])
+        else:
+            summary.update(_export_gguf(run, cfg, adapter, tmp, out, quant, report, verify))
+        summary["files"] = sorted(p.name for p in tmp.iterdir())
+        summary["seconds"] = round(time.perf_counter() - started, 1)
+        report.step("writing the model card")
+        atomic_write_text(tmp / "README.md", _card(fmt, run, cfg, summary))
+        atomic_write_json(tmp / SUMMARY_FILE, summary)
+        if out.exists():
+            out.rmdir()  # empty (checked above); os.replace cannot replace a directory otherwise
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.done(f"exported to {out}")
+    return summary
+
+
+# ------------------------------------------------------------------------------------- adapter
+def _export_adapter(cfg: dict, adapter: Path, dest: Path, report) -> dict:
+    from core import models
+
+    report.step("saving the processor")
+    processor = models.load_processor(cfg["model"])
+    processor.save_pretrained(dest)
+    _copy_tokenizer_model(cfg["model"], dest)
+    report.step("copying the adapter")
+    for f in adapter.iterdir():  # the adapter's own files win (weights, config, its tokenizer if saved)
+        if f.is_file() and f.name != "README.md":
+            shutil.copy2(f, dest / f.name)
+    acfg = json.loads((dest / "adapter_config.json").read_text(encoding="utf-8"))
+    return {"peft_type": acfg.get("peft_type"), "r": acfg.get("r"), "lora_alpha": acfg.get("lora_alpha"),
+            "base_model_name_or_path": acfg.get("base_model_name_or_path"),
+            "use_dora": acfg.get("use_dora", False)}
+
+
+# -------------------------------------------------------------------------------------- merged
+def merge_dtype(model_id: str):
+    """The base checkpoint's own float type (bf16 for Gemma 3): the merge is never done in 4-bit, and
+    never in a lower precision than the checkpoint was published in."""
+    import torch
+
+    from core import models
+
+    cfg = models.read_model_config(model_id)
+    name = cfg.get("dtype") or cfg.get("torch_dtype") or (cfg.get("text_config") or {}).get("dtype") or "bfloat16"
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(str(name),
+                                                                                               torch.bfloat16)
+
+
+def _export_merged(cfg: dict, adapter: Path, dest: Path, report, keep_model: bool = False):
+    """Base reloaded in its own 16-bit precision (even when training was 4-bit), adapter merged."""
+    from peft import PeftModel
+
+    from core import models
+
+    dtype = merge_dtype(cfg["model"])
+    info = models.get_model_info(cfg["model"])
+    report.step(f"loading the base model in {str(dtype).replace('torch.', '')}")
+    base = models.load_model(cfg["model"], device="cuda" if info.gpu_only else "cpu", dtype=dtype,
+                             load_in_4bit=False)
+    report.step("merging the adapter")
+    try:
+        model = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    except (ValueError, RuntimeError, KeyError) as e:
+        raise StudioError(f"The adapter does not fit the base model {cfg['model']}: {e}",
+                          "Export a run whose adapter was trained on this base model.") from e
+    model.eval()
+    report.step("saving the merged model")
+    model.save_pretrained(dest, safe_serialization=True)  # writes generation_config.json too
+    processor = models.load_processor(cfg["model"])
+    processor.save_pretrained(dest)
+    _copy_tokenizer_model(cfg["model"], dest)
+    n_params = sum(p.numel() for p in model.parameters())
+    meta = {"dtype": str(dtype).replace("torch.", ""), "parameters": n_params,
+            "loaded_4bit_for_training": bool(cfg.get("load_in_4bit"))}
+    if not keep_model:
+        del model, base
+        return meta, None, None
+    return meta, model, processor
+
+
+def _copy_tokenizer_model(model_id: str, dest: Path) -> None:
+    """transformers 5 does not write SentencePiece's tokenizer.model; llama.cpp's Gemma 3 converter
+    needs it, so it is copied from the base checkpoint when there is one."""
+    from core import models
+
+    if (dest / "tokenizer.model").is_file():
+        return
+    src = Path(models.resolve(model_id))
+    if src.is_dir():
+        if (src / "tokenizer.model").is_file():
+            shutil.copy2(src / "tokenizer.model", dest / "tokenizer.model")
+        return
+    try:
+        from huggingface_hub import hf_hub_download
+
+        shutil.copy2(hf_hub_download(str(src), "tokenizer.model", token=models.hf_token()), dest / "tokenizer.model")
+    except Exception:  # noqa: BLE001 - the GGUF step says what is missing; other exports do not need it
+        pass
+
+
+# ---------------------------------------------------------------------------------------- gguf
+def _export_gguf(run: Path, cfg: dict, adapter: Path, dest: Path, out: Path, quant: str, report,
+                 verify: bool) -> dict:
+    """Merged model -> llama.cpp converter (text, mmproj) -> optional quantization -> read back ->
+    answered by llama.cpp -> Modelfile. The merged folder is a scratch copy, removed at the end."""
+    from core import export_gguf as gg
+    from core.modelcard import OLLAMA_VISION_CAVEAT, modelfile, ollama_commands, ollama_name
+
+    work = Path(tempfile.mkdtemp(prefix=".work-", dir=dest))
+    try:
+        gg.converter_dir(report)  # fetched/unpacked before the slow merge, so a missing tool fails fast
+        merged_meta, model, processor = _export_merged(cfg, adapter, work / "merged", report, keep_model=verify)
+        samples, refs = [], []
+        if verify:
+            report.step("answering demo images with the merged model (transformers, greedy)")
+            samples = sample_inputs(cfg)
+            refs = [hf_greedy(model, processor, im, p) for im, p in samples]
+        del model, processor
+        report.step("preparing the converter's input (tokenizer.model, vision weight names)")
+        src = gg.converter_source(work / "merged", work / "src")
+        name = _file_stem(run.name)
+        text = dest / f"{name}-{quant}.gguf"
+        report.step(f"converting the text model ({quant})")
+        if quant == "q4_k_m":
+            gg.convert(src, work / "f16.gguf", mmproj=False, outtype="f16", progress=report)
+            report.step("quantizing the text model to q4_k_m")
+            gg.quantize(work / "f16.gguf", text, quant)
+        else:
+            gg.convert(src, text, mmproj=False, outtype=quant, progress=report)
+        mmproj = dest / f"mmproj-{name}-f16.gguf"
+        report.step("converting the vision projector (mmproj, f16)")
+        gg.convert(src, mmproj, mmproj=True, outtype="f16", progress=report)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result = {"merged": merged_meta, "gguf": gg.describe(text), "mmproj": gg.describe(mmproj),
+              "llama_cpp_python": gg.LLAMA_CPP_PYTHON, "notes": []}
+    report.step("checking the files with llama.cpp")
+    result["verification"] = _verify(gg, text, mmproj, samples, refs) if verify else {"ran": False,
+                                                                                       "reason": "verify=False"}
+    tag = ollama_name(run.name, quant)
+    atomic_write_text(dest / "Modelfile", modelfile(text.name, mmproj.name, cfg.get("task")))
+    result["ollama"] = {"name": tag, "commands": ollama_commands(out, tag), "ran": False,
+                        "note": OLLAMA_VISION_CAVEAT}
+    result["notes"] += [OLLAMA_VISION_CAVEAT]
+    return result
+
+
+def _verify(gg, text: Path, mmproj: Path, samples: list, refs: list[dict]) -> dict:
+    """llama.cpp answers the demo images; compared token for token with transformers' greedy answers."""
+    why = gg.llama_cpp_available()
+    if why:
+        return {"ran": False, "reason": why, "hint": gg.INSTALL_HINT}
+    answers = gg.answer_images(text, mmproj, samples, max_tokens=REF_TOKENS)
+    rows = []
+    for ref, ans in zip(refs, answers):
+        n = min(len(ref["tokens"]), len(ans["tokens"]))
+        diverge = next((i for i in range(n) if ref["tokens"][i] != ans["tokens"][i]), None)
+        rows.append({"prompt": samples[len(rows)][1], "llama_cpp_text": ans["text"], "transformers_text": ref["text"],
+                     "llama_cpp_tokens": ans["tokens"], "transformers_tokens": ref["tokens"],
+                     "equal": ref["tokens"] == ans["tokens"], "first_divergence": diverge,
+                     "prompt_tokens": {"llama_cpp": ans["prompt_tokens"], "transformers": ref["prompt_tokens"]},
+                     "first_step_max_abs_logprob_diff": _max_diff(ref["first_logprobs"], ans["first_logprobs"])})
+    return {"ran": True, "answers": rows, "all_equal": all(r["equal"] for r in rows)}
+
+
+def _max_diff(a: list[float], b: list[float]) -> float | None:
+    if len(a) != len(b):
+        return None
+    return round(max(abs(x - y) for x, y in zip(a, b)), 5)
+
+
+def _file_stem(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name).strip("-.") or "model"
+
+
+# ------------------------------------------------------------------------ answers to compare
+def sample_inputs(cfg: dict, n: int = 2) -> list[tuple]:
+    """(image, prompt) pairs to check an export on: the run's own test/val images when its dataset is
+    here, else synthetic key photos. Images are squared to the model's input size first, as training
+    does, so transformers and llama.cpp see the very same pixels."""
+    from core import models
+    from core.training.data import native_image_side, resize_square
+
+    pairs = []
+    try:
+        from core.dataset import Dataset
+        from core.evaluate import resolve_dataset_dir
+
+        ds = Dataset.open(resolve_dataset_dir(cfg.get("dataset") or ""))
+        recs = [r for sp in ("test", "val", "train", None) for r in ds.records(split=sp)
+                if r.get("status") in ("labeled", "reviewed")]
+        pairs = [(ds.load_image(r), ds.task.prompt(r)) for r in recs[:n]]
+    except (StudioError, OSError, KeyError, ValueError):
+        pairs = []
+    if len(pairs) < n:
+        from core.synth.keys import sample
+
+        prompt = _task_prompt(cfg.get("task"))
+        pairs += [(sample(seed)[0], prompt) for seed in range(len(pairs), n)]
+    side = native_image_side(models.load_processor(cfg["model"])) or 896
+    return [(resize_square(im.convert("RGB"), side), p) for im, p in pairs]
+
+
+def _task_prompt(task: str | None) -> str:
+    try:
+        from core.tasks import get_task
+
+        return get_task(task or "keys").prompt({"id": "", "fields": {}, "image": ""})
+    except Exception:  # noqa: BLE001 - any prompt shows whether the image is read
+        return "Read the key in the photo: keyway, bitting and brand."
+
+
+def hf_greedy(model, processor, image, prompt: str, max_new_tokens: int = REF_TOKENS) -> dict:
+    """transformers' greedy answer: token ids (up to and including a stop token) and text."""
+    import torch
+
+    from core.infer import chat_messages
+
+    tok = processor.tokenizer
+    stops = [tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>")]
+    text = processor.apply_chat_template(chat_messages(prompt), add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[[image]], return_tensors="pt")
+    inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+    with torch.inference_mode():
+        out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,
+                             pad_token_id=tok.pad_token_id, output_logits=True, return_dict_in_generate=True)
+    ids = out.sequences[0, inputs["input_ids"].shape[1]:].tolist()
+    first = torch.log_softmax(out.logits[0][0].float(), -1)
+    return {"tokens": ids, "text": tok.decode([t for t in ids if t not in stops], skip_special_tokens=True),
+            "prompt_tokens": int(inputs["input_ids"].shape[1]), "first_logprobs": first.tolist()}
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _card(fmt: str, run: Path, cfg: dict, summary: dict) -> str:
+    from core.modelcard import model_card
+
+    dataset, evals = None, []
+    try:
+        from core.dataset import Dataset
+        from core.evaluate import resolve_dataset_dir
+
+        ds = Dataset.open(resolve_dataset_dir(cfg.get("dataset") or ""))
+        dataset = {"name": ds.name, **ds.counts()}
+    except (StudioError, OSError, ValueError):
+        pass
+    for f in sorted((run / "eval").glob("*.summary.json")):
+        try:
+            evals.append(json.loads(f.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    files = {"gguf": summary.get("gguf", {}).get("file", "MODEL.gguf"),
+             "mmproj": summary.get("mmproj", {}).get("file", "MMPROJ.gguf")}
+    return model_card(fmt, run.name, cfg, summary.get("base_source", cfg["model"]), dataset, evals, files,
+                      summary.get("notes"))
+
+
+class _Progress:
+    def __init__(self, callback, total: int):
+        self.callback, self.total, self.n = callback, max(1, total), 0
+
+    def step(self, message: str) -> None:
+        self.n += 1
+        if self.callback:
+            self.callback(min(self.n / self.total, 0.99), message)
+
+    def __call__(self, fraction, message: str) -> None:  # sub-steps keep the current fraction
+        if self.callback:
+            self.callback(min(self.n / self.total, 0.99) if fraction is None else fraction, message)
+
+    def done(self, message: str) -> None:
+        if self.callback:
+            self.callback(1.0, message)

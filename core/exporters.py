@@ -1,0 +1,142 @@
+"""Export a Dataset: the two seed formats back (Ghost Architect's dataset_vision.json, Keylike JSONL)
+and a Hugging Face `datasets` folder (`images` + `messages`, what TRL's SFTTrainer takes for VLMs).
+
+Only labeled/reviewed records whose labels pass the task's validation are exported; the others
+are listed in the result's "skipped" with a reason. Nothing is written inside the dataset folder.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from core import images as imgs
+from core.errors import StudioError
+from core.fsutil import atomic_write_text, inside
+
+FORMATS = ("ghost", "keylike", "hf")
+SEED_TASK = {"ghost": "ui2sql", "keylike": "keys"}
+
+
+def _exportable(ds, statuses) -> tuple[list[dict], list[dict]]:
+    good, skipped = [], []
+    for r in ds.records(status=statuses):
+        try:
+            errors = [i.message for i in ds.task.validate(r) if i.severity == "error"]
+        except Exception as e:
+            errors = [f"the task could not read its labels ({e})"]
+        if errors:
+            skipped.append({"record": r.get("id"), "reason": "invalid label: " + "; ".join(errors)})
+            continue
+        try:
+            if not ds.image_path(r).is_file():
+                raise StudioError(f"image {r.get('image')} is missing")
+        except StudioError as e:
+            skipped.append({"record": r.get("id"), "reason": e.message})
+            continue
+        good.append(r)
+    return good, skipped
+
+
+def _check_out(ds, out: Path) -> None:
+    if inside(ds.path, out) or inside(out, ds.path):
+        raise StudioError(f"Cannot export into {out}: it overlaps the dataset folder.",
+                          "Pick an output path outside the dataset.")
+
+
+def export(ds, fmt: str, out, overwrite: bool = False, statuses=("labeled", "reviewed")) -> dict:
+    if fmt not in FORMATS:
+        raise StudioError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(FORMATS)}.")
+    out = Path(out).resolve()
+    _check_out(ds, out)
+    if fmt in SEED_TASK and ds.task.name != SEED_TASK[fmt]:
+        raise StudioError(f"The {fmt} format holds {SEED_TASK[fmt]} labels; this dataset is {ds.task.name}.",
+                          f"Use --format {'keylike' if fmt == 'ghost' else 'ghost'} or --format hf.")
+    records, skipped = _exportable(ds, statuses)
+    if fmt == "hf":
+        n, more = _export_hf(ds, records, out, overwrite)
+        skipped += more
+        return {"format": fmt, "out": str(out), "records": n, "skipped": skipped}
+    default_name = "dataset_vision.json" if fmt == "ghost" else "dataset.jsonl"
+    suffix = ".json" if fmt == "ghost" else ".jsonl"
+    file = out if out.suffix.lower() == suffix else out / default_name
+    if file.exists() and not overwrite:
+        raise StudioError(f"{file} already exists.", "Pick another --out or pass --force to replace it.")
+    folder = file.parent
+    rows = []
+    for r in records:
+        rel = _copy_image(ds, r, folder)
+        f = r.get("fields") or {}
+        row = dict(r.get("source_extra") or {})  # fields we did not understand on import go back out
+        if fmt == "ghost":
+            row.update(image_path=rel, instruction=f.get("instruction") or ds.task.prompt(r),
+                       output=f.get("sql", ""), domain=f.get("domain", ""))
+        else:
+            row.update(image_path=rel, bittings=list(f.get("bitting") or []),
+                       keyway=f.get("keyway", ""), brand=f.get("brand", ""))
+        rows.append(row)
+    if fmt == "ghost":
+        atomic_write_text(file, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    else:
+        atomic_write_text(file, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))
+    return {"format": fmt, "out": str(file), "records": len(rows), "skipped": skipped}
+
+
+def _copy_image(ds, r: dict, folder: Path) -> str:
+    src = ds.image_path(r)
+    rel = f"images/{src.name}"
+    dest = folder / rel
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    return rel
+
+
+def _export_hf(ds, records: list[dict], out: Path, overwrite: bool) -> tuple[int, list[dict]]:
+    import datasets
+    from datasets import Features, Image, List, Value
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise StudioError(f"{out} exists and is not empty.", "Pick another --out or pass --force to replace it.")
+    skipped: list[dict] = []
+    rows = []
+    for r in records:
+        try:
+            imgs.load_image(ds.image_path(r))  # checked, not stored: the PNG bytes go in as they are
+            prompt, target = ds.task.prompt(r), ds.task.target(r)
+        except StudioError as e:
+            skipped.append({"record": r.get("id"), "reason": e.message})
+            continue
+        except Exception as e:  # a label the task cannot render
+            skipped.append({"record": r.get("id"), "reason": f"the task could not build its prompt/target ({e})"})
+            continue
+        rows.append((r, prompt, target))
+    if not rows:
+        raise StudioError("Nothing to export: no labeled record with a readable image and a valid label.",
+                          "Label some images first (or check the validation report).")
+    features = Features({
+        "id": Value("string"), "split": Value("string"),
+        "images": List(Image()),
+        "messages": List({"role": Value("string"), "content": Value("string")}),
+    })
+
+    def gen():
+        for r, prompt, target in rows:
+            yield {"id": str(r["id"]), "split": r.get("split") or "",
+                   "images": [{"bytes": ds.image_path(r).read_bytes(), "path": None}],
+                   "messages": [{"role": "user", "content": prompt},
+                                {"role": "assistant", "content": target}]}
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".hf-export-", dir=out.parent) as tmp:
+        hfds = datasets.Dataset.from_generator(gen, features=features, cache_dir=str(Path(tmp) / "cache"))
+        staged = Path(tmp) / "staged"
+        hfds.save_to_disk(str(staged))
+        del hfds
+        if out.exists():  # only reached with overwrite (or an empty folder)
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        staged.replace(out)  # the finished folder appears in one step
+    return len(rows), skipped

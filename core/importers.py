@@ -1,0 +1,423 @@
+"""Import into a Dataset: a folder of images, a zip, Ghost Architect's dataset_vision.json, Keylike JSONL.
+
+Every bad item is skipped with its record (index, line or file name) and a reason; the good ones
+import; nothing already in the dataset changes except unlabeled duplicates gaining labels. Only a
+source that cannot be read at all raises StudioError (the CLI's exit 2).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import StudioError
+from core.fsutil import inside
+from core.images import is_image_name
+
+FORMAT_TASK = {"ghost": "ui2sql", "keylike": "keys"}
+GHOST_KEYS = {"image_path", "instruction", "output", "domain"}
+KEYLIKE_KEYS = {"image_path", "bittings", "keyway", "brand"}
+MAX_ZIP_ENTRIES = 100_000
+MAX_ENTRY_BYTES = 256 * 1024 ** 2
+MAX_ZIP_TOTAL = int(os.environ.get("TRINITY_MAX_ZIP_BYTES", 4 * 1024 ** 3))
+MAX_RATIO = 200  # real images barely compress; text inside a zip reaches ~10:1
+BATCH = 50       # records per locked rewrite of records.jsonl
+
+
+@dataclass
+class Item:
+    ref: object                 # what the user sees as "record": index, line or file name
+    image_path: str             # as written in the source
+    path: Path | None = None    # resolved file to read
+    fields: dict | None = None
+    extra: dict = field(default_factory=dict)
+    reason: str | None = None   # set when the item is already known to be bad
+    code: str = ""
+    line: int | None = None
+    pos: int = 0                # order in the source, for the report
+
+
+def _skip(report: dict, it: Item, code: str, reason: str) -> None:
+    entry = {"record": it.ref, "image_path": it.image_path, "code": code, "reason": reason, "_pos": it.pos}
+    if it.line is not None:
+        entry["line"] = it.line
+    report["skipped"].append(entry)
+
+
+# ---- detection ---------------------------------------------------------------------------------
+def _label_file_in(folder: Path) -> tuple[str, Path] | None:
+    roots = [folder]
+    subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if len(subdirs) == 1 and not files:  # a zip of one folder
+        roots.append(subdirs[0])
+    for root in roots:
+        if (root / "dataset_vision.json").is_file():
+            return "ghost", root / "dataset_vision.json"
+        jsonl = [p for p in root.glob("*.jsonl") if p.is_file()]
+        if len(jsonl) == 1:
+            return "keylike", jsonl[0]
+    return None
+
+
+def sniff(src) -> tuple[str, str | None]:
+    """(format, task it implies or None): folder | zip | ghost | keylike | image."""
+    src = Path(src)
+    if not src.exists():
+        raise StudioError(f"{src} does not exist.", "Give a folder, a .zip, a dataset_vision.json or a .jsonl.")
+    if src.is_dir():
+        found = _label_file_in(src)
+        return ("folder", FORMAT_TASK[found[0]] if found else None)
+    if zipfile.is_zipfile(src):
+        try:
+            with zipfile.ZipFile(src) as zf:
+                names = [n.replace("\\", "/") for n in zf.namelist()]
+        except (zipfile.BadZipFile, OSError) as e:
+            raise StudioError(f"{src.name} is not a readable zip: {e}.", "Re-create the archive.") from e
+        if any(n.split("/")[-1] == "dataset_vision.json" for n in names):
+            return "zip", "ui2sql"
+        return "zip", "keys" if any(n.endswith(".jsonl") for n in names) else None
+    suffix = src.suffix.lower()
+    if suffix == ".json":
+        return "ghost", "ui2sql"
+    if suffix == ".jsonl":
+        return "keylike", "keys"
+    if is_image_name(src.name):
+        return "image", None
+    raise StudioError(f"Cannot import {src.name}: not a folder, zip, .json, .jsonl or image.",
+                      "Give a folder of images, a .zip, Ghost Architect's dataset_vision.json or a Keylike .jsonl.")
+
+
+# ---- entry point -------------------------------------------------------------------------------
+def import_source(ds, src, task: str | None = None, progress=None) -> dict:
+    src = Path(src)
+    fmt, implied = sniff(src)
+    if task and task != ds.task.name:
+        raise StudioError(f"This dataset's task is {ds.task.name}, not {task}.", "Import into a dataset of that task.")
+    report = {"source": str(src), "format": fmt, "imported": 0, "labels_added": 0, "duplicates": 0,
+              "skipped": [], "warnings": [], "ignored": 0}
+    if fmt == "zip":
+        with tempfile.TemporaryDirectory(prefix="trinity-zip-") as tmp:
+            _extract_zip(src, Path(tmp), report)
+            _import_folder(ds, Path(tmp), report, progress)
+    elif fmt == "folder":
+        _import_folder(ds, src, report, progress)
+    elif fmt == "image":
+        _ingest(ds, [Item(src.name, src.name, src)], report, progress)
+    else:
+        _import_label_file(ds, fmt, src, report, progress)
+    for e in report["skipped"]:
+        e.pop("_pos", None)
+    report["total"] = len(ds.records())
+    return report
+
+
+def _import_label_file(ds, fmt: str, path: Path, report: dict, progress) -> None:
+    need = FORMAT_TASK[fmt]
+    if ds.task.name != need:
+        raise StudioError(f"{path.name} holds {need} labels but this dataset's task is {ds.task.name}.",
+                          f"Import it into a {need} dataset (--task {need} with a new --into folder).")
+    report["format"] = fmt
+    items = _ghost_items(path) if fmt == "ghost" else _keylike_items(path)
+    _ingest(ds, items, report, progress)
+
+
+def _import_folder(ds, root: Path, report: dict, progress) -> None:
+    found = _label_file_in(root)
+    if found:
+        report["label_file"] = found[1].name
+        _import_label_file(ds, found[0], found[1], report, progress)
+        return
+    items = []
+    root_r = root.resolve()
+    for dirpath, dirnames, filenames in os.walk(root_r):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__MACOSX")))
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            rel = p.relative_to(root_r).as_posix()
+            if name.startswith("."):
+                continue
+            if not is_image_name(name):
+                report["ignored"] += 1
+                continue
+            it = Item(rel, rel, p)
+            if p.is_symlink() and not inside(root_r, p):
+                it.code, it.reason = "path_escapes", "symlink leads outside the imported folder"
+            items.append(it)
+    _ingest(ds, items, report, progress)
+
+
+# ---- the common path: check label, store image, commit in batches ----------------------------
+def _label_problems(ds, it: Item) -> tuple[list[str], list[str]]:
+    """(errors, warnings). An error about a field the source left empty (Keylike's keyway is
+    optional) is not a bad label but an incomplete one: the record imports, unlabeled, with a warning."""
+    rec = {"id": str(it.ref), "image": "", "fields": it.fields, "status": "labeled", "split": None}
+    try:
+        issues = ds.task.validate(rec)
+    except Exception as e:  # a label the task cannot even read is a bad label, not a crash
+        return [f"the {ds.task.name} task could not read it ({type(e).__name__}: {e})"], []
+    errors, warnings = [], []
+    for i in issues:
+        text = i.message + (f" [{i.field}]" if getattr(i, "field", None) else "")
+        given = i.field is None or it.fields.get(i.field) not in (None, "", [])
+        if i.severity == "error" and given:
+            errors.append(text)
+        else:
+            warnings.append(text if i.severity != "error" else f"incomplete label, needs annotation: {text}")
+    return errors, warnings
+
+
+def _ingest(ds, items: list[Item], report: dict, progress) -> None:
+    pending: list[tuple[Item, str]] = []
+    names = [f.name for f in ds.task.fields]
+
+    def flush():
+        results = ds.add_stored([(rel, it.fields, None, it.extra) for it, rel in pending]) if pending else []
+        for (it, _), (rec, outcome) in zip(pending, results):
+            if outcome == "added":
+                report["imported"] += 1
+            elif outcome == "labels_added":
+                report["labels_added"] += 1
+            else:
+                report["duplicates"] += 1
+                theirs = rec.get("fields") or {}
+                differ = it.fields and any(theirs.get(n) != it.fields[n] for n in names if n in it.fields)
+                _skip(report, it, "duplicate", f"duplicate: same image as record {rec['id']}"
+                      + (" which has different labels (kept those)" if differ else ""))
+                report["skipped"][-1]["duplicate_of"] = rec["id"]
+        pending.clear()
+
+    first = len(report["skipped"])
+    for k, it in enumerate(items):
+        it.pos = k
+        if progress:
+            progress(k, len(items))
+        if it.reason:
+            _skip(report, it, it.code or "skipped", it.reason)
+            continue
+        if it.fields is not None:
+            errors, warnings = _label_problems(ds, it)
+            if errors:
+                _skip(report, it, "invalid_label", "invalid label: " + "; ".join(errors))
+                continue
+            for w in warnings:
+                report["warnings"].append({"record": it.ref, "image_path": it.image_path, "reason": w})
+        try:
+            rel, _ = ds.store_image(it.path)
+        except StudioError as e:
+            _skip(report, it, "too_large" if "limit of" in e.message else "bad_image", e.message)
+            continue
+        pending.append((it, rel))
+        if len(pending) >= BATCH:
+            flush()
+    flush()
+    # duplicates are known only at commit time; list skips in source order all the same
+    report["skipped"][first:] = sorted(report["skipped"][first:], key=lambda e: e.get("_pos", 0))
+    if progress:
+        progress(len(items), len(items))
+
+
+# ---- the seed formats --------------------------------------------------------------------------
+def _resolve(base: Path, it: Item) -> None:
+    raw = it.image_path
+    if not isinstance(raw, str) or not raw.strip():
+        it.code, it.reason = "bad_field", f"image_path must be a non-empty string, got {type(raw).__name__}"
+        return
+    p = Path(raw.strip())
+    cand = p if p.is_absolute() else base / p
+    if not inside(base, cand):
+        it.code, it.reason = "path_escapes", f"image_path '{raw}' leads outside the folder of the label file"
+    elif not cand.is_file():
+        it.code, it.reason = "missing_image", f"image file '{raw}' not found"
+    else:
+        it.path = cand
+
+
+def _json_error(path: Path, e: json.JSONDecodeError) -> StudioError:
+    return StudioError(f"{path.name} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.",
+                       "Fix the file (a missing comma or bracket?) and import again.")
+
+
+def _ghost_items(path: Path) -> list[Item]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as e:
+        raise _json_error(path, e) from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON.") from e
+    if isinstance(data, dict):
+        data = next((v for k, v in data.items() if k in ("data", "records", "items") and isinstance(v, list)), data)
+    if not isinstance(data, list):
+        raise StudioError(f"{path.name} is not a list of records.",
+                          'Ghost Architect format: [{"image_path": ..., "instruction": ..., "output": ..., "domain": ...}].')
+    base = path.parent.resolve()
+    items = []
+    for i, obj in enumerate(data):
+        if not isinstance(obj, dict):
+            items.append(Item(i, "", reason=f"entry is a {type(obj).__name__}, not an object", code="bad_field"))
+            continue
+        raw = obj.get("image_path")
+        it = Item(i, raw if isinstance(raw, str) else repr(raw))
+        bad = [k for k in ("output", "instruction", "domain")
+               if obj.get(k) is not None and not isinstance(obj[k], str)]
+        if not isinstance(raw, str):
+            it.code, it.reason = "bad_field", f"image_path must be a string, got {type(raw).__name__}"
+        elif obj.get("output") is None:
+            it.code, it.reason = "missing_label", "no 'output' (the SQL schema)"
+        elif bad:
+            it.code, it.reason = "bad_field", f"'{bad[0]}' must be a string, got {type(obj[bad[0]]).__name__}"
+        else:
+            it.fields = {"sql": obj["output"]}
+            for k in ("domain", "instruction"):
+                if isinstance(obj.get(k), str) and obj[k].strip():
+                    it.fields[k] = obj[k]
+            _resolve(base, it)
+        it.extra = _extra("ghost", path, i, obj, GHOST_KEYS)
+        items.append(it)
+    return items
+
+
+def _bitting(value) -> list[int]:
+    if isinstance(value, str) and re.fullmatch(r"[\s,;\-]*(\d[\s,;\-]*)+", value):
+        return [int(d) for d in re.findall(r"\d", value)]  # "1,2,5,3,7" / "12537"
+    if not isinstance(value, list):
+        raise ValueError(f"'bittings' must be a list of digits, got {type(value).__name__}")
+    out = []
+    for d in value:
+        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, str) and not d.strip().isdigit()):
+            raise ValueError(f"'bittings' must hold whole numbers, got {d!r}")
+        out.append(int(d))
+    return out
+
+
+def _keylike_items(path: Path) -> list[Item]:
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON lines.") from e
+    base = path.parent.resolve()
+    items, index = [], 0
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        it = Item(index, "", line=n)
+        index += 1
+        items.append(it)
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            it.code, it.reason = "bad_json", f"line {n} is not valid JSON: {e.msg} at column {e.colno}"
+            continue
+        if not isinstance(obj, dict):
+            it.code, it.reason = "bad_field", f"line {n} is a {type(obj).__name__}, not an object"
+            continue
+        it.image_path = obj.get("image_path") if isinstance(obj.get("image_path"), str) else repr(obj.get("image_path"))
+        it.extra = _extra("keylike", path, index - 1, obj, KEYLIKE_KEYS, line=n)
+        try:
+            if "bittings" not in obj:
+                raise ValueError("no 'bittings' list")
+            bitting = _bitting(obj["bittings"])
+            for k in ("keyway", "brand"):
+                if obj.get(k) is not None and not isinstance(obj[k], str):
+                    raise ValueError(f"'{k}' must be a string, got {type(obj[k]).__name__}")
+        except ValueError as e:
+            it.code, it.reason = "bad_field", str(e)
+            continue
+        it.fields = {"keyway": (obj.get("keyway") or "").strip(), "bitting": bitting,
+                     "brand": (obj.get("brand") or "").strip()}
+        if not isinstance(obj.get("image_path"), str):
+            it.code, it.reason = "bad_field", f"image_path must be a string, got {type(obj.get('image_path')).__name__}"
+            continue
+        _resolve(base, it)
+    return items
+
+
+def _extra(fmt: str, path: Path, index: int, obj: dict, known: set, line: int | None = None) -> dict:
+    src = {"format": fmt, "file": path.name, "index": index}
+    if line is not None:
+        src["line"] = line
+    extra = {"source": src}
+    unknown = {k: v for k, v in obj.items() if k not in known}
+    if unknown:
+        extra["source_extra"] = unknown  # unknown fields are kept, and written back on export
+    return extra
+
+
+# ---- zip ---------------------------------------------------------------------------------------
+def _unsafe_name(name: str) -> str | None:
+    n = name.replace("\\", "/")
+    if "\x00" in n:
+        return "entry name contains a NUL byte"
+    if n.startswith("/") or re.match(r"^[A-Za-z]:", n):
+        return "absolute path in the archive"
+    if ".." in n.split("/"):
+        return "path leads outside the archive folder (zip-slip)"
+    return None
+
+
+def _extract_zip(src: Path, dest: Path, report: dict) -> None:
+    try:
+        zf = zipfile.ZipFile(src)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise StudioError(f"{src.name} is not a readable zip: {e}.", "Re-create the archive.") from e
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_ZIP_ENTRIES:
+            raise StudioError(f"{src.name} has {len(infos):,} entries (limit {MAX_ZIP_ENTRIES:,}).",
+                              "Split the archive, or import the folder directly.")
+        total = 0
+        for info in infos:
+            name = info.filename
+            if info.is_dir() or name.replace("\\", "/").split("/")[-1].startswith(".") or "__MACOSX" in name:
+                continue
+            it = Item(name, name)
+            reason = _unsafe_name(name)
+            mode = info.external_attr >> 16
+            if reason is None and stat.S_ISLNK(mode):
+                reason = "symbolic link in the archive (not followed)"
+            if reason is None and info.flag_bits & 0x1:
+                reason = "encrypted entry"
+            if reason is None and info.file_size > MAX_ENTRY_BYTES:
+                reason = f"unpacks to {info.file_size / 1024 ** 2:,.0f} MB, over the {MAX_ENTRY_BYTES // 1024 ** 2} MB per-file limit"
+            if reason is None and info.file_size > 1024 ** 2 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                reason = f"compression ratio {info.file_size // max(info.compress_size, 1):,}:1 (a zip bomb?)"
+            if reason is None and total + info.file_size > MAX_ZIP_TOTAL:
+                reason = f"the archive would unpack to more than {MAX_ZIP_TOTAL / 1024 ** 3:.1f} GB"
+            if reason:
+                _skip(report, it, "unsafe_entry", reason)
+                continue
+            base = name.replace("\\", "/").split("/")[-1]
+            if not (is_image_name(base) or base.endswith((".json", ".jsonl"))):
+                report["ignored"] += 1
+                continue
+            target = dest / name.replace("\\", "/")
+            if not inside(dest, target):
+                _skip(report, it, "unsafe_entry", "path leads outside the archive folder")
+                continue
+            try:
+                total += _copy_bounded(zf, info, target)
+            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+                _skip(report, it, "corrupt_entry", f"cannot be unpacked: {e}")
+                target.unlink(missing_ok=True)
+
+
+def _copy_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> int:
+    """Streams one entry, never writing more than its header promised (headers can lie)."""
+    import zlib
+    target.parent.mkdir(parents=True, exist_ok=True)
+    limit, written = min(info.file_size, MAX_ENTRY_BYTES), 0
+    try:
+        with zf.open(info) as f, open(target, "wb") as out:
+            while chunk := f.read(1024 * 1024):
+                written += len(chunk)
+                if written > limit:
+                    raise ValueError("entry is larger than its header says (a zip bomb?)")
+                out.write(chunk)
+    except zlib.error as e:
+        raise ValueError(f"corrupt compressed data ({e})") from e
+    return written

@@ -1,0 +1,322 @@
+"""Generation: one base model loaded once, any number of runs' adapters on it, batched answers.
+
+The base model answers with every adapter disabled, so "base vs run" side by side never loads the
+model twice. Every Answer carries a confidence computed from the model's own token probabilities.
+"""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from core import workspace
+from core.errors import StudioError
+
+BASE = "base"  # the label side_by_side uses for the base model (adapters disabled)
+
+# Seeds' sampling settings. Greedy is the default everywhere; these apply when sampling is asked for.
+PRESETS: dict[str, dict] = {
+    "keys": {"max_new_tokens": 150, "temperature": 0.3, "top_p": 0.9},
+    # A schema of a dozen tables is ~600-900 tokens; the stop at <end_of_turn> ends it earlier.
+    "ui2sql": {"max_new_tokens": 1024, "temperature": 0.3, "top_p": 0.9},
+}
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+def generation_settings(task: str | None = None, sample: bool = False, **overrides) -> dict:
+    """Generation kwargs for a task: greedy unless sample=True; overrides win."""
+    preset = PRESETS.get(task or "", {})
+    out = {"max_new_tokens": preset.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), "do_sample": sample}
+    if sample:
+        out["temperature"] = preset.get("temperature", 0.3)
+        out["top_p"] = preset.get("top_p", 0.9)
+    out.update({k: v for k, v in overrides.items() if v is not None})
+    return out
+
+
+def chat_messages(prompt: str) -> list[dict]:
+    """The user turn exactly as training builds it: the image, then the task prompt."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+
+
+@dataclass
+class Answer:
+    text: str
+    token_ids: list[int]
+    token_probs: list[float]       # the model's probability of each generated token
+    confidence: float              # mean probability of the answer's field tokens (or all content tokens)
+    adapter: str | None = None     # None = base model
+    parsed: object | None = None   # core.tasks.Parsed when a task was given
+    field_confidence: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "adapter": self.adapter, "confidence": self.confidence,
+                "field_confidence": self.field_confidence, "n_tokens": len(self.token_ids),
+                "parsed": self.parsed.to_dict() if self.parsed is not None else None}
+
+
+def resolve_run_dir(run: str | Path) -> Path:
+    """A run folder given as a path, or as a run id under the workspace's runs/."""
+    p = Path(run)
+    if not p.is_dir():
+        p = workspace.runs_dir() / str(run)
+    if not p.is_dir():
+        raise StudioError(f"Run '{run}' was not found.",
+                          f"Give a run folder or a run id under {workspace.runs_dir()}.")
+    return p.resolve()
+
+
+def read_run_config(run: str | Path) -> dict:
+    run_dir = resolve_run_dir(run)
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StudioError(f"Run '{run_dir.name}' has no config.json.",
+                          "Runs are folders written by the Train tab or `python -m core train`.") from None
+    except json.JSONDecodeError as e:
+        raise StudioError(f"Run '{run_dir.name}' has a broken config.json: {e}.",
+                          "Restore it from a backup or start the run again.") from None
+    if isinstance(cfg, dict) and not cfg.get("model") and cfg.get("model_id"):
+        cfg["model"] = cfg["model_id"]  # TrainConfig's name for the base model
+    if not isinstance(cfg, dict) or not cfg.get("model"):
+        raise StudioError(f"Run '{run_dir.name}' config.json names no base model.",
+                          "config.json needs a \"model_id\" entry (the base model id).")
+    return cfg
+
+
+def same_model(a: str, b: str) -> bool:
+    """Registry ids and folders compare by what they name (a folder by its resolved path)."""
+    from core.models import get_model_info
+
+    return a == b or get_model_info(a).id == get_model_info(b).id
+
+
+def adapter_dir(path: str | Path) -> Path:
+    """The PEFT adapter folder of a run folder (RUN/adapter/) or an adapter folder itself."""
+    p = Path(path)
+    for cand in (p, p / "adapter"):
+        if (cand / "adapter_config.json").is_file():
+            return cand
+    raise StudioError(f"No trained adapter in '{p}'.",
+                      "The run has not finished training yet, or its adapter/ folder was removed.")
+
+
+class Engine:
+    """A base model + processor loaded once; adapters are switched, never reloaded."""
+
+    def __init__(self, base_model_id: str, device: str | None = None, dtype=None):
+        from core import models  # late: models pulls in the model registry
+
+        self.base_model_id = base_model_id
+        if device in (None, "auto"):
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = device
+        self.model = models.load_model(base_model_id, device=self.device, dtype=dtype)
+        self.processor = models.load_processor(base_model_id)
+        self.model.eval()
+        self.adapters: dict[str, str] = {}   # user-facing name -> PEFT adapter key
+        self.adapter_paths: dict[str, str] = {}
+        self.lock = threading.RLock()        # one model: generations run one at a time
+        tok = self.processor.tokenizer
+        self._special = set(getattr(tok, "all_special_ids", []) or [])
+        self._stop_ids = self._stop_token_ids()
+
+    @classmethod
+    def for_run(cls, run: str | Path, device: str | None = None, dtype=None) -> tuple["Engine", str]:
+        """An engine on the run's base model with the run's adapter loaded; returns (engine, name)."""
+        run_dir = resolve_run_dir(run)
+        engine = cls(read_run_config(run_dir)["model"], device=device, dtype=dtype)
+        return engine, engine.add_adapter(run_dir)
+
+    # -- adapters -----------------------------------------------------------------------------
+    def add_adapter(self, run_or_adapter: str | Path, name: str | None = None) -> str:
+        """Loads a run's (or an adapter folder's) PEFT adapter onto the base; returns its name."""
+        path = Path(run_or_adapter)
+        if not path.exists():
+            path = resolve_run_dir(run_or_adapter)
+        adir = adapter_dir(path)
+        if (path / "config.json").is_file():
+            base = read_run_config(path)["model"]
+            if not same_model(base, self.base_model_id):
+                raise StudioError(
+                    f"Run '{path.name}' was trained on '{base}', not on '{self.base_model_id}'.",
+                    "Compare runs that share a base model, or load that base model first.")
+        name = name or (path.name if adir != path else adir.parent.name) or "adapter"
+        with self.lock:
+            if name in self.adapters:
+                if self.adapter_paths[name] == str(adir.resolve()):
+                    return name
+                raise StudioError(f"An adapter named '{name}' is already loaded.", "Pick another name.")
+            key = re.sub(r"[^A-Za-z0-9_]", "_", name) + f"_{len(self.adapters)}"  # PEFT keys: no dots
+            try:
+                from peft import PeftModel
+
+                if isinstance(self.model, PeftModel):
+                    self.model.load_adapter(str(adir), adapter_name=key)
+                else:
+                    self.model = PeftModel.from_pretrained(self.model, str(adir), adapter_name=key)
+            except (ValueError, RuntimeError, KeyError, OSError) as e:
+                raise StudioError(f"The adapter in '{adir}' does not fit the base model: {e}",
+                                  "Was it trained on a different base model?") from e
+            self.model.eval()
+            self.adapters[name] = key
+            self.adapter_paths[name] = str(adir.resolve())
+        return name
+
+    def _adapter_context(self, adapter: str | None):
+        from contextlib import nullcontext
+
+        if adapter is None:
+            return self.model.disable_adapter() if self.adapters else nullcontext()
+        if adapter not in self.adapters:
+            raise StudioError(f"No adapter named '{adapter}' is loaded.",
+                              f"Loaded: {', '.join(self.adapters) or 'none'}.")
+        self.model.set_adapter(self.adapters[adapter])
+        return nullcontext()
+
+    # -- generation ---------------------------------------------------------------------------
+    def _stop_token_ids(self) -> list[int]:
+        tok = self.processor.tokenizer
+        ids = []
+        if tok.eos_token_id is not None:
+            ids.append(tok.eos_token_id)
+        eot = tok.convert_tokens_to_ids("<end_of_turn>")
+        if isinstance(eot, int) and eot != tok.unk_token_id and eot not in ids:
+            ids.append(eot)  # Gemma ends a turn with <end_of_turn>, not always <eos>
+        return ids
+
+    def _inputs(self, images: list, prompts: list[str]):
+        texts = [self.processor.apply_chat_template(chat_messages(p), add_generation_prompt=True,
+                                                    tokenize=False) for p in prompts]
+        # One processor call per batch; left padding so every row's answer starts at the same column.
+        inputs = self.processor(text=texts, images=[[im] for im in images], padding=True,
+                                padding_side="left", return_tensors="pt")
+        dtype = getattr(self.model, "dtype", None) or torch.float32  # 4-bit weights: model.dtype, not params
+        return {k: (v.to(self.device, dtype=dtype) if k == "pixel_values" else v.to(self.device))
+                for k, v in inputs.items()}
+
+    def generate(self, images: list, prompts: list[str], adapter: str | None = None, *,
+                 task=None, batch_size: int = 8, **gen) -> list[Answer]:
+        """Answers for (image, prompt) pairs; adapter None = the base model.
+
+        task (a Task or its name) picks the generation preset and parses each answer so that the
+        confidence covers the parsed fields' tokens. gen overrides generation kwargs.
+        """
+        if len(images) != len(prompts):
+            raise StudioError("Got a different number of images and prompts.", "Pass one prompt per image.")
+        task_obj = _task(task)
+        settings = generation_settings(task_obj.name if task_obj else None, **gen)
+        pil = [_as_image(im) for im in images]
+        answers: list[Answer] = []
+        with self.lock, torch.inference_mode():
+            ctx = self._adapter_context(adapter)
+            with ctx:
+                for start in range(0, len(pil), max(1, batch_size)):
+                    answers += self._generate_batch(pil[start:start + batch_size],
+                                                    prompts[start:start + batch_size], settings)
+        for a in answers:
+            a.adapter = adapter
+            if task_obj is not None:
+                self._attach_parse(a, task_obj)
+        return answers
+
+    def _generate_batch(self, images, prompts, settings) -> list[Answer]:
+        inputs = self._inputs(images, prompts)
+        tok = self.processor.tokenizer
+        out = self.model.generate(**inputs, **settings, eos_token_id=self._stop_ids,
+                                  pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
+                                  else self._stop_ids[0],
+                                  output_logits=True, return_dict_in_generate=True)
+        new = out.sequences[:, inputs["input_ids"].shape[1]:]
+        # Raw logits (before temperature / top-p) are the model's own belief in each token.
+        logits = torch.stack(out.logits, dim=1).float()                 # (batch, steps, vocab)
+        probs = torch.softmax(logits, dim=-1).gather(-1, new[:, :logits.shape[1], None])[..., 0]
+        answers = []
+        for row in range(new.shape[0]):
+            ids, ps = [], []
+            for t, p in zip(new[row].tolist(), probs[row].tolist()):
+                if t in self._stop_ids:
+                    break
+                ids.append(t)
+                ps.append(p)
+            content = [p for t, p in zip(ids, ps) if t not in self._special]
+            conf = sum(content) / len(content) if content else 0.0
+            text = tok.decode(ids, skip_special_tokens=True)
+            answers.append(Answer(text=text, token_ids=ids, token_probs=ps, confidence=round(conf, 4)))
+        return answers
+
+    def _attach_parse(self, answer: Answer, task) -> None:
+        """Parses the answer and narrows confidence to the tokens spelling the parsed fields."""
+        answer.parsed = task.parse(answer.text)
+        if not answer.parsed.ok:
+            return
+        try:
+            fields = task.fields_from_parsed(answer.parsed)
+        except Exception:  # a task that can't rebuild fields from a half answer: keep the mean
+            return
+        spans = self._token_spans(answer.token_ids)
+        picked: set[int] = set()
+        for name, value in (fields or {}).items():
+            idx = _tokens_for_value(answer.text, spans, value)
+            if idx:
+                answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 4)
+                picked |= set(idx)
+        if picked:
+            answer.confidence = round(sum(answer.token_probs[i] for i in picked) / len(picked), 4)
+
+    def _token_spans(self, ids: list[int]) -> list[tuple[int, int]]:
+        """Character span of each token in the decoded text (prefix decoding handles merged bytes)."""
+        tok = self.processor.tokenizer
+        spans, prev = [], 0
+        for i in range(len(ids)):
+            end = len(tok.decode(ids[:i + 1], skip_special_tokens=True))
+            spans.append((prev, end))
+            prev = end
+        return spans
+
+    def side_by_side(self, image, prompt: str, adapters: list[str | None] = (None,), *, task=None,
+                     **gen) -> dict[str, Answer]:
+        """One answer per adapter (None = base) for one image, on this one loaded model."""
+        out = {}
+        for name in adapters:
+            out[name or BASE] = self.generate([image], [prompt], adapter=name, task=task, **gen)[0]
+        return out
+
+
+def _task(task):
+    if task is None or not isinstance(task, str):
+        return task
+    from core.tasks import get_task
+    return get_task(task)
+
+
+def _as_image(im):
+    from PIL import Image
+
+    if isinstance(im, Image.Image):
+        return im if im.mode == "RGB" else im.convert("RGB")
+    from core.images import load_image
+    return load_image(im)
+
+
+def _value_strings(value) -> list[str]:
+    """Ways a field value may be spelled in an answer, longest first."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+        return [s for s in (", ".join(items), ",".join(items), "-".join(items), " ".join(items),
+                            "".join(items)) if s]
+    s = str(value).strip() if value is not None else ""
+    return [s] if s else []
+
+
+def _tokens_for_value(text: str, spans: list[tuple[int, int]], value) -> list[int]:
+    for s in _value_strings(value):
+        at = text.find(s)
+        if at >= 0:
+            end = at + len(s)
+            return [i for i, (a, b) in enumerate(spans) if a < end and b > at and b > a]
+    return []

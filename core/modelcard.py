@@ -1,0 +1,132 @@
+"""Text written next to exported models: the model card (README.md), the Ollama Modelfile and the
+commands that use it, and the plain statement about TensorFlow.js."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# Shown by the Export tab instead of a button that could only fail.
+TFJS_NOTE = (
+    "TensorFlow.js export is not offered: transformers 5 has no TensorFlow implementation of Gemma 3 "
+    "(its TF model classes were removed), so there is no TF graph to convert to TF.js. For running on "
+    "a device use the GGUF export (llama.cpp, Ollama, LM Studio); ONNX is the other route, but no "
+    "exporter for Gemma 3's vision + text model was tested here."
+)
+
+# Sampling defaults written into the Modelfile (the seed documents' values).
+OLLAMA_PARAMS = {"temperature": 0.7, "top_p": 0.9}
+DEFAULT_SYSTEM = "You read the image and answer exactly in the requested format, with nothing else."
+SYSTEM_BY_TASK = {
+    "keys": ("You are a locksmith's assistant. From the key photo, answer exactly three lines: "
+             "KEYWAY, BITTING (depth digits, comma-separated) and BRAND."),
+    "ui2sql": ("You turn a screenshot of an application's user interface into the SQL schema behind it: "
+               "answer only with CREATE TABLE statements."),
+}
+
+# Gemma 3's turn format as an Ollama (Go) template: system text goes in a user turn, the assistant
+# role is "model", and a turn ends with <end_of_turn>. Images are placed by Ollama itself.
+GEMMA3_OLLAMA_TEMPLATE = """{{- range $i, $_ := .Messages }}
+{{- $last := eq (len (slice $.Messages $i)) 1 }}
+{{- if or (eq .Role "user") (eq .Role "system") }}<start_of_turn>user
+{{ .Content }}<end_of_turn>
+{{ if $last }}<start_of_turn>model
+{{ end }}
+{{- else if eq .Role "assistant" }}<start_of_turn>model
+{{ .Content }}{{ if not $last }}<end_of_turn>
+{{ end }}
+{{- end }}
+{{- end }}"""
+
+OLLAMA_VISION_CAVEAT = (
+    "Ollama was not run here (it cannot be installed on this machine). Ollama takes the projector as a "
+    "second FROM line, but its own Gemma 3 engine has been reported to drop vision from a separate "
+    "mmproj file (ollama/ollama#9967); if `ollama show` lists no vision capability, create the model "
+    "from the merged folder instead (`python -m core export --format merged`, then `FROM <that folder>`), "
+    "which Ollama converts itself. llama.cpp (llama-server -m MODEL --mmproj MMPROJ) uses both files "
+    "as they are; that path is what the export verified."
+)
+
+
+def system_line(task: str | None) -> str:
+    return SYSTEM_BY_TASK.get(task or "", DEFAULT_SYSTEM)
+
+
+def modelfile(gguf_name: str, mmproj_name: str, task: str | None) -> str:
+    """An Ollama Modelfile next to the two GGUF files (paths relative to the Modelfile)."""
+    system = system_line(task).replace('"""', "'''")
+    lines = [f"FROM ./{gguf_name}", f"FROM ./{mmproj_name}",
+             f'TEMPLATE """{GEMMA3_OLLAMA_TEMPLATE}"""',
+             'PARAMETER stop "<end_of_turn>"', 'PARAMETER stop "<eos>"']
+    lines += [f"PARAMETER {k} {v}" for k, v in OLLAMA_PARAMS.items()]
+    lines.append(f'SYSTEM """{system}"""')
+    return "\n".join(lines) + "\n"
+
+
+def ollama_name(run_name: str, quant: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in run_name.lower()).strip("-.") or "model"
+    return f"trinity-{safe}:{quant}"
+
+
+def ollama_commands(out_dir: Path, name: str, image_hint: str = "./photo.png") -> list[str]:
+    return [f'cd "{out_dir}" && ollama create {name} -f Modelfile',
+            f'ollama run {name} "Read this image. {image_hint}"']
+
+
+def _config_rows(cfg: dict) -> list[str]:
+    keys = ["model_id", "task", "method", "lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora",
+            "target_modules", "finetune_vision_layers", "load_in_4bit", "learning_rate", "batch_size",
+            "gradient_accumulation_steps", "num_epochs", "max_steps", "precision", "seed"]
+    return [f"| {k} | {json.dumps(cfg[k])} |" for k in keys if k in cfg]
+
+
+def _load_snippet(kind: str, base: str, files: dict) -> str:
+    if kind == "adapter":
+        return ("```python\nfrom transformers import AutoModelForImageTextToText, AutoProcessor\n"
+                "from peft import PeftModel\n\n"
+                f'base = AutoModelForImageTextToText.from_pretrained("{base}")\n'
+                'model = PeftModel.from_pretrained(base, "PATH/TO/THIS/FOLDER")\n'
+                'processor = AutoProcessor.from_pretrained("PATH/TO/THIS/FOLDER")\n```')
+    if kind == "merged":
+        return ("```python\nfrom transformers import AutoModelForImageTextToText, AutoProcessor\n\n"
+                'model = AutoModelForImageTextToText.from_pretrained("PATH/TO/THIS/FOLDER")\n'
+                'processor = AutoProcessor.from_pretrained("PATH/TO/THIS/FOLDER")\n```')
+    return ("```bash\nllama-server -m {gguf} --mmproj {mmproj}\n"
+            "# or: ollama create NAME -f Modelfile  (see the Ollama note below)\n```").format(**files)
+
+
+def model_card(kind: str, run_name: str, cfg: dict, base_source: str, dataset: dict | None,
+               eval_summaries: list[dict], files: dict | None = None, notes: list[str] | None = None) -> str:
+    """README.md for an export of kind adapter | merged | gguf."""
+    base = cfg.get("model") or cfg.get("model_id") or "?"
+    lib = "peft" if kind == "adapter" else ("transformers" if kind == "merged" else "gguf")
+    out = ["---", f"base_model: {base}", f"library_name: {lib}",
+           "tags: [gemma3, vision-language, trinity-studio" + (", lora]" if kind == "adapter" else "]"), "---", "",
+           f"# {run_name} ({kind})", "",
+           {"adapter": "A LoRA adapter (standard PEFT folder) for the base model below, trained with Trinity Studio.",
+            "merged": "The base model with the LoRA adapter merged into its full-precision weights "
+                      "(never into quantized ones).",
+            "gguf": "llama.cpp GGUF files converted with llama.cpp's own converter: the text model and its "
+                    "vision projector (mmproj)."}[kind], "",
+           "## Base model", "", f"- id: `{base}`", f"- loaded from: `{base_source}`", "",
+           "## Task and data", "", f"- task: `{cfg.get('task', '?')}`"]
+    if dataset:
+        out.append(f"- dataset: `{dataset.get('name')}` ({dataset.get('total', '?')} images; "
+                   f"splits {json.dumps(dataset.get('split', {}))}; status {json.dumps(dataset.get('status', {}))})")
+    else:
+        out.append(f"- dataset: `{cfg.get('dataset') or '?'}` (not found on this machine at export time)")
+    out += ["", "## Training configuration", "", "| setting | value |", "| --- | --- |", *_config_rows(cfg), ""]
+    out += ["## Evaluation", ""]
+    if eval_summaries:
+        from core.evaluate import format_summary
+
+        for s in eval_summaries:
+            try:
+                out += ["```", format_summary(s), "```", ""]
+            except (KeyError, TypeError):
+                out += ["```json", json.dumps(s, indent=2)[:2000], "```", ""]
+    else:
+        out += ["No evaluation was run for this run before export.", ""]
+    out += ["## How to load", "", _load_snippet(kind, base, files or {}), ""]
+    for note in notes or []:
+        out += [f"> {note}", ""]
+    return "\n".join(out)

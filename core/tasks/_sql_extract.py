@@ -1,0 +1,66 @@
+"""Finding the SQL in a model answer: markdown fences, chatter before and after, cut-off output.
+
+The result has the same length and line layout as the answer, with everything that is not SQL
+blanked to spaces, so the parser's line/column numbers point into the text the user sees.
+"""
+from __future__ import annotations
+
+import re
+
+_STMT = (r"CREATE\s+(?:OR\s+REPLACE\s+)?(?:(?:GLOBAL|LOCAL)\s+)?(?:(?:TEMP|TEMPORARY|UNLOGGED)\s+)?"
+         r"(?:TABLE|VIEW|INDEX|UNIQUE\s+INDEX|TYPE|SCHEMA|DATABASE|SEQUENCE|EXTENSION|TRIGGER)\b"
+         r"|ALTER\s+TABLE\b|DROP\s+(?:TABLE|INDEX|VIEW)\b|INSERT\s+INTO\b")
+_STMT_AT_LINE = re.compile(r"(?im)^[ \t]*(?:" + _STMT + ")")
+_STMT_ANY = re.compile(r"(?i)\b(?:" + _STMT + ")")
+# Mid-line, only an upper-case CREATE TABLE name ( counts: "how to create a table" is prose.
+_STMT_INLINE = re.compile(
+    r"\bCREATE\s+(?:TEMP\w*\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[^\s(;]+\s*\(")
+_FENCE = re.compile(r"```[^\n`]*\n?")
+
+
+def _blank(text: str, spans: list[tuple[int, int]]) -> str:
+    """Keep text inside spans; every other character becomes a space (newlines stay)."""
+    out = [c if c == "\n" else " " for c in text]
+    for a, b in spans:
+        out[a:b] = text[a:b]
+    return "".join(out)
+
+
+def _fenced_spans(text: str) -> list[tuple[int, int]]:
+    """Contents of ``` fences; an unclosed last fence (a cut-off answer) runs to the end."""
+    spans, pos = [], 0
+    while True:
+        m = _FENCE.search(text, pos)
+        if not m:
+            return spans
+        close = text.find("```", m.end())
+        end = len(text) if close < 0 else close
+        spans.append((m.end(), end))
+        if close < 0:
+            return spans
+        pos = close + 3
+
+
+def extract_sql(text: str) -> str:
+    """The SQL part of a model answer, same length and line layout as `text`, chatter blanked."""
+    spans = [s for s in _fenced_spans(text) if _STMT_ANY.search(text, s[0], s[1])]
+    if spans:
+        out = list(_blank(text, spans))
+        # Separate fenced blocks that forgot their ';' by writing one where the fence was.
+        for a, b in spans[:-1]:
+            if text[a:b].rstrip()[-1:] != ";" and b < len(out):
+                out[b] = ";"
+        return "".join(out)
+    found = [m for m in (_STMT_AT_LINE.search(text), _STMT_INLINE.search(text)) if m]
+    m = min(found, key=lambda m: m.start()) if found else _STMT_ANY.search(text)
+    if not m:
+        return text                      # no recognisable statement: let the parser explain
+    start = m.start() + len(m.group(0)) - len(m.group(0).lstrip())
+    semi = text.rfind(";", start)
+    if semi >= 0:
+        end = semi + 1
+    else:                                # no ';': up to the end of the line with the last ')'
+        paren = text.rfind(")", start)
+        nl = text.find("\n", paren) if paren >= 0 else -1
+        end = len(text) if paren < 0 or nl < 0 else nl
+    return _blank(text, [(start, end)])

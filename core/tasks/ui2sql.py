@@ -1,0 +1,169 @@
+"""ui2sql: a screenshot of an application's UI -> the SQL schema behind it (CREATE TABLE ...).
+
+The label is SQL text (fields["sql"]); the training target is that SQL in canonical form: one
+CREATE TABLE per table, formatted by sqlglot in its generic dialect, comments dropped. Parsing
+(model answers and labels alike) lives in _sql_parse.py, metrics and the diff in _sql_score.py.
+"""
+from __future__ import annotations
+
+from core.errors import StudioError
+from core.tasks._sql_parse import (DIALECTS, MAX_CHARS, dialect_name, join_statements, parse_sql,
+                                   render, sqlglot_dialect)
+from core.tasks._sql_score import schema_diff as _schema_diff
+from core.tasks._sql_score import score_schemas, type_family
+from core.tasks.base import Field, Issue, Parsed
+
+__all__ = ["TASK", "Ui2SqlTask", "parse", "transpile", "schema_diff", "type_family", "DIALECTS",
+           "MAX_CHARS"]
+
+DEFAULT_PROMPT = (
+    "This is a screenshot of an application's user interface. Write the relational database "
+    "schema that stores the data shown in it, as SQL CREATE TABLE statements: one statement per "
+    "table, each column with a type, a PRIMARY KEY for every table and FOREIGN KEY references "
+    "between related tables. Answer with the SQL only.")
+
+
+def parse(text, dialect: str | None = None) -> Parsed:
+    """Model or label text -> Parsed (see _sql_parse). dialect None tries generic, then
+    postgres, mysql and sqlite, keeping the reading with the fewest errors. Never raises."""
+    return parse_sql(text, dialect)[0]
+
+
+def _as_parsed(value) -> Parsed:
+    return value if isinstance(value, Parsed) else parse(value)
+
+
+def transpile(sql_or_parsed, dialect: str) -> str:
+    """The schema as DDL for "postgres", "mysql", "sqlite" or "generic" (sqlglot's own).
+
+    Takes SQL text or a Parsed. Raises StudioError for an unknown dialect or when no table
+    parsed; statements that did not parse are left out (parse() reports them).
+    """
+    target = dialect_name(dialect)
+    if target is None:
+        raise StudioError(f"Unknown SQL dialect '{dialect}'.",
+                          f"Choose one of: {', '.join(DIALECTS)}.")
+    if isinstance(sql_or_parsed, Parsed):
+        parsed, creates = parse_sql(sql_or_parsed.data.get("sql") or "", "generic")
+    else:
+        parsed, creates = parse_sql(sql_or_parsed)
+    if not creates:
+        first = parsed.errors[0].message if parsed.errors else "no CREATE TABLE statement"
+        raise StudioError("There is no schema to convert.", f"Fix the SQL first: {first}")
+    return join_statements([render(c, sqlglot_dialect(target)) for c in creates])
+
+
+def schema_diff(pred, label) -> dict:
+    """Missing/extra tables and columns, type and constraint mismatches, key differences.
+    Arguments are Parsed objects or SQL text."""
+    return _schema_diff(_as_parsed(pred), _as_parsed(label))
+
+
+def _sql_of(record: dict) -> str:
+    value = (record.get("fields") or {}).get("sql")
+    return value if isinstance(value, str) else ""
+
+
+class Ui2SqlTask:
+    name = "ui2sql"
+    title = "UI screenshot -> SQL schema"
+
+    @property
+    def fields(self) -> list[Field]:
+        return [
+            Field("sql", "sql", "SQL schema",
+                  help="CREATE TABLE statements for the data this screen shows, one per table, "
+                       "with types, primary keys and REFERENCES. PostgreSQL, MySQL or SQLite."),
+            Field("domain", "text", "Domain", required=False,
+                  help="What kind of app this is (shop, CRM, booking...). For filtering only."),
+            Field("instruction", "text", "Instruction", required=False,
+                  help="A prompt for this image only; empty uses the standard prompt."),
+        ]
+
+    def prompt(self, record: dict) -> str:
+        instruction = (record.get("fields") or {}).get("instruction")
+        if isinstance(instruction, str) and instruction.strip():
+            return instruction.strip()
+        return DEFAULT_PROMPT
+
+    def target(self, record: dict) -> str:
+        """Canonical SQL; a label that does not parse is kept as written (validate flags it)."""
+        sql = _sql_of(record)
+        parsed = parse(sql)
+        return parsed.data["sql"] if parsed.ok else sql.strip()
+
+    def parse(self, text, dialect: str | None = None) -> Parsed:
+        return parse(text, dialect)
+
+    def validate(self, record: dict) -> list[Issue]:
+        sql = _sql_of(record)
+        if not sql.strip():
+            return [Issue("error", "The SQL schema is empty.", field="sql")]
+        parsed = parse(sql)
+        issues = list(parsed.errors)
+        tables = parsed.data.get("tables") or []
+        if not tables:
+            if not issues:
+                issues.append(Issue("error", "The SQL has no CREATE TABLE statement.", "sql"))
+            return issues
+        by_name: dict[str, dict] = {}
+        for t in tables:
+            key = t["name"].lower()
+            if key in by_name:
+                issues.append(Issue("error", f"Table '{t['name']}' is defined twice.", "sql"))
+            else:
+                by_name[key] = t
+        for t in tables:
+            issues.extend(_table_issues(t, by_name))
+        return issues
+
+    def score(self, parsed: Parsed, record: dict) -> dict[str, float]:
+        return score_schemas(parsed, parse(_sql_of(record)))
+
+    def fields_from_parsed(self, parsed: Parsed) -> dict:
+        return {"sql": parsed.data.get("sql") or ""}
+
+    def is_labeled(self, record: dict) -> bool:
+        return bool(_sql_of(record).strip())
+
+
+def _table_issues(t: dict, by_name: dict[str, dict]) -> list[Issue]:
+    name, issues = t["name"], []
+    cols: set[str] = set()
+    for c in t["columns"]:
+        if c["name"].lower() in cols:
+            issues.append(Issue("error", f"Column '{c['name']}' appears twice in table '{name}'.",
+                                "sql"))
+        cols.add(c["name"].lower())
+    for c in t["primary_key"]:
+        if c.lower() not in cols:
+            issues.append(Issue("error", f"PRIMARY KEY of '{name}' names a missing column '{c}'.",
+                                "sql"))
+    if not t["primary_key"]:
+        issues.append(Issue("warning", f"Table '{name}' has no primary key.", "sql"))
+    for fk in t["foreign_keys"]:
+        here = f"Foreign key {name}({', '.join(fk['columns'])})"
+        for c in fk["columns"]:
+            if c.lower() not in cols:
+                issues.append(Issue("error", f"{here} uses a missing column '{c}'.", "sql"))
+        ref = by_name.get(fk["ref_table"].lower())
+        if ref is None:
+            issues.append(Issue("error", f"{here} references a missing table "
+                                         f"'{fk['ref_table']}'.", "sql"))
+            continue
+        ref_cols = {c["name"].lower() for c in ref["columns"]}
+        if not fk["ref_columns"]:
+            issues.append(Issue("error", f"{here} references '{ref['name']}' without naming a "
+                                         "column, and that table's primary key does not match.",
+                                "sql"))
+        for c in fk["ref_columns"]:
+            if c.lower() not in ref_cols:
+                issues.append(Issue("error", f"{here} references a missing column "
+                                             f"'{ref['name']}.{c}'.", "sql"))
+        if fk["ref_columns"] and len(fk["ref_columns"]) != len(fk["columns"]):
+            issues.append(Issue("error", f"{here} has {len(fk['columns'])} column(s) but "
+                                         f"references {len(fk['ref_columns'])}.", "sql"))
+    return issues
+
+
+TASK = Ui2SqlTask()

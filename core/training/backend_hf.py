@@ -1,0 +1,88 @@
+"""The transformers + PEFT + TRL backend: runs anywhere (CPU, any CUDA GPU).
+
+It prepares what SFTTrainer needs - the model (4-bit when asked), the processor, the LoRA config
+and the collator - and leaves the training loop to TRL. The LoRA/DoRA/rsLoRA adapter itself is
+created by SFTTrainer from `peft_config` (it also handles input grads for checkpointing and the
+bf16 cast of adapters on quantized models).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from core.training.data import CountingVisionCollator
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+@dataclass
+class Prepared:
+    """What a backend hands to the job."""
+    backend: str
+    model: object
+    processor: object
+    collator: object
+    peft_config: object | None = None
+    sft_overrides: dict = field(default_factory=dict)  # SFTConfig fields a backend needs changed
+    notes: list[str] = field(default_factory=list)     # facts worth an "info" event
+
+
+def weight_dtype(cfg, precision: str) -> torch.dtype:
+    """LoRA keeps the frozen base in the compute dtype. A full fine-tune under fp16 keeps fp32
+    master weights (AMP cannot unscale fp16 gradients)."""
+    if cfg.method == "full" and precision == "fp16":
+        return torch.float32
+    return DTYPES[precision]
+
+
+def load_base(cfg, device: str, dtype: torch.dtype):
+    from core import models
+
+    model = models.load_model(cfg.model_id, device=device, dtype=dtype, load_in_4bit=cfg.load_in_4bit,
+                              double_quant=cfg.double_quant, for_training=True)
+    return model, models.load_processor(cfg.model_id)
+
+
+def disable_avx512_bf16_repack(model) -> int:
+    """bitsandbytes on a CPU with avx512_bf16 repacks 4-bit weights on the first no-grad forward;
+    training afterwards fails ("a view of a leaf Variable..."). Opting each Linear4bit out avoids it."""
+    n = 0
+    for module in model.modules():
+        if type(module).__name__ == "Linear4bit" and hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+            n += 1
+    return n
+
+
+def lora_config(cfg, model):
+    from peft import LoraConfig
+
+    from core.training.targets import target_regex
+
+    return LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=target_regex(model, cfg), use_dora=cfg.use_dora, use_rslora=cfg.use_rslora,
+        bias="none", task_type="CAUSAL_LM",
+    )
+
+
+def prepare(cfg, hw, precision: str) -> Prepared:
+    device = "cuda" if hw.cuda else "cpu"
+    model, processor = load_base(cfg, device, weight_dtype(cfg, precision))
+    notes = []
+    if getattr(model, "is_loaded_in_4bit", False):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+        if device == "cpu" and disable_avx512_bf16_repack(model):
+            notes.append("avx512_bf16 weight repacking turned off on the 4-bit layers")
+    if cfg.method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    peft_config = lora_config(cfg, model) if cfg.method == "lora" else None
+    collator = CountingVisionCollator(processor=processor, max_length=cfg.max_seq_length,
+                                      completion_only_loss=True)
+    return Prepared("hf", model, processor, collator, peft_config, notes=notes)

@@ -1,0 +1,148 @@
+"""The TrainerCallback that streams a run into events.jsonl and obeys STOP / SIGTERM.
+
+Rank 0 writes; every rank takes part in the stop decision (an all-reduce), so a multi-GPU run
+stops on the same step everywhere instead of hanging in a collective.
+"""
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+from core.training.events import EventWriter
+
+STOP_FILE = "STOP"
+
+
+class StopFlag:
+    """Set by SIGTERM / SIGINT or by a STOP file in the run folder."""
+
+    def __init__(self, run_dir: Path):
+        self.stop_file = Path(run_dir) / STOP_FILE
+        self.signalled: str | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, self._on_signal)
+            except ValueError:  # not the main thread (e.g. called from a test thread): STOP file only
+                pass
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signalled = signal.Signals(signum).name
+
+    def reason(self) -> str | None:
+        if self.signalled:
+            return self.signalled
+        return "STOP file" if self.stop_file.exists() else None
+
+
+def _agree(local: bool) -> bool:
+    """True on every rank when any rank wants to stop."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return local
+    flag = torch.tensor([1.0 if local else 0.0],
+                        device="cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return bool(flag.item() > 0)
+
+
+def memory_stats(device: str) -> dict:
+    if device == "cuda" and torch.cuda.is_available():
+        gb = 2**30
+        return {"vram_alloc_gb": torch.cuda.memory_allocated() / gb,
+                "vram_reserved_gb": torch.cuda.memory_reserved() / gb,
+                "vram_peak_gb": torch.cuda.max_memory_allocated() / gb}
+    try:
+        import psutil
+        return {"rss_gb": psutil.Process().memory_info().rss / 2**30}
+    except ImportError:
+        return {}
+
+
+class EventsCallback(TrainerCallback):
+    def __init__(self, writer: EventWriter, stop: StopFlag, start_fields: dict, device: str,
+                 truncation=None, samples_per_step: int = 1, progress: bool = False):
+        self.writer, self.stop, self.start_fields, self.device = writer, stop, start_fields, device
+        self.truncation = truncation          # TruncationStats from the collator, or None
+        self.samples_per_step = samples_per_step
+        self.progress = progress
+        self.stopped_by: str | None = None
+        self.bar = None
+        self._t0 = self._t_last = 0.0
+        self._step0 = self._step_last = 0
+        self._tokens_last: float | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def on_train_begin(self, args, state, control, model=None, **kw):
+        self._t0 = self._t_last = time.time()
+        self._step0 = self._step_last = state.global_step
+        trainable = total = 0
+        if model is not None:
+            for p in model.parameters():
+                n = p.numel() * (2 if type(p).__name__ == "Params4bit" else 1)  # 4-bit packs 2 per byte
+                total += n
+                trainable += n if p.requires_grad else 0
+        self.writer.write("start", **self.start_fields, max_steps=state.max_steps,
+                          resumed_from_step=state.global_step or None,
+                          trainable_params=trainable, total_params=total,
+                          trainable_percent=round(100 * trainable / total, 4) if total else None)
+        if self.progress and state.is_world_process_zero:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", dynamic_ncols=True)
+
+    def on_step_end(self, args, state, control, **kw):
+        if self.bar is not None:
+            self.bar.update(state.global_step - self.bar.n)
+        reason = self.stop.reason()
+        if _agree(reason is not None):
+            self.stopped_by = reason or "another rank"
+            control.should_save = True        # the Trainer saves a checkpoint of this step...
+            control.should_training_stop = True  # ...then leaves the loop
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        logs = logs or {}
+        if "loss" not in logs:
+            return  # eval logs arrive in on_evaluate; the final summary goes into the end event
+        now = time.time()
+        dt = max(now - self._t_last, 1e-9)
+        steps = state.global_step - self._step_last
+        tokens = logs.get("num_tokens")
+        tok_s = None
+        if tokens is not None and self._tokens_last is not None and tokens >= self._tokens_last:
+            tok_s = (tokens - self._tokens_last) / dt
+        elif tokens is not None and steps > 0:
+            # first log of this process: TRL counts tokens from zero in each process
+            tok_s = tokens / max(now - self._t0, 1e-9)
+        done = state.global_step - self._step0
+        per_step = (now - self._t0) / done if done > 0 else None
+        eta = per_step * max(state.max_steps - state.global_step, 0) if per_step else None
+        extra = {"truncated": self.truncation.truncated} if self.truncation is not None else {}
+        self.writer.write(
+            "log", step=state.global_step, epoch=state.epoch, loss=logs.get("loss"),
+            lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
+            token_accuracy=logs.get("mean_token_accuracy"), tokens_per_s=tok_s,
+            samples_per_s=steps * self.samples_per_step / dt if steps > 0 else None,
+            step_time_s=dt / steps if steps > 0 else None, eta_s=eta, **memory_stats(self.device), **extra)
+        if self.bar is not None and logs.get("loss") is not None:
+            self.bar.set_postfix(loss=f"{logs['loss']:.4f}")
+        self._t_last, self._step_last, self._tokens_last = now, state.global_step, tokens
+
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        metrics = metrics or {}
+        self.writer.write("eval", step=state.global_step, epoch=state.epoch, eval_loss=metrics.get("eval_loss"),
+                          eval_token_accuracy=metrics.get("eval_mean_token_accuracy"),
+                          eval_runtime_s=metrics.get("eval_runtime"))
+
+    def on_save(self, args, state, control, **kw):
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        self.writer.write("checkpoint", step=state.global_step, path=str(path))
+
+    def on_train_end(self, args, state, control, **kw):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

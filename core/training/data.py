@@ -1,0 +1,158 @@
+"""Training examples from a dataset split, in the shape TRL 1.16's SFTTrainer takes natively.
+
+Each example is {"images": [PIL], "prompt": [user turn], "completion": [assistant turn]}. With that
+shape TRL's DataCollatorForVisionLanguageModeling renders the chat template, expands the image
+tokens, pads, and - because the data is prompt/completion - sets the labels of the prompt
+(including every image token) and of the padding to -100 (trl/trainer/sft_trainer.py,
+`_collate_prompt_completion`, `completion_only_loss`). Images are loaded lazily per example, so a
+large dataset never sits in memory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+from core.errors import StudioError
+
+LABELED = ("labeled", "reviewed")
+
+
+class VisionExamples:
+    """One split's usable records; loads and resizes the image when an example is read."""
+
+    def __init__(self, dataset, task, split: str, image_side: int | None):
+        self.dataset, self.task, self.split, self.image_side = dataset, task, split, image_side
+        self.records = [r for r in dataset.records(split=split) if _usable(task, r)]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self.records):
+            raise IndexError(i)  # also ends `iter(dataset)`, which TRL uses to peek at the first example
+        record = self.records[i]
+        image = self.dataset.load_image(record)
+        if self.image_side:
+            image = resize_square(image, self.image_side)
+        return to_example(self.task, record, image)
+
+    def as_hf(self):
+        """A `datasets.Dataset` (what SFTTrainer accepts) holding only row numbers; the example,
+        image included, is built when a row is read (`with_transform`)."""
+        import datasets
+
+        def build(batch):
+            rows = [self[i] for i in batch["row"]]
+            return {key: [r[key] for r in rows] for key in ("images", "prompt", "completion")}
+
+        return datasets.Dataset.from_dict({"row": list(range(len(self)))}).with_transform(build)
+
+
+def to_example(task, record: dict, image) -> dict:
+    return {
+        "images": [image],
+        "prompt": [{"role": "user", "content": task.prompt(record)}],
+        "completion": [{"role": "assistant", "content": task.target(record)}],
+    }
+
+
+def resize_square(image: Image.Image, side: int) -> Image.Image:
+    """The processor resizes to a square without keeping the aspect ratio; doing it here first
+    keeps a 12-megapixel photo from travelling through the data loader."""
+    if image.size == (side, side):
+        return image
+    return image.convert("RGB").resize((side, side), Image.BICUBIC)
+
+
+def native_image_side(processor) -> int | None:
+    """The model's input size as its image processor states it (Gemma 3: 896, Gemma 3n: 768)."""
+    size = getattr(getattr(processor, "image_processor", None), "size", None) or {}
+    if isinstance(size, dict):
+        side = size.get("height") or size.get("shortest_edge") or size.get("width")
+    else:
+        side = getattr(size, "height", None) or getattr(size, "shortest_edge", None)
+    return int(side) if side else None
+
+
+def _usable(task, record: dict) -> bool:
+    if record.get("status") not in LABELED:
+        return False
+    is_labeled = getattr(task, "is_labeled", None)
+    return bool(is_labeled(record)) if is_labeled else True
+
+
+def load_splits(cfg, processor):
+    """(train, eval or None, image side). Raises StudioError when there is nothing to train on."""
+    from core.dataset import Dataset
+
+    ds = Dataset.open(cfg.dataset)
+    task = ds.task
+    if cfg.task and task.name != cfg.task:
+        raise StudioError(f"The dataset is a '{task.name}' dataset but the config says task={cfg.task}.",
+                          f"Set task={task.name}, or pick a {cfg.task} dataset.")
+    side = cfg.image_size or native_image_side(processor)
+    train = VisionExamples(ds, task, cfg.train_split, side)
+    if len(train) == 0:
+        raise StudioError(f"The '{cfg.train_split}' split has no labeled examples.",
+                          "Label some images and assign a train split in the Datasets tab "
+                          "(`python -m core dataset split`).")
+    ev = VisionExamples(ds, task, cfg.eval_split, side) if cfg.eval_split else None
+    return train, (ev if ev is not None and len(ev) else None), side
+
+
+@dataclass
+class TruncationStats:
+    """What max_seq_length cut off, across all batches of this process."""
+    truncated: int = 0
+    examples_seen: int = 0
+    longest: int = 0
+
+    def to_dict(self) -> dict:
+        return {"truncated": self.truncated, "examples_seen": self.examples_seen, "longest_tokens": self.longest}
+
+
+def truncate_batch(out: dict, limit: int | None, stats: TruncationStats) -> dict:
+    """Cuts an untruncated, right-padded batch to `limit` tokens exactly as TRL would (keep the
+    start), counting the examples that lose tokens. A cut inside the prompt would drop image tokens
+    and crash the model with an opaque shape error, so that fails with advice instead."""
+    lengths = out["attention_mask"].sum(dim=1)
+    stats.examples_seen += len(lengths)
+    stats.longest = max(stats.longest, int(lengths.max()))
+    if limit is None or out["input_ids"].shape[1] <= limit:
+        return out
+    answer = out["labels"] != -100
+    prompt_len = torch.where(answer.any(1), answer.int().argmax(1), lengths)
+    if int(prompt_len.max()) >= limit:
+        raise StudioError(
+            f"max_seq_length={limit} is shorter than a prompt with its image tokens ({int(prompt_len.max())} tokens).",
+            f"Raise max_seq_length to at least {int(lengths.max())} (the longest example in this batch).")
+    stats.truncated += int((lengths > limit).sum())
+    for key in ("input_ids", "attention_mask", "labels", "token_type_ids", "mm_token_type_ids"):
+        if key in out and getattr(out[key], "dim", lambda: 0)() == 2:
+            out[key] = out[key][:, :limit]
+    return out
+
+
+@dataclass
+class CountingVisionCollator(DataCollatorForVisionLanguageModeling):
+    """TRL's collator, plus counting what max_length cuts off (TRL truncates silently).
+
+    The batch is built untruncated (TRL flushes it left), then cut by truncate_batch. Use with
+    dataloader_num_workers=0: the counters live in this process.
+    """
+
+    stats: TruncationStats | None = None
+
+    def torch_call(self, examples):
+        if self.stats is None:
+            self.stats = TruncationStats()
+        limit = self.max_length
+        self.max_length = None
+        try:
+            out = super().torch_call(examples)
+        finally:
+            self.max_length = limit
+        return truncate_batch(out, limit, self.stats)

@@ -1,0 +1,187 @@
+"""The training job: `python -m core train --run RUN_DIR [--resume]`.
+
+Reads RUN/config.json, trains with the chosen backend through TRL's SFTTrainer, streams
+events.jsonl, writes TensorBoard logs to RUN/tb/, checkpoints to RUN/checkpoints/, and the result
+to RUN/adapter/ (LoRA family: a standard PEFT adapter) or RUN/model/ (full fine-tune). Runs
+unchanged under `accelerate launch`: only rank 0 writes events and outputs.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import traceback
+from pathlib import Path
+
+from core.errors import StudioError
+from core.fsutil import atomic_write_json
+from core.training.config import TrainConfig
+from core.training.events import EventWriter, oom_hint
+
+BACKEND_FILE = "backend.json"
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    ckpts = [p for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*")
+             if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[-1])) if ckpts else None
+
+
+def _scrub(text: str) -> str:
+    """The HF token must never reach events or logs, even inside a library's error message."""
+    try:
+        from core.models import hf_token
+        token = hf_token()
+    except Exception:
+        token = None
+    return text.replace(token, "***") if token and len(token) > 4 else text
+
+
+def sft_args(cfg: TrainConfig, hw, run_dir: Path, precision: str, has_eval: bool, overrides: dict):
+    from trl import SFTConfig
+
+    eval_every = cfg.eval_steps if has_eval and cfg.eval_steps > 0 else None
+    kwargs = dict(
+        output_dir=str(run_dir / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float below 1 is a share of the total steps
+        num_train_epochs=cfg.num_epochs, max_steps=cfg.max_steps,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm or None,
+        optim=cfg.resolved_optimizer(hw),
+        bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not hw.cuda,
+        activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5's name for it
+        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
+        logging_steps=cfg.logging_steps, logging_first_step=True,
+        eval_strategy="steps" if eval_every else "no", eval_steps=eval_every,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed, data_seed=cfg.seed,
+        report_to=["tensorboard"], disable_tqdm=True,
+        max_length=cfg.max_seq_length, completion_only_loss=True, remove_unused_columns=False,
+        dataloader_num_workers=0,  # the truncation counters live in the collator, in this process
+        packing=False, padding_free=False,
+    )
+    kwargs.update(overrides)
+    return SFTConfig(**kwargs)
+
+
+def _save_output(trainer, prepared, cfg: TrainConfig, run_dir: Path) -> Path:
+    """RUN/adapter (PEFT) or RUN/model (full), written beside and swapped in whole."""
+    name = "adapter" if cfg.method == "lora" else "model"
+    final, tmp = run_dir / name, run_dir / f".{name}.tmp"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))  # collective under DDP/FSDP; writes on rank 0 only
+    if trainer.is_world_process_zero():
+        prepared.processor.save_pretrained(str(tmp))  # inference/export find everything in one folder
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    return final
+
+
+def _train(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWriter, progress: bool) -> str:
+    import torch
+    from trl import SFTTrainer
+
+    from core.training.callbacks import EventsCallback, StopFlag
+    from core.training.data import load_splits
+    from core.training.hardware import detect
+
+    stop = StopFlag(run_dir)
+    stop.install()
+    hw = detect()
+    cfg.validate(hw)
+    torch.manual_seed(cfg.seed)
+    backend, precision = cfg.resolved_backend(hw), cfg.resolved_precision(hw)
+    ckpt = last_checkpoint(run_dir) if resume else None
+    if resume and ckpt is None:
+        raise StudioError("There is no checkpoint to resume from in this run.",
+                          "Start the run again without --resume (checkpoints are saved every save_steps).")
+    writer.write("info", phase="loading_model", backend=backend, model_id=cfg.model_id)
+    if backend == "unsloth":
+        from core.training import backend_unsloth as impl
+    else:
+        from core.training import backend_hf as impl
+    prepared = impl.prepare(cfg, hw, precision)
+    train_ds, eval_ds, side = load_splits(cfg, prepared.processor)
+    for note in prepared.notes:
+        writer.write("info", message=note)
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    record = {"backend": backend, "device": hw.describe(), "precision": precision,
+              "optimizer": cfg.resolved_optimizer(hw), "world_size": world,
+              "global_batch": cfg.batch_size * cfg.gradient_accumulation_steps * world,
+              "image_size": side, "n_train": len(train_ds), "n_eval": len(eval_ds) if eval_ds else 0}
+    if writer.enabled:
+        atomic_write_json(run_dir / BACKEND_FILE, {**record, "hardware": hw.to_dict(), "versions": _versions()})
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tb")
+    args = sft_args(cfg, hw, run_dir, precision, eval_ds is not None, prepared.sft_overrides)
+    stats = getattr(prepared.collator, "stats", None)
+    callback = EventsCallback(
+        writer, stop, {"config_hash": cfg.config_hash(), **record, "resume_from": str(ckpt) if ckpt else None},
+        hw.device, truncation=stats, samples_per_step=record["global_batch"], progress=progress)
+    trainer = SFTTrainer(model=prepared.model, args=args, train_dataset=train_ds.as_hf(),
+                         eval_dataset=eval_ds.as_hf() if eval_ds is not None else None,
+                         processing_class=prepared.processor, data_collator=prepared.collator,
+                         peft_config=prepared.peft_config, callbacks=[callback])
+    if stats is None:  # the Unsloth wrapper exposes its stats only after construction
+        callback.truncation = getattr(trainer.data_collator, "stats", None)
+    writer.write("info", phase="training")
+    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    status = "stopped" if callback.stopped_by else "completed"
+    if status == "completed" and eval_ds is not None and not args.eval_strategy == "steps":
+        trainer.evaluate()  # eval_steps=0: one evaluation at the end
+    writer.write("info", phase="saving")
+    out = _save_output(trainer, prepared, cfg, run_dir)
+    summary = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
+    writer.end(status, step=trainer.state.global_step, max_steps=trainer.state.max_steps,
+               output=str(out), stopped_by=callback.stopped_by,
+               truncation=callback.truncation.to_dict() if callback.truncation else None,
+               train_loss=summary.get("train_loss"), train_runtime_s=summary.get("train_runtime"))
+    return status
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+    out = {}
+    for pkg in ("torch", "transformers", "peft", "trl", "accelerate", "bitsandbytes", "unsloth"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def run_job(run_dir: str | os.PathLike, resume: bool = False, progress: bool | None = None) -> int:
+    """Runs one training job to its end event. Exit code: 0 completed/stopped, 2 a StudioError,
+    3 out of memory, 1 anything else."""
+    run_dir = Path(run_dir).resolve()
+    if not (run_dir / "config.json").is_file():
+        raise StudioError(f"{run_dir} is not a run folder (no config.json).",
+                          "Create a run with `python -m core train --dataset DIR`.")
+    writer = EventWriter(run_dir)
+    if writer.enabled:
+        (run_dir / "STOP").unlink(missing_ok=True)  # a stale STOP from the last stop must not end this one
+    if progress is None:
+        progress = sys.stderr.isatty()
+    cfg = TrainConfig.load(run_dir / "config.json")
+    try:
+        _train(cfg, run_dir, resume, writer, progress)
+        return 0
+    except StudioError as e:
+        writer.end("failed", error=_scrub(e.message), hint=_scrub(e.hint))
+        print(f"error: {_scrub(e.message)}\nhint: {_scrub(e.hint)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - every failure must end with an end event
+        text = _scrub(f"{type(e).__name__}: {e}")
+        traceback.print_exc()
+        if _is_oom(e):
+            writer.end("failed", error=text, hint=oom_hint(cfg))
+            return 3
+        writer.end("failed", error=text[:2000], hint="See log.txt in the run folder for the full traceback.")
+        return 1
+
+
+def _is_oom(e: BaseException) -> bool:
+    import torch
+    return isinstance(e, torch.OutOfMemoryError) or "out of memory" in str(e).lower()

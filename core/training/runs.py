@@ -1,0 +1,167 @@
+"""Run folders: create one, list them with their status, start the job as a detached subprocess,
+stop it. The UI and the CLI both go through here; the job itself is core/training/job.py.
+
+RUN/config.json  the TrainConfig as launched      RUN/events.jsonl  what happened
+RUN/backend.json backend, device, versions        RUN/log.txt       the job's stdout + stderr
+RUN/pid          the job's process id             RUN/STOP          present = please stop
+"""
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from core import workspace
+from core.errors import StudioError
+from core.fsutil import atomic_write_text
+from core.training.callbacks import STOP_FILE
+from core.training.config import TrainConfig
+from core.training.events import last_of, read_events
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,99}$")
+
+
+def new_run_id(cfg: TrainConfig) -> str:
+    model = re.sub(r"[^A-Za-z0-9]+", "-", cfg.model_id.rsplit("/", 1)[-1]).strip("-").lower() or "model"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.task}-{model}-{secrets.token_hex(2)}"
+
+
+def create_run(config: TrainConfig, workspace_dir: str | os.PathLike | None = None,
+               run_id: str | None = None, run_dir: str | os.PathLike | None = None) -> Path:
+    """A new run folder holding config.json (the dataset path made absolute). Fails if it exists."""
+    if run_dir is None:
+        run_id = run_id or new_run_id(config)
+        if not _RUN_ID.match(run_id):
+            raise StudioError(f"'{run_id}' is not a usable run name.", "Use letters, digits, '-', '_' and '.'.")
+        run_dir = workspace.runs_dir(workspace_dir) / run_id
+    run_dir = Path(run_dir)
+    if (run_dir / "config.json").exists():
+        raise StudioError(f"A run already exists at {run_dir}.", "Pick another name, or resume that run.")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise StudioError(f"{run_dir} exists and is not empty.", "Pick a new folder for the run.")
+    if config.dataset:
+        config.dataset = str(Path(config.dataset).expanduser().resolve())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.save(run_dir / "config.json")
+    return run_dir.resolve()
+
+
+def _pid_alive(pid: int) -> bool:
+    """The job's process is running (not a zombie, not a recycled pid running something else)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                return False
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"train" in f.read()
+    except OSError:
+        return True  # no /proc (not Linux): trust kill(0)
+
+
+def run_status(run_dir: str | os.PathLike) -> dict:
+    """{"status": created|running|completed|stopped|failed|interrupted, "step", "max_steps", "loss",
+    "eval_loss", "error", "hint", ...} from events.jsonl and the job's pid."""
+    run_dir = Path(run_dir)
+    events = read_events(run_dir)
+    last = events[-1] if events else None
+    pid_file = run_dir / "pid"
+    pid = _read_pid(run_dir)
+    # a resumed job may not have written yet: a pid newer than the last end event is this job's
+    alive = pid is not None and _pid_alive(pid) and (
+        last is None or last["type"] != "end" or pid_file.stat().st_mtime > last.get("time", 0))
+    out = {"run_id": run_dir.name, "path": str(run_dir), "events": len(events)}
+    if alive:
+        status = "running"
+    elif last is not None and last["type"] == "end":
+        status = last.get("status", "failed")
+        out.update({k: last[k] for k in ("error", "hint", "stopped_by", "output") if last.get(k)})
+    elif events:
+        status = "interrupted"  # the process died without an end event (killed, out of RAM)
+    else:
+        status = "created"
+    out["status"] = status
+    out["stop_requested"] = status == "running" and (run_dir / STOP_FILE).exists()
+    start, log, ev = last_of(events, "start"), last_of(events, "log"), last_of(events, "eval")
+    if start:
+        out.update(backend=start.get("backend"), device=start.get("device"), max_steps=start.get("max_steps"))
+    if log:
+        out.update(step=log.get("step"), epoch=log.get("epoch"), loss=log.get("loss"), eta_s=log.get("eta_s"))
+    if last is not None and last["type"] == "end" and last.get("step") is not None:
+        out["step"] = last["step"]
+    if ev:
+        out["eval_loss"] = ev.get("eval_loss")
+    out["has_adapter"] = (run_dir / "adapter" / "adapter_config.json").is_file()
+    out["has_model"] = (run_dir / "model" / "config.json").is_file()
+    return out
+
+
+def list_runs(workspace_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Every run folder (newest first) with its status and the config's headline values."""
+    out = []
+    root = workspace.runs_dir(workspace_dir)
+    for d in sorted((p for p in root.iterdir() if (p / "config.json").is_file()),
+                    key=lambda p: p.stat().st_mtime, reverse=True):
+        st = run_status(d)
+        try:
+            cfg = TrainConfig.load(d / "config.json")
+            st.update(model_id=cfg.model_id, task=cfg.task, method=cfg.method, dataset=cfg.dataset)
+        except StudioError as e:
+            st.update(config_error=e.message)
+        out.append(st)
+    return out
+
+
+def _read_pid(run_dir: Path) -> int | None:
+    try:
+        return int((run_dir / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def job_command(run_dir: Path, resume: bool, gpus: int) -> list[str]:
+    cmd = ["-m", "core", "train", "--run", str(run_dir)] + (["--resume"] if resume else [])
+    if gpus > 1:  # same entry point, one process per GPU; the job writes from rank 0 only
+        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus)] + cmd
+    return [sys.executable] + cmd
+
+
+def start_run_subprocess(run_dir: str | os.PathLike, resume: bool = False) -> subprocess.Popen:
+    """Starts the job detached from the caller (own session: closing the UI leaves it running);
+    stdout and stderr go to RUN/log.txt. Refuses a run that is already running."""
+    run_dir = Path(run_dir).resolve()
+    cfg = TrainConfig.load(run_dir / "config.json")
+    if run_status(run_dir)["status"] == "running":
+        raise StudioError("This run is already training.", "Stop it first, or open its progress.")
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    env = dict(os.environ)
+    repo = str(workspace.REPO)
+    env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    log = open(run_dir / "log.txt", "ab")
+    try:
+        proc = subprocess.Popen(job_command(run_dir, resume, cfg.gpus), cwd=repo, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    finally:
+        log.close()
+    atomic_write_text(run_dir / "pid", f"{proc.pid}\n")
+    return proc
+
+
+def stop_run(run_dir: str | os.PathLike) -> None:
+    """Asks the job to stop: it saves a checkpoint at the end of the current step and ends with
+    status "stopped". The STOP file works across machines and for accelerate launches."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise StudioError(f"{run_dir} is not a run folder.", "Pick a run from the list.")
+    atomic_write_text(run_dir / STOP_FILE, f"requested {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
