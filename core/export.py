@@ -52,8 +52,11 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     report = _Progress(progress, {"adapter": 3, "merged": 4, "gguf": 9}[fmt])
     started = time.perf_counter()
+    from core import models
+
     summary = {"format": fmt, "run": run.name, "run_dir": str(run), "base_model": cfg["model"],
-               "task": cfg.get("task"), "out_dir": str(out), "quant": quant}
+               "base_source": models.resolve(cfg["model"]), "task": cfg.get("task"), "out_dir": str(out),
+               "quant": quant}
     try:
         if fmt == "adapter":
             summary.update(_export_adapter(cfg, adapter, tmp, report))
@@ -281,7 +284,8 @@ def hf_greedy(model, processor, image, prompt: str, max_new_tokens: int = REF_TO
     tok = processor.tokenizer
     stops = [tok.eos_token_id, tok.convert_tokens_to_ids("<end_of_turn>")]
     text = processor.apply_chat_template(chat_messages(prompt), add_generation_prompt=True, tokenize=False)
-    inputs = processor(text=[text], images=[[image]], return_tensors="pt")
+    # The template already starts with <bos>; TRL trains without a second one, so none is added here.
+    inputs = processor(text=[text], images=[[image]], return_tensors="pt", add_special_tokens=False)
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     with torch.inference_mode():
         out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,

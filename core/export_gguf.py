@@ -138,7 +138,29 @@ def converter_source(merged_dir: Path, dest: Path) -> Path:
             (dest / f.name).write_text(json.dumps(index, indent=2))
         elif f.is_file():
             shutil.copy2(f, dest / f.name)
+    _restore_added_tokens(dest)
     return dest
+
+
+def _restore_added_tokens(folder: Path) -> None:
+    """The converter types Gemma's special tokens (<start_of_turn>, <start_of_image>, ...) from
+    tokenizer_config.json's `added_tokens_decoder`, which transformers 5 no longer writes; without it
+    they become ordinary text pieces in the GGUF and llama.cpp spells them out letter by letter. The
+    same entries are rebuilt here from tokenizer.json's `added_tokens`."""
+    import json
+
+    cfg_path, tok_path = folder / "tokenizer_config.json", folder / "tokenizer.json"
+    if not cfg_path.is_file() or not tok_path.is_file():
+        return
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    if cfg.get("added_tokens_decoder"):
+        return
+    added = json.loads(tok_path.read_text(encoding="utf-8")).get("added_tokens") or []
+    cfg["added_tokens_decoder"] = {
+        str(t["id"]): {k: t.get(k, d) for k, d in (("content", ""), ("lstrip", False), ("normalized", False),
+                                                    ("rstrip", False), ("single_word", False), ("special", False))}
+        for t in added if "id" in t and "content" in t}
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
 
 
 # ------------------------------------------------------------------------------ convert, quantize

@@ -246,7 +246,7 @@ class Engine:
             content = [p for t, p in zip(ids, ps) if t not in self._special]
             conf = sum(content) / len(content) if content else 0.0
             text = tok.decode(ids, skip_special_tokens=True)
-            answers.append(Answer(text=text, token_ids=ids, token_probs=ps, confidence=round(conf, 4)))
+            answers.append(Answer(text=text, token_ids=ids, token_probs=ps, confidence=round(conf, 6)))
         return answers
 
     def _attach_parse(self, answer: Answer, task) -> None:
@@ -263,10 +263,10 @@ class Engine:
         for name, value in (fields or {}).items():
             idx = _tokens_for_value(answer.text, spans, value)
             if idx:
-                answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 4)
+                answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
                 picked |= set(idx)
         if picked:
-            answer.confidence = round(sum(answer.token_probs[i] for i in picked) / len(picked), 4)
+            answer.confidence = round(sum(answer.token_probs[i] for i in picked) / len(picked), 6)
 
     def _token_spans(self, ids: list[int]) -> list[tuple[int, int]]:
         """Character span of each token in the decoded text (prefix decoding handles merged bytes)."""

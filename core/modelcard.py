@@ -126,7 +126,7 @@ def model_card(kind: str, run_name: str, cfg: dict, base_source: str, dataset: d
                 out += ["```json", json.dumps(s, indent=2)[:2000], "```", ""]
     else:
         out += ["No evaluation was run for this run before export.", ""]
-    out += ["## How to load", "", _load_snippet(kind, base, files or {}), ""]
+    out += ["## How to load", "", _load_snippet(kind, base_source, files or {}), ""]
     for note in notes or []:
         out += [f"> {note}", ""]
     return "\n".join(out)

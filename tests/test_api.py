@@ -23,7 +23,7 @@ from PIL import Image
 from core.api import EngineProvider, create_api
 from core.keyways import get_keyway
 from core.workspace import REPO
-from test_infer import TARGET_A, demo_dir, key_image, make_run  # noqa: F401  (demo_dir is a fixture)
+from test_infer import TARGET_A, demo_dir, key_image, run_folder  # noqa: F401  (demo_dir is a fixture)
 
 torch.set_num_threads(1)
 SQL = "CREATE TABLE users (\n  id INT PRIMARY KEY,\n  email TEXT NOT NULL\n);"
@@ -61,8 +61,8 @@ def png(im: Image.Image) -> bytes:
 @pytest.fixture(scope="module")
 def runs(demo_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("api_runs")
-    return {"keys": make_run(demo_dir, root / "keys_run", TARGET_A, seed=1),
-            "ui2sql": make_run(demo_dir, root / "sql_run", SQL, task="ui2sql", seed=3, steps=100)}
+    return {"keys": run_folder(demo_dir, root / "keys_run", TARGET_A, seed=1),
+            "ui2sql": run_folder(demo_dir, root / "sql_run", SQL, task="ui2sql", seed=3, steps=60)}
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ memorise one answer each, so "base vs run" compares two genuinely different mode
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,22 @@ TARGET_A = "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
 TARGET_B = "KEYWAY: KW1\nBITTING: 3,3,1,6,2\nBRAND: Kwikset"
 
 
+# Built models and adapters live for the whole session (removed at exit); other test modules import
+# these helpers, so the caches are module globals rather than per-module fixtures.
+_TMP = tempfile.TemporaryDirectory(prefix="trinity-infer-tests-")
+_DEMO: list[Path] = []
+
+
 @pytest.fixture(scope="session")
-def demo_dir(request, tmp_path_factory) -> Path:
+def demo_dir(request) -> Path:
     """The demo model folder: conftest's shared one when it exists, else built here once."""
     try:
         return Path(request.getfixturevalue("demo_model_path"))
     except pytest.FixtureLookupError:
-        from core.demo_model import build_demo_model
-        return build_demo_model(tmp_path_factory.mktemp("demo") / "model")
+        if not _DEMO:
+            from core.demo_model import build_demo_model
+            _DEMO.append(build_demo_model(Path(_TMP.name) / "demo"))
+        return _DEMO[0]
 
 
 def key_image(shade: int = 128) -> Image.Image:
@@ -41,8 +50,31 @@ def key_image(shade: int = 128) -> Image.Image:
     return im
 
 
+_TRAINED: dict[tuple, Path] = {}
+
+
+def trained_adapter(model_dir: Path, target: str, task: str = "keys", steps: int = 50, seed: int = 0) -> Path:
+    """make_run's adapter, trained once per session (test_api and test_evaluate reuse them)."""
+    key = (str(model_dir), target, task, steps, seed)
+    if key not in _TRAINED:
+        root = Path(tempfile.mkdtemp(prefix="adapter-", dir=_TMP.name))
+        _TRAINED[key] = make_run(model_dir, root / "run", target, task=task, steps=steps, seed=seed) / "adapter"
+    return _TRAINED[key]
+
+
+def run_folder(model_dir: Path, run_dir: Path, target: str, task: str = "keys", dataset: str = "",
+               steps: int = 50, seed: int = 0) -> Path:
+    """A run folder (config.json + adapter/) whose adapter memorised `target`."""
+    import shutil
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(trained_adapter(model_dir, target, task, steps, seed), run_dir / "adapter")
+    (run_dir / "config.json").write_text(json.dumps({"model_id": str(model_dir), "task": task,
+                                                      "dataset": dataset}))
+    return run_dir
+
+
 def make_run(model_dir: Path, run_dir: Path, target: str, task: str = "keys", dataset: str = "",
-             steps: int = 80, seed: int = 0) -> Path:
+             steps: int = 50, seed: int = 0) -> Path:
     """Trains a LoRA adapter that memorises `target` for the task prompt (training's chat format:
     user turn = image + prompt, loss on the answer and <end_of_turn> only) and writes a run folder."""
     from peft import LoraConfig, get_peft_model
@@ -75,8 +107,8 @@ def make_run(model_dir: Path, run_dir: Path, target: str, task: str = "keys", da
 @pytest.fixture(scope="module")
 def runs(demo_dir, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
-    return {"runA": make_run(demo_dir, root / "runA", TARGET_A, seed=1),
-            "runB": make_run(demo_dir, root / "runB", TARGET_B, seed=2)}
+    return {"runA": run_folder(demo_dir, root / "runA", TARGET_A, seed=1),
+            "runB": run_folder(demo_dir, root / "runB", TARGET_B, seed=2)}
 
 
 @pytest.fixture

@@ -144,6 +144,7 @@ def fingerprint(folder: Path) -> str | None:
 
 def replace_folder(new: Path, dest: Path) -> None:
     """Moves new into dest; the old folder is removed only after the new one is in place."""
+    (new / ".lock").unlink(missing_ok=True)  # the dataset API's lock file is no content to ship
     old = dest.with_name(f".{dest.name}.old")
     if old.exists():
         shutil.rmtree(old)

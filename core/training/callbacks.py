@@ -23,13 +23,20 @@ class StopFlag:
     def __init__(self, run_dir: Path):
         self.stop_file = Path(run_dir) / STOP_FILE
         self.signalled: str | None = None
+        self._previous: dict = {}
 
     def install(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
-                signal.signal(sig, self._on_signal)
+                self._previous[sig] = signal.signal(sig, self._on_signal)
             except ValueError:  # not the main thread (e.g. called from a test thread): STOP file only
                 pass
+
+    def restore(self) -> None:
+        """Gives the signals back (the job may run inside a longer-lived process, e.g. tests)."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
     def _on_signal(self, signum, frame) -> None:
         self.signalled = signal.Signals(signum).name

@@ -48,7 +48,12 @@ class VisionExamples:
             rows = [self[i] for i in batch["row"]]
             return {key: [r[key] for r in rows] for key in ("images", "prompt", "completion")}
 
-        return datasets.Dataset.from_dict({"row": list(range(len(self)))}).with_transform(build)
+        level = datasets.logging.get_verbosity()
+        datasets.logging.set_verbosity_error()  # "transform couldn't be hashed": nothing is cached here
+        try:
+            return datasets.Dataset.from_dict({"row": list(range(len(self)))}).with_transform(build)
+        finally:
+            datasets.logging.set_verbosity(level)
 
 
 def to_example(task, record: dict, image) -> dict:
@@ -146,9 +151,10 @@ class CountingVisionCollator(DataCollatorForVisionLanguageModeling):
 
     stats: TruncationStats | None = None
 
+    def __post_init__(self):
+        self.stats = self.stats or TruncationStats()
+
     def torch_call(self, examples):
-        if self.stats is None:
-            self.stats = TruncationStats()
         limit = self.max_length
         self.max_length = None
         try:

@@ -81,15 +81,30 @@ def _save_output(trainer, prepared, cfg: TrainConfig, run_dir: Path) -> Path:
 
 
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWriter, progress: bool) -> str:
-    import torch
-    from trl import SFTTrainer
-
-    from core.training.callbacks import EventsCallback, StopFlag
-    from core.training.data import load_splits
-    from core.training.hardware import detect
+    from core.training.callbacks import StopFlag
 
     stop = StopFlag(run_dir)
     stop.install()
+    tb_before = os.environ.get("TENSORBOARD_LOGGING_DIR")
+    try:
+        return _train_inner(cfg, run_dir, resume, writer, progress, stop)
+    finally:
+        stop.restore()
+        if tb_before is None:
+            os.environ.pop("TENSORBOARD_LOGGING_DIR", None)
+        else:
+            os.environ["TENSORBOARD_LOGGING_DIR"] = tb_before
+
+
+def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWriter, progress: bool,
+                 stop) -> str:
+    import torch
+    from trl import SFTTrainer
+
+    from core.training.callbacks import EventsCallback
+    from core.training.data import load_splits
+    from core.training.hardware import detect
+
     hw = detect()
     cfg.validate(hw)
     torch.manual_seed(cfg.seed)
@@ -124,6 +139,9 @@ def _train(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWriter, p
                          eval_dataset=eval_ds.as_hf() if eval_ds is not None else None,
                          processing_class=prepared.processor, data_collator=prepared.collator,
                          peft_config=prepared.peft_config, callbacks=[callback])
+    if progress:  # our bar replaces transformers' printing of every log dict
+        from transformers import PrinterCallback
+        trainer.remove_callback(PrinterCallback)
     if stats is None:  # the Unsloth wrapper exposes its stats only after construction
         callback.truncation = getattr(trainer.data_collator, "stats", None)
     writer.write("info", phase="training")

@@ -1,0 +1,136 @@
+"""Real training runs of the offline demo model on the demo keys dataset, on CPU (small budgets)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.training.events import last_of, read_events
+
+ROOT = Path(__file__).resolve().parent.parent
+KEYS = ROOT / "assets" / "demo" / "keys"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _types(events):
+    return [e["type"] for e in events]
+
+
+def test_cli_full_finetune_loss_falls(workspace, tmp_path):
+    """python -m core train --dataset ... --set ...: the demo default (full fine-tune) learns."""
+    from core.__main__ import main
+
+    run = tmp_path / "run"
+    code = main(["train", "--dataset", str(KEYS), "--out", str(run), "--no-progress",
+                 "--set", "max_steps=14", "--set", "batch_size=4", "--set", "logging_steps=1",
+                 "--set", "save_steps=100", "--set", "warmup_ratio=0", "--set", "learning_rate=2e-3"])
+    assert code == 0
+    events = read_events(run)
+    types = _types(events)
+    assert types.index("start") < types.index("log") < types.index("end")
+    start, end = last_of(events, "start"), last_of(events, "end")
+    assert end["status"] == "completed" and end["step"] == 14
+    assert start["backend"] == "hf" and start["trainable_params"] > 0 and start["config_hash"]
+    logs = [e for e in events if e["type"] == "log"]
+    assert [e["step"] for e in logs] == list(range(1, 15))
+    for key in ("loss", "lr", "grad_norm", "tokens_per_s", "samples_per_s", "rss_gb", "eta_s", "truncated"):
+        assert key in logs[-1], key
+    first = sum(e["loss"] for e in logs[:3]) / 3
+    last = sum(e["loss"] for e in logs[-3:]) / 3
+    assert last < first - 0.5, (first, last)
+    assert "eval" in types  # the demo dataset has a val split: evaluated once at the end
+    assert json.loads((run / "backend.json").read_text())["backend"] == "hf"
+    assert any((run / "tb").iterdir())
+
+    from transformers import AutoModelForImageTextToText
+    model = AutoModelForImageTextToText.from_pretrained(run / "model")
+    assert sum(p.numel() for p in model.parameters()) == start["total_params"]
+
+
+def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path):
+    """The UI path: a detached job, a STOP file, then --resume from the checkpoint it saved."""
+    from core.training.config import default_config
+    from core.training.hardware import CPU_ONLY
+    from core.training.job import run_job
+    from core.training.runs import create_run, list_runs, run_status, start_run_subprocess, stop_run
+
+    cfg = default_config("demo", CPU_ONLY, dataset=str(KEYS), task="keys", method="lora", learning_rate=5e-3,
+                         max_steps=8, batch_size=2, logging_steps=1, save_steps=100, eval_split="")
+    run = create_run(cfg, run_id="stop-resume")
+    assert run.parent == workspace / "runs" and run_status(run)["status"] == "created"
+
+    proc = start_run_subprocess(run)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:
+            if any(e["type"] == "log" and e["step"] >= 2 for e in read_events(run)):
+                break
+            time.sleep(0.5)
+        assert run_status(run)["status"] == "running"
+        stop_run(run)
+        assert proc.wait(timeout=180) == 0, (run / "log.txt").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    events = read_events(run)
+    end = last_of(events, "end")
+    assert end["status"] == "stopped" and end["stopped_by"] == "STOP file", end
+    stopped_at = end["step"]
+    assert 2 <= stopped_at < 8
+    ckpt = last_of(events, "checkpoint")
+    assert ckpt["step"] == stopped_at and Path(ckpt["path"]).is_dir()
+    assert run_status(run)["status"] == "stopped"
+
+    assert run_job(run, resume=True, progress=False) == 0
+    events = read_events(run)
+    start, end = last_of(events, "start"), last_of(events, "end")
+    assert start["resumed_from_step"] == stopped_at
+    assert end["status"] == "completed" and end["step"] == 8
+    resumed_logs = [e["step"] for e in events[events.index(start):] if e["type"] == "log"]
+    assert resumed_logs == list(range(stopped_at + 1, 9))
+    # the LR schedule continues too: linear decay means lr keeps falling from where it stopped
+    lrs = [e["lr"] for e in events if e["type"] == "log"]
+    assert lrs[-1] < lrs[stopped_at - 1]
+    status = run_status(run)
+    assert status["status"] == "completed" and status["has_adapter"]
+    assert [r["run_id"] for r in list_runs()] == ["stop-resume"]
+
+    from peft import PeftModel
+    from core import models
+    base = models.load_model("demo", device="cpu")
+    model = PeftModel.from_pretrained(base, run / "adapter")
+    assert any("lora_A" in n for n, _ in model.named_parameters())
+    cfg_json = json.loads((run / "adapter" / "adapter_config.json").read_text())
+    assert cfg_json["peft_type"] == "LORA" and cfg_json["r"] == cfg.lora_r
+
+
+def test_failures_end_with_a_failed_event(workspace, tmp_path):
+    from core.training.config import default_config
+    from core.training.hardware import CPU_ONLY
+    from core.training.job import run_job
+    from core.training.runs import create_run
+
+    cfg = default_config("demo", CPU_ONLY, dataset=str(KEYS), max_steps=2, max_seq_length=20)
+    run = create_run(cfg, run_id="too-short")
+    assert run_job(run, progress=False) == 2
+    end = last_of(read_events(run), "end")
+    assert end["status"] == "failed" and "max_seq_length" in end["error"] and "Raise max_seq_length" in end["hint"]
+
+    cfg = default_config("demo", CPU_ONLY, dataset=str(tmp_path / "nope"), max_steps=2)
+    run = create_run(cfg, run_id="no-dataset")
+    assert run_job(run, progress=False) == 2
+    assert last_of(read_events(run), "end")["status"] == "failed"
+    with pytest.raises(Exception, match="no checkpoint|not a dataset"):
+        from core.errors import StudioError
+        raise StudioError("There is no checkpoint to resume from in this run.")  # message shared with job.py
