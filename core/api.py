@@ -107,34 +107,39 @@ class EngineProvider:
         self._runs[task] = run_dir
 
     def _target(self, task: str) -> tuple[str, Path | None]:
-        from core.infer import read_run_config
+        """(model to load, run folder whose adapter goes on it, or None)."""
+        from core.infer import run_weights
 
         run = self._runs.get(task)
-        return (read_run_config(run)["model"] if run else self.base_model), run
+        if run is None:
+            return self.base_model, None
+        model, has_adapter = run_weights(run)
+        return model, (run if has_adapter else None)
 
     def __call__(self, task: str):
         """(engine, adapter name or None). Raises StudioError when the model cannot be loaded."""
         from core.infer import Engine
 
-        base, run = self._target(task)
+        model, run = self._target(task)
         with self._lock:
-            engine = self._engines.get(base)
+            engine = self._engines.get(model)
             if engine is None:
-                engine = Engine(base, device=self.device)
-                self._engines[base] = engine
+                engine = Engine(model, device=self.device)
+                self._engines[model] = engine
             adapter = engine.add_adapter(run) if run else None
         return engine, adapter
 
     def status(self) -> dict:
         out = {}
         for task in TASKS:
+            run = self._runs.get(task)
             try:
-                base, run = self._target(task)
+                model, _ = self._target(task)
             except StudioError as e:
-                out[task] = {"error": e.message}
+                out[task] = {"run": run.name if run else None, "error": e.message}
                 continue
-            out[task] = {"run": run.name if run else None, "base_model": Path(base).name if os.path.isabs(base)
-                         else base, "loaded": base in self._engines}
+            out[task] = {"run": run.name if run else None, "loaded": model in self._engines,
+                         "model": Path(model).name if os.path.isabs(model) else model}
         return out
 
 

@@ -218,12 +218,14 @@ class Dataset:
 
     # ---- writing -------------------------------------------------------------------------
     def _status_for(self, record: dict, wanted: str | None, previous: dict | None = None) -> str:
-        if wanted is not None:
-            if wanted not in STATUSES:
-                raise StudioError(f"Unknown status '{wanted}'.", f"Use one of: {', '.join(STATUSES)}.")
-            return wanted
+        """A wanted status is kept when it fits the labels; incomplete labels are always
+        "unlabeled" and complete ones never are (so a stale status cannot stick)."""
+        if wanted is not None and wanted not in STATUSES:
+            raise StudioError(f"Unknown status '{wanted}'.", f"Use one of: {', '.join(STATUSES)}.")
         if not self.task.is_labeled(record):
             return "unlabeled"
+        if wanted in ("labeled", "reviewed"):
+            return wanted
         if previous and previous.get("status") == "reviewed" and previous.get("fields") == record.get("fields"):
             return "reviewed"
         return "labeled"
@@ -389,8 +391,8 @@ class Dataset:
                             key=lambda r: str(r.get("id")))
             random.Random(seed).shuffle(usable)
             n = len(usable)
-            n_val = math.ceil(val_fraction * n) if n > min_records else 0
-            n_test = math.ceil(test_fraction * n) if n > min_records else 0
+            n_val = math.ceil(round(val_fraction * n, 6)) if n > min_records else 0
+            n_test = math.ceil(round(test_fraction * n, 6)) if n > min_records else 0
             if n and n_val + n_test >= n:
                 n_val, n_test = 0, 0
             assigned = {id(r): "val" for r in usable[:n_val]}

@@ -30,38 +30,43 @@ def _color(rng: random.Random, avoid=None) -> tuple[int, int, int]:
             return c
 
 
-def bars_image(seed: int, size: tuple[int, int] = CANVAS) -> tuple[Image.Image, list[int]]:
-    """One picture and its digits (1-9). Same seed, same picture."""
+def bars_image(seed: int, size: tuple[int, int] = CANVAS, difficulty: float = 1.0) -> tuple[Image.Image, list[int]]:
+    """One picture and its digits (1-9). Same seed, same picture. difficulty 0 = five dark bars on
+    white at fixed places; 1 = any count 3-7, random colours, layout, rotation, blur and noise."""
     rng = random.Random(seed)
-    n = rng.randint(3, 7)
+    v = min(max(difficulty, 0.0), 1.0)
+    n = rng.randint(3, 7) if rng.random() < v else 5
     digits = [rng.randint(1, 9) for _ in range(n)]
     w, h = CANVAS
-    bg = _color(rng)
+    if rng.random() < v:
+        bg = _color(rng)
+        fg = _color(rng, avoid=bg)
+    else:
+        bg, fg = (255, 255, 255), (30, 30, 30)
     img = Image.new("RGB", (w, h), bg)
     d = ImageDraw.Draw(img)
-    fg = _color(rng, avoid=bg)
-    x0 = rng.uniform(8, 70)                   # the row starts anywhere in the left part
-    x1 = rng.uniform(max(x0 + 110, 200), 250)
+    x0 = 40 + v * rng.uniform(-32, 30)        # the row's span moves and stretches with difficulty
+    x1 = 236 - v * rng.uniform(-12, 40)
     pitch = (x1 - x0) / n
-    top, bottom = rng.uniform(14, 34), rng.uniform(96, 116)
+    top, bottom = 24 + v * rng.uniform(-10, 10), 106 + v * rng.uniform(-10, 10)
     step = (bottom - top) / 10
-    fill = rng.uniform(0.45, 0.9)            # bar width as a share of the pitch
+    fill = 0.6 + v * rng.uniform(-0.15, 0.3)  # bar width as a share of the pitch
     if rng.random() < 0.5:                    # bars rising from a baseline
-        for i, v in enumerate(digits):
+        for i, depth in enumerate(digits):
             cx = x0 + pitch * (i + 0.5)
-            d.rectangle([cx - pitch * fill / 2, bottom - v * step, cx + pitch * fill / 2, bottom], fill=fg)
+            d.rectangle([cx - pitch * fill / 2, bottom - depth * step, cx + pitch * fill / 2, bottom], fill=fg)
         d.line([x0 - 4, bottom, x1 + 4, bottom], fill=fg, width=2)
     else:                                     # a strip with a notch per digit cut from its top
         d.rectangle([x0, top, x1, bottom], fill=fg)
-        for i, v in enumerate(digits):
+        for i, depth in enumerate(digits):
             cx = x0 + pitch * (i + 0.5)
-            d.rectangle([cx - pitch * fill / 2, top - 1, cx + pitch * fill / 2, top + v * step], fill=bg)
-    if rng.random() < 0.5:
+            d.rectangle([cx - pitch * fill / 2, top - 1, cx + pitch * fill / 2, top + depth * step], fill=bg)
+    if rng.random() < 0.5 * v:
         img = img.rotate(rng.uniform(-3, 3), resample=Image.BILINEAR, fillcolor=bg)
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 * v:
         img = img.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
     arr = np.asarray(img, dtype=np.float32)
-    arr = arr + np.random.default_rng(seed).normal(0, rng.uniform(0, 8), arr.shape)
+    arr = arr + np.random.default_rng(seed).normal(0, v * rng.uniform(0, 8), arr.shape)
     img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
     return img.resize(size, Image.BILINEAR) if size != CANVAS else img, digits
 
@@ -92,8 +97,12 @@ def encode(processor, images, prompt: str, answers: list[str]) -> dict:
 
 
 def train(model, data: dict, steps: int, batch_size: int = 16, lr: float = 2e-3, seed: int = 0,
-          log_every: int = 50, log=print) -> list[float]:
-    """Plain AdamW loop with linear warm-up and cosine decay over random minibatches."""
+          log_every: int = 50, log=print, curriculum: float = 0.0) -> list[float]:
+    """Plain AdamW loop with linear warm-up and cosine decay over random minibatches.
+
+    curriculum > 0: examples are ordered easy to hard, and batches are drawn from a growing prefix
+    that covers all of them after `curriculum` of the steps (a random model first has to find the
+    image at all, which it does far sooner on clean pictures)."""
     import math
 
     import torch
@@ -109,7 +118,8 @@ def train(model, data: dict, steps: int, batch_size: int = 16, lr: float = 2e-3,
     model.train()
     losses = []
     for step in range(steps):
-        idx = torch.randint(0, n, (batch_size,), generator=g)
+        hi = n if curriculum <= 0 else max(batch_size, min(n, int(n * (0.2 + step / (curriculum * steps)))))
+        idx = torch.randint(0, hi, (batch_size,), generator=g)
         out = model(**{k: data[k][idx] for k in keys})
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -151,7 +161,8 @@ def digit_scores(predicted: list[list[int]], truth: list[list[int]]) -> dict:
 
 
 def pretrain_demo(model_dir: str | Path, out_dir: str | Path, *, steps: int = 800, n_images: int = 2048,
-                  batch_size: int = 16, lr: float = 2e-3, seed: int = 0, n_eval: int = 128, log=print) -> dict:
+                  batch_size: int = 16, lr: float = 1e-3, seed: int = 0, n_eval: int = 128,
+                  curriculum: float = 0.6, log=print) -> dict:
     """Full fine-tune of the demo model in model_dir on bar pictures; saves the result to out_dir."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -160,12 +171,13 @@ def pretrain_demo(model_dir: str | Path, out_dir: str | Path, *, steps: int = 80
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     side = processor.image_processor.size["height"]
-    pics = [bars_image(1_000_000 + seed * 100_000 + i, (side * 2, side)) for i in range(n_images)]
+    pics = [bars_image(1_000_000 + seed * 100_000 + i, (side * 2, side), difficulty=i / n_images)
+            for i in range(n_images)]
     data = encode(processor, [p for p, _ in pics], BARS_PROMPT,
                   ["BARS: " + ",".join(map(str, d)) for _, d in pics])
     t_data = time.time() - t0
     torch.manual_seed(seed)
-    losses = train(model, data, steps, batch_size, lr, seed, log=log)
+    losses = train(model, data, steps, batch_size, lr, seed, log=log, curriculum=curriculum)
     t_train = time.time() - t0 - t_data
     held = [bars_image(9_000_000 + i, (side * 2, side)) for i in range(n_eval)]
     answers = read_answers(model, processor, [p for p, _ in held], BARS_PROMPT)
@@ -173,6 +185,7 @@ def pretrain_demo(model_dir: str | Path, out_dir: str | Path, *, steps: int = 80
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     stats = {"steps": steps, "n_images": n_images, "batch_size": batch_size, "lr": lr, "seed": seed,
+             "curriculum": curriculum,
              "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
              "final_loss": float(np.mean(losses[-50:])), **scores}
     (Path(out_dir) / "demo_pretrain.json").write_text(json.dumps(stats, indent=2) + "\n")

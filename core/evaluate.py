@@ -13,7 +13,7 @@ from pathlib import Path
 from core import workspace
 from core.errors import StudioError
 from core.fsutil import atomic_write_json, atomic_write_text
-from core.infer import Engine, generation_settings, read_run_config, resolve_run_dir, same_model
+from core.infer import Engine, generation_settings, read_run_config, resolve_run_dir, run_weights, same_model
 
 # The keys seed's format-compliance bands (share of answers carrying every expected field).
 BANDS = (("excellent", 0.90), ("good", 0.75))
@@ -83,11 +83,13 @@ def _compliance(metrics: dict, rows: list[dict], key: str | None) -> float | Non
 
 def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 8,
                  limit: int | None = None, engine: Engine | None = None,
-                 max_new_tokens: int | None = None, progress=None) -> dict:
+                 max_new_tokens: int | None = None, progress=None, device: str | None = None) -> dict:
     """Evaluates a run on a split; returns the summary (also written next to the rows).
 
     engine: reuse a loaded Engine on the run's base model (its adapter is added if missing).
     progress: optional callable(done, total) after each batch.
+    A full fine-tune (RUN/model/) has no adapter to switch off: with base=True the base model is
+    loaded as a second model.
     """
     from core.dataset import Dataset
     from core.tasks import get_task
@@ -106,13 +108,14 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
         raise StudioError(f"Dataset {ds.name} has no labeled records in split '{split}'.",
                           "Split the dataset (Datasets tab or `python -m core dataset split`) or pick "
                           "another split.")
+    model, has_adapter = run_weights(run_dir)
     if engine is None:
-        engine, name = Engine.for_run(run_dir)
-    else:
-        if not same_model(engine.base_model_id, cfg["model"]):
-            raise StudioError(f"The loaded model is '{engine.base_model_id}', the run needs '{cfg['model']}'.",
-                              "Load the run's base model.")
-        name = engine.add_adapter(run_dir)
+        engine = Engine(model, device=device)
+    elif not same_model(engine.base_model_id, model):
+        raise StudioError(f"The loaded model is '{engine.base_model_id}', the run needs '{model}'.",
+                          "Load the run's base model.")
+    name = engine.add_adapter(run_dir) if has_adapter else None
+    base_engine = engine if has_adapter else (Engine(cfg["model"], device=engine.device) if base else None)
     gen = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
     started = time.perf_counter()
     rows: list[dict] = []
@@ -129,7 +132,7 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
         if good:
             prompts = [task.prompt(r) for r in good]
             answers = engine.generate(images, prompts, adapter=name, task=task, batch_size=step, **gen)
-            base_answers = (engine.generate(images, prompts, adapter=None, task=task, batch_size=step, **gen)
+            base_answers = (base_engine.generate(images, prompts, adapter=None, task=task, batch_size=step, **gen)
                             if base else [None] * len(good))
             for r, a, b in zip(good, answers, base_answers):
                 row = {"id": r["id"], **_side(a, task, r)}

@@ -186,19 +186,20 @@ def _export_gguf(run: Path, cfg: dict, adapter: Path, dest: Path, out: Path, qua
         name = _file_stem(run.name)
         text = dest / f"{name}-{quant}.gguf"
         report.step(f"converting the text model ({quant})")
+        raw = work / "f16.gguf" if quant == "q4_k_m" else text
+        gg.convert(src, raw, mmproj=False, outtype="f16" if quant == "q4_k_m" else quant, progress=report)
+        config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+        fixed_layers = gg.fix_layer_pattern(raw, config)
         if quant == "q4_k_m":
-            gg.convert(src, work / "f16.gguf", mmproj=False, outtype="f16", progress=report)
             report.step("quantizing the text model to q4_k_m")
-            gg.quantize(work / "f16.gguf", text, quant)
-        else:
-            gg.convert(src, text, mmproj=False, outtype=quant, progress=report)
+            gg.quantize(raw, text, quant)
         mmproj = dest / f"mmproj-{name}-f16.gguf"
         report.step("converting the vision projector (mmproj, f16)")
         gg.convert(src, mmproj, mmproj=True, outtype="f16", progress=report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     result = {"merged": merged_meta, "gguf": gg.describe(text), "mmproj": gg.describe(mmproj),
-              "llama_cpp_python": gg.LLAMA_CPP_PYTHON, "notes": []}
+              "llama_cpp_python": gg.LLAMA_CPP_PYTHON, "notes": [], "layer_pattern_written": fixed_layers}
     report.step("checking the files with llama.cpp")
     result["verification"] = _verify(gg, text, mmproj, samples, refs) if verify else {"ran": False,
                                                                                        "reason": "verify=False"}

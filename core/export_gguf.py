@@ -176,7 +176,7 @@ def convert(src: Path, outfile: Path, mmproj: bool, outtype: str = "f16", progre
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         for line in proc.stdout:
             lines.append(line.rstrip())
-            if line.startswith("INFO:hf-to-gguf:") and progress:
+            if line.startswith("INFO:hf-to-gguf:") and "-->" not in line and progress:  # not per tensor
                 _notify(progress, line.strip()[len("INFO:hf-to-gguf:"):][:120])
         rc = proc.wait()
     if rc != 0 or not outfile.is_file():
@@ -184,6 +184,41 @@ def convert(src: Path, outfile: Path, mmproj: bool, outtype: str = "f16", progre
         raise StudioError(f"llama.cpp's converter failed ({'mmproj' if mmproj else 'text'} part):\n{tail}",
                           "The model folder may not be a Gemma 3 model this llama.cpp version supports.")
     return outfile
+
+
+def fix_layer_pattern(text_gguf: Path, config: dict) -> bool:
+    """Writes Gemma 3's real sliding/global layer layout into the text GGUF when it differs from the
+    one llama.cpp assumes (every 6th layer global). The converter does not record `layer_types`, so a
+    model with another layout (the demo model: sliding, global) would run its global layers with the
+    local rope base and window. Returns True when the file was rewritten."""
+    tc = config.get("text_config") or config
+    layers = tc.get("layer_types") or []
+    swa = [t == "sliding_attention" for t in layers]
+    if not swa or swa == [i % 6 < 5 for i in range(len(swa))]:
+        return False
+    gguf = gguf_reader()
+    reader = gguf.GGUFReader(str(text_gguf))
+    arch = reader.fields["general.architecture"].contents()
+    tmp = text_gguf.with_name(text_gguf.name + ".tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch=arch, endianess=reader.endianess)
+    for field in reader.fields.values():
+        if field.name == "general.architecture" or field.name.startswith("GGUF."):
+            continue  # the writer adds these itself
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+    writer.add_sliding_window_pattern(swa)
+    for t in reader.tensors:
+        writer.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for t in reader.tensors:
+        writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
+    writer.close()
+    del reader
+    os.replace(tmp, text_gguf)
+    return True
 
 
 def llama_cpp_available() -> str | None:

@@ -113,7 +113,7 @@ def _export_hf(ds, records: list[dict], out: Path, overwrite: bool) -> tuple[int
         except Exception as e:  # a label the task cannot render
             skipped.append({"record": r.get("id"), "reason": f"the task could not build its prompt/target ({e})"})
             continue
-        rows.append((r, prompt, target))
+        rows.append((str(ds.image_path(r)), str(r["id"]), r.get("split") or "", prompt, target))
     if not rows:
         raise StudioError("Nothing to export: no labeled record with a readable image and a valid label.",
                           "Label some images first (or check the validation report).")
@@ -123,16 +123,12 @@ def _export_hf(ds, records: list[dict], out: Path, overwrite: bool) -> tuple[int
         "messages": List({"role": Value("string"), "content": Value("string")}),
     })
 
-    def gen():
-        for r, prompt, target in rows:
-            yield {"id": str(r["id"]), "split": r.get("split") or "",
-                   "images": [{"bytes": ds.image_path(r).read_bytes(), "path": None}],
-                   "messages": [{"role": "user", "content": prompt},
-                                {"role": "assistant", "content": target}]}
-
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".hf-export-", dir=out.parent) as tmp:
-        hfds = datasets.Dataset.from_generator(gen, features=features, cache_dir=str(Path(tmp) / "cache"))
+        # streamed through an Arrow cache in tmp, so memory stays bounded; only plain data goes in
+        # gen_kwargs because datasets fingerprints (pickles) them
+        hfds = datasets.Dataset.from_generator(_hf_rows, features=features, gen_kwargs={"rows": rows},
+                                               cache_dir=str(Path(tmp) / "cache"))
         staged = Path(tmp) / "staged"
         hfds.save_to_disk(str(staged))
         del hfds
@@ -140,3 +136,9 @@ def _export_hf(ds, records: list[dict], out: Path, overwrite: bool) -> tuple[int
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         staged.replace(out)  # the finished folder appears in one step
     return len(rows), skipped
+
+
+def _hf_rows(rows):
+    for path, rid, split, prompt, target in rows:
+        yield {"id": rid, "split": split, "images": [{"bytes": Path(path).read_bytes(), "path": None}],
+               "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": target}]}

@@ -80,7 +80,7 @@ def _open(data: bytes, label: str, max_pixels: int) -> Image.Image:
                           "Use PNG, JPEG, WebP, GIF, BMP or TIFF files; the file extension alone does not "
                           "make a file an image.") from e
     except Exception as e:  # Pillow raises assorted errors on broken headers
-        raise StudioError(f"{_cap(label)} has a broken header: {e}.",
+        raise StudioError(f"{_cap(label)} is corrupt (broken header: {e}).",
                           "Re-export or re-download the image.") from e
     w, h = im.size
     if w <= 0 or h <= 0:

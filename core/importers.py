@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.archives import extract_zip
 from core.errors import StudioError
 from core.fsutil import inside
 from core.images import is_image_name
@@ -22,10 +22,6 @@ from core.images import is_image_name
 FORMAT_TASK = {"ghost": "ui2sql", "keylike": "keys"}
 GHOST_KEYS = {"image_path", "instruction", "output", "domain"}
 KEYLIKE_KEYS = {"image_path", "bittings", "keyway", "brand"}
-MAX_ZIP_ENTRIES = 100_000
-MAX_ENTRY_BYTES = 256 * 1024 ** 2
-MAX_ZIP_TOTAL = int(os.environ.get("TRINITY_MAX_ZIP_BYTES", 4 * 1024 ** 3))
-MAX_RATIO = 200  # real images barely compress; text inside a zip reaches ~10:1
 BATCH = 50       # records per locked rewrite of records.jsonl
 
 
@@ -40,6 +36,11 @@ class Item:
     code: str = ""
     line: int | None = None
     pos: int = 0                # order in the source, for the report
+    warnings: list = field(default_factory=list)
+
+
+def _skip_entry(report: dict, name: str, code: str, reason: str) -> None:
+    _skip(report, Item(name, name), code, reason)
 
 
 def _skip(report: dict, it: Item, code: str, reason: str) -> None:
@@ -103,7 +104,7 @@ def import_source(ds, src, task: str | None = None, progress=None) -> dict:
               "skipped": [], "warnings": [], "ignored": 0}
     if fmt == "zip":
         with tempfile.TemporaryDirectory(prefix="trinity-zip-") as tmp:
-            _extract_zip(src, Path(tmp), report)
+            extract_zip(src, Path(tmp), report, _skip_entry)
             _import_folder(ds, Path(tmp), report, progress)
     elif fmt == "folder":
         _import_folder(ds, src, report, progress)
@@ -179,14 +180,14 @@ def _ingest(ds, items: list[Item], report: dict, progress) -> None:
     def flush():
         results = ds.add_stored([(rel, it.fields, None, it.extra) for it, rel in pending]) if pending else []
         for (it, _), (rec, outcome) in zip(pending, results):
-            if outcome == "added":
-                report["imported"] += 1
-            elif outcome == "labels_added":
-                report["labels_added"] += 1
+            if outcome in ("added", "labels_added"):
+                report["imported" if outcome == "added" else "labels_added"] += 1
+                report["warnings"] += [{"record": it.ref, "image_path": it.image_path, "reason": w}
+                                       for w in it.warnings]
             else:
                 report["duplicates"] += 1
                 theirs = rec.get("fields") or {}
-                differ = it.fields and any(theirs.get(n) != it.fields[n] for n in names if n in it.fields)
+                differ = it.fields and any(theirs.get(n) != it.fields[n] for n in names if it.fields.get(n) not in (None, "", []))
                 _skip(report, it, "duplicate", f"duplicate: same image as record {rec['id']}"
                       + (" which has different labels (kept those)" if differ else ""))
                 report["skipped"][-1]["duplicate_of"] = rec["id"]
@@ -205,8 +206,7 @@ def _ingest(ds, items: list[Item], report: dict, progress) -> None:
             if errors:
                 _skip(report, it, "invalid_label", "invalid label: " + "; ".join(errors))
                 continue
-            for w in warnings:
-                report["warnings"].append({"record": it.ref, "image_path": it.image_path, "reason": w})
+            it.warnings = warnings  # reported only if the record is imported
         try:
             rel, _ = ds.store_image(it.path)
         except StudioError as e:
@@ -346,78 +346,3 @@ def _extra(fmt: str, path: Path, index: int, obj: dict, known: set, line: int | 
     if unknown:
         extra["source_extra"] = unknown  # unknown fields are kept, and written back on export
     return extra
-
-
-# ---- zip ---------------------------------------------------------------------------------------
-def _unsafe_name(name: str) -> str | None:
-    n = name.replace("\\", "/")
-    if "\x00" in n:
-        return "entry name contains a NUL byte"
-    if n.startswith("/") or re.match(r"^[A-Za-z]:", n):
-        return "absolute path in the archive"
-    if ".." in n.split("/"):
-        return "path leads outside the archive folder (zip-slip)"
-    return None
-
-
-def _extract_zip(src: Path, dest: Path, report: dict) -> None:
-    try:
-        zf = zipfile.ZipFile(src)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise StudioError(f"{src.name} is not a readable zip: {e}.", "Re-create the archive.") from e
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_ZIP_ENTRIES:
-            raise StudioError(f"{src.name} has {len(infos):,} entries (limit {MAX_ZIP_ENTRIES:,}).",
-                              "Split the archive, or import the folder directly.")
-        total = 0
-        for info in infos:
-            name = info.filename
-            if info.is_dir() or name.replace("\\", "/").split("/")[-1].startswith(".") or "__MACOSX" in name:
-                continue
-            it = Item(name, name)
-            reason = _unsafe_name(name)
-            mode = info.external_attr >> 16
-            if reason is None and stat.S_ISLNK(mode):
-                reason = "symbolic link in the archive (not followed)"
-            if reason is None and info.flag_bits & 0x1:
-                reason = "encrypted entry"
-            if reason is None and info.file_size > MAX_ENTRY_BYTES:
-                reason = f"unpacks to {info.file_size / 1024 ** 2:,.0f} MB, over the {MAX_ENTRY_BYTES // 1024 ** 2} MB per-file limit"
-            if reason is None and info.file_size > 1024 ** 2 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-                reason = f"compression ratio {info.file_size // max(info.compress_size, 1):,}:1 (a zip bomb?)"
-            if reason is None and total + info.file_size > MAX_ZIP_TOTAL:
-                reason = f"the archive would unpack to more than {MAX_ZIP_TOTAL / 1024 ** 3:.1f} GB"
-            if reason:
-                _skip(report, it, "unsafe_entry", reason)
-                continue
-            base = name.replace("\\", "/").split("/")[-1]
-            if not (is_image_name(base) or base.endswith((".json", ".jsonl"))):
-                report["ignored"] += 1
-                continue
-            target = dest / name.replace("\\", "/")
-            if not inside(dest, target):
-                _skip(report, it, "unsafe_entry", "path leads outside the archive folder")
-                continue
-            try:
-                total += _copy_bounded(zf, info, target)
-            except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-                _skip(report, it, "corrupt_entry", f"cannot be unpacked: {e}")
-                target.unlink(missing_ok=True)
-
-
-def _copy_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> int:
-    """Streams one entry, never writing more than its header promised (headers can lie)."""
-    import zlib
-    target.parent.mkdir(parents=True, exist_ok=True)
-    limit, written = min(info.file_size, MAX_ENTRY_BYTES), 0
-    try:
-        with zf.open(info) as f, open(target, "wb") as out:
-            while chunk := f.read(1024 * 1024):
-                written += len(chunk)
-                if written > limit:
-                    raise ValueError("entry is larger than its header says (a zip bomb?)")
-                out.write(chunk)
-    except zlib.error as e:
-        raise ValueError(f"corrupt compressed data ({e})") from e
-    return written

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList
 
 from core import workspace
 from core.errors import StudioError
@@ -105,6 +106,19 @@ def adapter_dir(path: str | Path) -> Path:
                       "The run has not finished training yet, or its adapter/ folder was removed.")
 
 
+def run_weights(run: str | Path) -> tuple[str, bool]:
+    """(model to load, has_adapter) for a finished run: a LoRA run is its base model + RUN/adapter/;
+    a full fine-tune is RUN/model/ on its own (no adapter to switch off, so no base-side-by-side)."""
+    run_dir = resolve_run_dir(run)
+    cfg = read_run_config(run_dir)
+    if (run_dir / "adapter" / "adapter_config.json").is_file():
+        return cfg["model"], True
+    if (run_dir / "model" / "config.json").is_file():
+        return str(run_dir / "model"), False
+    raise StudioError(f"Run '{run_dir.name}' has no trained weights yet (no adapter/ or model/ folder).",
+                      "Wait for training to finish, or resume the run from its last checkpoint.")
+
+
 class Engine:
     """A base model + processor loaded once; adapters are switched, never reloaded."""
 
@@ -126,11 +140,12 @@ class Engine:
         self._stop_ids = self._stop_token_ids()
 
     @classmethod
-    def for_run(cls, run: str | Path, device: str | None = None, dtype=None) -> tuple["Engine", str]:
-        """An engine on the run's base model with the run's adapter loaded; returns (engine, name)."""
-        run_dir = resolve_run_dir(run)
-        engine = cls(read_run_config(run_dir)["model"], device=device, dtype=dtype)
-        return engine, engine.add_adapter(run_dir)
+    def for_run(cls, run: str | Path, device: str | None = None, dtype=None) -> tuple["Engine", str | None]:
+        """An engine for a run: (engine, adapter name); the name is None for a full fine-tune, whose
+        engine holds the fine-tuned model itself."""
+        model, has_adapter = run_weights(run)
+        engine = cls(model, device=device, dtype=dtype)
+        return engine, (engine.add_adapter(resolve_run_dir(run)) if has_adapter else None)
 
     # -- adapters -----------------------------------------------------------------------------
     def add_adapter(self, run_or_adapter: str | Path, name: str | None = None) -> str:
@@ -139,18 +154,22 @@ class Engine:
         if not path.exists():
             path = resolve_run_dir(run_or_adapter)
         adir = adapter_dir(path)
-        if (path / "config.json").is_file():
-            base = read_run_config(path)["model"]
-            if not same_model(base, self.base_model_id):
-                raise StudioError(
-                    f"Run '{path.name}' was trained on '{base}', not on '{self.base_model_id}'.",
-                    "Compare runs that share a base model, or load that base model first.")
-        name = name or (path.name if adir != path else adir.parent.name) or "adapter"
-        with self.lock:
+        with self.lock:  # two requests adding one run at once must not load it twice
+            for known, where in self.adapter_paths.items():  # already on the model: nothing to check
+                if where == str(adir.resolve()) and name in (None, known):
+                    return known
+            if (path / "config.json").is_file():
+                base = read_run_config(path)["model"]
+                if not same_model(base, self.base_model_id):
+                    raise StudioError(
+                        f"Run '{path.name}' was trained on '{base}', not on '{self.base_model_id}'.",
+                        "Compare runs that share a base model, or load that base model first.")
+            explicit = name is not None
+            name = name or (path.name if adir != path else adir.parent.name) or "adapter"
             if name in self.adapters:
-                if self.adapter_paths[name] == str(adir.resolve()):
-                    return name
-                raise StudioError(f"An adapter named '{name}' is already loaded.", "Pick another name.")
+                if explicit:
+                    raise StudioError(f"An adapter named '{name}' is already loaded.", "Pick another name.")
+                name = f"{name}-{len(self.adapters) + 1}"  # two runs with one folder name, from two places
             key = re.sub(r"[^A-Za-z0-9_]", "_", name) + f"_{len(self.adapters)}"  # PEFT keys: no dots
             try:
                 from peft import PeftModel
@@ -212,12 +231,11 @@ class Engine:
         settings = generation_settings(task_obj.name if task_obj else None, **gen)
         pil = [_as_image(im) for im in images]
         answers: list[Answer] = []
+        step = max(1, int(batch_size))
         with self.lock, torch.inference_mode():
-            ctx = self._adapter_context(adapter)
-            with ctx:
-                for start in range(0, len(pil), max(1, batch_size)):
-                    answers += self._generate_batch(pil[start:start + batch_size],
-                                                    prompts[start:start + batch_size], settings)
+            with self._adapter_context(adapter):
+                for start in range(0, len(pil), step):
+                    answers += self._generate_batch(pil[start:start + step], prompts[start:start + step], settings)
         for a in answers:
             a.adapter = adapter
             if task_obj is not None:
@@ -227,14 +245,14 @@ class Engine:
     def _generate_batch(self, images, prompts, settings) -> list[Answer]:
         inputs = self._inputs(images, prompts)
         tok = self.processor.tokenizer
+        recorder = _ChosenTokenProbs()
         out = self.model.generate(**inputs, **settings, eos_token_id=self._stop_ids,
                                   pad_token_id=tok.pad_token_id if tok.pad_token_id is not None
                                   else self._stop_ids[0],
-                                  output_logits=True, return_dict_in_generate=True)
+                                  logits_processor=LogitsProcessorList([recorder]),
+                                  return_dict_in_generate=True)
         new = out.sequences[:, inputs["input_ids"].shape[1]:]
-        # Raw logits (before temperature / top-p) are the model's own belief in each token.
-        logits = torch.stack(out.logits, dim=1).float()                 # (batch, steps, vocab)
-        probs = torch.softmax(logits, dim=-1).gather(-1, new[:, :logits.shape[1], None])[..., 0]
+        probs = recorder.finish(new)                                      # (batch, steps)
         answers = []
         for row in range(new.shape[0]):
             ids, ps = [], []
@@ -285,6 +303,32 @@ class Engine:
         for name in adapters:
             out[name or BASE] = self.generate([image], [prompt], adapter=name, task=task, **gen)[0]
         return out
+
+
+class _ChosenTokenProbs(LogitsProcessor):
+    """Records the model's probability of each token it picks, one step behind.
+
+    It runs before any temperature / top-p warper, so it sees the model's own distribution; unlike
+    generate(output_logits=True) it keeps one (batch, vocab) row at a time, not one per step
+    (a 1024-token schema over Gemma 3's 262k vocabulary would otherwise hold gigabytes)."""
+
+    def __init__(self):
+        self.prev: torch.Tensor | None = None
+        self.picked: list[torch.Tensor] = []
+
+    def __call__(self, input_ids, scores):
+        if self.prev is not None:  # input_ids now ends with the token chosen from self.prev
+            self.picked.append(self.prev.gather(1, input_ids[:, -1:])[:, 0])
+        self.prev = torch.softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, new_tokens: torch.Tensor) -> torch.Tensor:
+        if self.prev is not None and len(self.picked) < new_tokens.shape[1]:
+            self.picked.append(self.prev.gather(1, new_tokens[:, -1:])[:, 0])
+        self.prev = None
+        if not self.picked:
+            return torch.zeros(new_tokens.shape[0], 0)
+        return torch.stack(self.picked, dim=1).cpu()
 
 
 def _task(task):

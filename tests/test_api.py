@@ -163,7 +163,7 @@ def test_model_not_loaded_is_503_and_no_token_leaks(demo_dir, tmp_path, monkeypa
         r1 = requests.post(f"{url}/keys/analyze", files={"image": ("k.png", png(key_image()))}, timeout=60)
         r2 = requests.post(f"{url}/ui2sql", files={"image": ("k.png", png(key_image()))}, timeout=60)
         h = requests.get(f"{url}/health", timeout=10)
-    _assert_error(r1, 503, "not loaded: No trained adapter")
+    _assert_error(r1, 503, "not loaded: Run 'no_adapter' has no trained weights")
     _assert_error(r2, 503, "not loaded")
     for r in (r1, r2, h):
         assert secret not in r.text

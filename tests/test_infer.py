@@ -126,13 +126,16 @@ def count_loads(monkeypatch):
 
 def test_side_by_side_base_vs_adapters_from_one_load(demo_dir, runs, count_loads):
     engine = Engine(str(demo_dir), device="cpu")
+    prompt = get_task("keys").prompt({})
+    plain = engine.generate([key_image(90)], [prompt], max_new_tokens=30)[0]  # before any adapter
     assert engine.add_adapter(runs["runA"]) == "runA"
     assert engine.add_adapter(runs["runB"], name="runB") == "runB"
-    prompt = get_task("keys").prompt({})
+    assert engine.add_adapter(runs["runA"]) == "runA"  # already loaded: no second copy
     out = engine.side_by_side(key_image(90), prompt, adapters=[None, "runA"], task="keys", max_new_tokens=30)
     assert list(out) == ["base", "runA"]
     assert out["runA"].text == TARGET_A
     assert out["base"].text != TARGET_A and out["base"].adapter is None
+    assert out["base"].token_ids == plain.token_ids  # adapters disabled = the model as loaded
     three = engine.side_by_side(key_image(90), prompt, adapters=[None, "runA", "runB"], max_new_tokens=30)
     assert three["runB"].text == TARGET_B
     assert three["base"].token_ids == out["base"].token_ids  # disabling adapters really gives the base

@@ -125,6 +125,11 @@ def test_auto_choices_follow_the_hardware():
         ("adamw_torch", "fp32", "hf")
     assert (c.resolved_optimizer(T4), c.resolved_precision(T4), c.resolved_backend(T4)) == ("adamw_8bit", "fp16", "hf")
     assert (c.resolved_precision(H100), c.resolved_backend(H100)) == ("bf16", "unsloth")
+    # Gemma 3n's first Unsloth step compiled for minutes: auto keeps it on the HF backend
+    assert cfg(model_id="google/gemma-3n-E4B-it").resolved_backend(H100) == "hf"
+    assert cfg(method="full").resolved_backend(H100) == "hf"
+    with pytest.raises(StudioError, match="Unsloth backend trains LoRA"):
+        cfg(method="full", backend="unsloth").validate(H100)
 
 
 def test_default_config_is_valid_for_the_demo_model_on_cpu():
@@ -177,3 +182,17 @@ def test_sigterm_sets_the_stop_flag(tmp_path):
     flag2 = StopFlag(tmp_path)
     (tmp_path / "STOP").write_text("")
     assert flag2.reason() == "STOP file"
+
+
+def test_layer_classification_keeps_gemma3n_traps_out():
+    from core.training.targets import classify
+
+    assert classify("model.language_model.layers.3.self_attn.q_proj") == ("language", "attention")
+    assert classify("model.language_model.layers.3.mlp.down_proj") == ("language", "mlp")
+    assert classify("model.vision_tower.vision_model.encoder.layers.0.mlp.fc1") == ("vision", "mlp")
+    assert classify("model.embed_vision.embedding_projection") == ("vision", "other")
+    for never in ("lm_head", "model.language_model.altup_projections.0",
+                  "model.language_model.layers.0.altup.correction_coefs",
+                  "model.language_model.layers.0.altup.prediction_coefs",
+                  "model.audio_tower.conformer.0.attention.attn.q_proj"):
+        assert classify(never) is None, never

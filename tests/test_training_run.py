@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -116,6 +115,7 @@ def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path):
 
 
 def test_failures_end_with_a_failed_event(workspace, tmp_path):
+    from core.errors import StudioError
     from core.training.config import default_config
     from core.training.hardware import CPU_ONLY
     from core.training.job import run_job
@@ -128,9 +128,75 @@ def test_failures_end_with_a_failed_event(workspace, tmp_path):
     assert end["status"] == "failed" and "max_seq_length" in end["error"] and "Raise max_seq_length" in end["hint"]
 
     cfg = default_config("demo", CPU_ONLY, dataset=str(tmp_path / "nope"), max_steps=2)
-    run = create_run(cfg, run_id="no-dataset")
+    with pytest.raises(StudioError, match="not a dataset"):
+        create_run(cfg, run_id="refused")  # checked before launch: no folder is left behind
+    assert not (workspace / "runs" / "refused").exists()
+    run = create_run(cfg, run_id="no-dataset", check=False)  # e.g. the dataset moved after creation
     assert run_job(run, progress=False) == 2
     assert last_of(read_events(run), "end")["status"] == "failed"
-    with pytest.raises(Exception, match="no checkpoint|not a dataset"):
-        from core.errors import StudioError
-        raise StudioError("There is no checkpoint to resume from in this run.")  # message shared with job.py
+
+    cfg = default_config("demo", CPU_ONLY, dataset=str(KEYS), max_steps=2)
+    run = create_run(cfg, run_id="nothing-to-resume")
+    assert run_job(run, resume=True, progress=False) == 2
+    assert "no checkpoint" in last_of(read_events(run), "end")["error"]
+
+
+def test_target_modules_follow_the_switches(workspace):
+    import re
+
+    from core import models
+    from core.errors import StudioError
+    from core.training.config import TrainConfig
+    from core.training.targets import select_modules, target_regex
+
+    model = models.load_model("demo", device="cpu")
+    names = select_modules(model, TrainConfig())
+    assert names and all("language_model" in n for n in names)
+    assert {n.rsplit(".", 1)[-1] for n in names} == {"q_proj", "k_proj", "v_proj", "o_proj",
+                                                      "gate_proj", "up_proj", "down_proj"}
+    both = select_modules(model, TrainConfig(finetune_vision_layers=True))
+    assert any("vision_tower" in n for n in both) and set(names) < set(both)
+    attn = select_modules(model, TrainConfig(finetune_mlp_modules=False))
+    assert attn and all("self_attn" in n for n in attn)
+    only = select_modules(model, TrainConfig(target_modules=["q_proj", "v_proj"]))
+    assert {n.rsplit(".", 1)[-1] for n in only} == {"q_proj", "v_proj"}
+    regex = target_regex(model, TrainConfig())
+    all_names = [n for n, _ in model.named_modules()]
+    assert sorted(n for n in all_names if re.fullmatch(regex, n)) == sorted(names)
+    with pytest.raises(StudioError, match="No layer"):
+        select_modules(model, TrainConfig(target_modules=["qkv_fused"]))
+
+
+def test_collator_trains_on_the_answer_only_and_counts_truncation(workspace):
+    """TRL's prompt/completion collation: prompt, image tokens and padding are out of the loss."""
+    from core import models
+    from core.dataset import Dataset
+    from core.errors import StudioError
+    from core.training.data import CountingVisionCollator, VisionExamples
+
+    processor = models.load_processor("demo")
+    ds = Dataset.open(KEYS)
+    examples = VisionExamples(ds, ds.task, "train", 96)
+    batch_in = [examples[i] for i in range(3)]
+    targets = [ex["completion"][0]["content"] for ex in batch_in]
+    collator = CountingVisionCollator(processor=processor, max_length=1024, completion_only_loss=True)
+    out = collator([dict(ex) for ex in batch_in])
+    tok = processor.tokenizer
+    image_id = tok.convert_tokens_to_ids("<image_soft_token>")
+    assert (out["input_ids"] == image_id).sum() == 3 * 36  # the image really is in the input...
+    for row in range(3):
+        labels = out["labels"][row]
+        trained = labels[labels != -100].tolist()
+        assert image_id not in trained  # ...but never in the loss
+        assert tok.decode(trained).strip() == targets[row] + "<end_of_turn>"
+    pads = out["attention_mask"] == 0
+    assert pads.any() and (out["labels"][pads] == -100).all()
+    assert collator.stats.truncated == 0
+
+    longest = int(out["attention_mask"].sum(1).max())
+    short = CountingVisionCollator(processor=processor, max_length=longest - 2, completion_only_loss=True)
+    cut = short([dict(ex) for ex in batch_in])
+    assert cut["input_ids"].shape[1] == longest - 2 and short.stats.truncated >= 1
+    with pytest.raises(StudioError, match="image tokens"):
+        CountingVisionCollator(processor=processor, max_length=30, completion_only_loss=True)(
+            [dict(ex) for ex in batch_in])

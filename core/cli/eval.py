@@ -22,20 +22,16 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from core.errors import StudioError
     from core.evaluate import eval_paths, evaluate_run, format_summary
-    from core.infer import Engine, read_run_config
 
     if args.batch_size < 1:
         raise StudioError(f"--batch-size must be 1 or more, got {args.batch_size}.", "e.g. --batch-size 8")
-    engine = None
-    if args.device:
-        engine = Engine(read_run_config(args.run)["model"], device=args.device)
 
     def progress(done, total):
         if not args.json:
             print(f"\r{done}/{total} records", end="", file=sys.stderr, flush=True)
 
     summary = evaluate_run(args.run, split=args.split, base=args.base, batch_size=args.batch_size,
-                           limit=args.limit, engine=engine, max_new_tokens=args.max_new_tokens,
+                           limit=args.limit, device=args.device, max_new_tokens=args.max_new_tokens,
                            progress=progress)
     if args.json:
         print(json.dumps(summary, indent=2, ensure_ascii=False))

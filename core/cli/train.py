@@ -14,10 +14,11 @@ from core.errors import StudioError
 
 
 def add_parser(sub) -> None:
-    from core.training.config import PRESETS
+    from core.training.config import FIELDS, PRESETS
 
     p = sub.add_parser("train", help="fine-tune a model on a dataset (or run/resume a run folder)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="config keys for --set: " + ", ".join(FIELDS))
     p.add_argument("--dataset", help="dataset folder to train on (creates a new run)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--preset", choices=list(PRESETS), help="start from a preset")

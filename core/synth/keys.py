@@ -30,7 +30,7 @@ SHOULDER_X, TIP_START_X, TIP_X = 66.0, 226.0, 244.0
 BLADE_TOP, BLADE_BOTTOM = 32.0, 104.0
 DEPTH_STEP = 6.4                         # per depth digit: 9 -> 57.6 of the 72 px blade
 FLAT_FRACTION = 0.5                      # share of a position's pitch that is flat notch bottom
-MAX_SHRINK, MAX_ANGLE = 0.12, 3.0        # pose at variation 1: scale down to 0.88, +-3 degrees
+MAX_SHRINK, MAX_ANGLE = 0.08, 2.0        # pose at variation 1: scale down to 0.92, +-2 degrees
 MIN_WALL_SLOPE = 2.2                     # notch walls: rise per unit of x (steeper when crowded)
 
 # Brand look: head shape and metal colour (RGB). Unknown brands fall back to "Generic".
@@ -119,7 +119,7 @@ def render_key(keyway: str, bitting: list[int], seed: int, size: tuple[int, int]
 def shift_limits(scale: float) -> tuple[float, float]:
     """Largest shift (design px) that keeps a key drawn at `scale` inside the frame: the key
     fills the canvas's width at scale 1, so most of the room comes from shrinking."""
-    return 2.0 + (1.0 - scale) * 110, 3.0 + (1.0 - scale) * 50
+    return 2.0 + (1.0 - scale) * 100, 3.0 + (1.0 - scale) * 40
 
 
 def cut_centers(n: int) -> list[float]:

@@ -84,6 +84,9 @@ def prepare(cfg, hw, precision: str) -> Prepared:
         model, processor, max_seq_length=None, resize=side if side else "min",
         train_on_responses_only=True, instruction_part=GEMMA_INSTRUCTION, response_part=GEMMA_RESPONSE,
     )
+    # It falls back to model.max_seq_length and truncates inside the processor, where nothing can
+    # count the cut; truncate_batch cuts (and counts) instead, exactly like the HF path.
+    inner.max_seq_length, inner.truncation = None, False
     # Unsloth's collator does its own formatting: TRL must pass examples through untouched.
     overrides = {"remove_unused_columns": False, "dataset_text_field": "",
                  "dataset_kwargs": {"skip_prepare_dataset": True}}

@@ -138,9 +138,18 @@ class TrainConfig:
         return "bf16" if hw.bf16 else "fp16"
 
     def resolved_backend(self, hw: Hardware) -> str:
+        """'auto' takes Unsloth on one CUDA GPU when it imports, except for Gemma 3n, whose first
+        Unsloth step compiled for over 7 minutes on an H100 without finishing."""
         if self.backend != "auto":
             return self.backend
-        return "unsloth" if hw.cuda and hw.unsloth else "hf"
+        if not (hw.cuda and hw.unsloth and self.gpus == 1 and self.method == "lora"):
+            return "hf"
+        from core import models
+        try:
+            family = models.get_model_info(self.model_id).family
+        except StudioError:
+            return "hf"
+        return "hf" if family == "gemma3n" else "unsloth"
 
     # ---------------------------------------------------------------- validation
     def validate(self, hw: Hardware) -> None:
@@ -211,6 +220,9 @@ class TrainConfig:
                 raise StudioError(f"{hw.gpu_name} has no bf16.", "Use precision=auto (fp16 on this GPU).")
             if self.backend == "unsloth" and not hw.unsloth:
                 raise StudioError("backend=unsloth but unsloth is not installed.", "pip install unsloth, or use backend=auto.")
+            if self.backend == "unsloth" and (self.gpus > 1 or self.method != "lora"):
+                raise StudioError("The Unsloth backend trains LoRA adapters on one GPU here.",
+                                  "Use backend=hf (or auto) for several GPUs or a full fine-tune.")
             if self.gpus > hw.gpu_count:
                 raise StudioError(f"gpus={self.gpus} but {hw.gpu_count} GPU(s) are visible.", f"Use gpus={hw.gpu_count} or fewer.")
         _check_model(self.model_id, hw)

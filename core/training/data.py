@@ -89,8 +89,9 @@ def _usable(task, record: dict) -> bool:
     return bool(is_labeled(record)) if is_labeled else True
 
 
-def load_splits(cfg, processor):
-    """(train, eval or None, image side). Raises StudioError when there is nothing to train on."""
+def load_splits(cfg, processor=None):
+    """(train, eval or None, image side). Raises StudioError when there is nothing to train on.
+    Cheap without a processor (no image is read): the pre-launch check uses it that way."""
     from core.dataset import Dataset
 
     ds = Dataset.open(cfg.dataset)
@@ -98,7 +99,7 @@ def load_splits(cfg, processor):
     if cfg.task and task.name != cfg.task:
         raise StudioError(f"The dataset is a '{task.name}' dataset but the config says task={cfg.task}.",
                           f"Set task={task.name}, or pick a {cfg.task} dataset.")
-    side = cfg.image_size or native_image_side(processor)
+    side = cfg.image_size or (native_image_side(processor) if processor is not None else None)
     train = VisionExamples(ds, task, cfg.train_split, side)
     if len(train) == 0:
         raise StudioError(f"The '{cfg.train_split}' split has no labeled examples.",

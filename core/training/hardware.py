@@ -58,7 +58,8 @@ def detect(refresh: bool = False) -> Hardware:
         props = torch.cuda.get_device_properties(0)
         hw = Hardware(
             cuda=True, gpu_count=torch.cuda.device_count(), gpu_name=props.name,
-            vram_gb=props.total_memory / 2**30, bf16=torch.cuda.is_bf16_supported(),
+            vram_gb=props.total_memory / 2**30,
+            bf16=torch.cuda.is_bf16_supported(including_emulation=False),  # a T4 only emulates bf16
             bitsandbytes=hw.bitsandbytes, unsloth=_has("unsloth"), cpu_count=hw.cpu_count,
         )
     _cached = hw

@@ -48,7 +48,7 @@ def sft_args(cfg: TrainConfig, hw, run_dir: Path, precision: str, has_eval: bool
         learning_rate=cfg.learning_rate, lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=cfg.warmup_ratio,  # a float below 1 is a share of the total steps
         num_train_epochs=cfg.num_epochs, max_steps=cfg.max_steps,
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm or None,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
         optim=cfg.resolved_optimizer(hw),
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not hw.cuda,
         activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5's name for it
@@ -139,6 +139,12 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
                          eval_dataset=eval_ds.as_hf() if eval_ds is not None else None,
                          processing_class=prepared.processor, data_collator=prepared.collator,
                          peft_config=prepared.peft_config, callbacks=[callback])
+    if precision == "fp16":
+        # TRL casts adapters of a quantized model to bf16, which fp16 GPUs (T4) only emulate, and
+        # AMP's grad scaler wants fp32 master weights anyway: trainable weights stay fp32.
+        for p in trainer.model.parameters():
+            if p.requires_grad and p.dtype != torch.float32:
+                p.data = p.data.float()
     if progress:  # our bar replaces transformers' printing of every log dict
         from transformers import PrinterCallback
         trainer.remove_callback(PrinterCallback)
@@ -157,6 +163,20 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
                truncation=callback.truncation.to_dict() if callback.truncation else None,
                train_loss=summary.get("train_loss"), train_runtime_s=summary.get("train_runtime"))
     return status
+
+
+def _import_unsloth_first(cfg: TrainConfig) -> None:
+    """Unsloth patches transformers/TRL when imported and wants to come first; a failure here is
+    left for the backend to report (or the HF backend is used)."""
+    if "unsloth" in sys.modules or cfg.backend == "hf":
+        return
+    from core.training.hardware import detect
+    hw = detect()
+    if cfg.resolved_backend(hw) == "unsloth" and not any(m in sys.modules for m in ("trl", "peft")):
+        try:
+            import unsloth  # noqa: F401
+        except Exception:  # noqa: BLE001 - the backend raises a StudioError with advice
+            pass
 
 
 def _versions() -> dict:
@@ -184,6 +204,7 @@ def run_job(run_dir: str | os.PathLike, resume: bool = False, progress: bool | N
         progress = sys.stderr.isatty()
     cfg = TrainConfig.load(run_dir / "config.json")
     try:
+        _import_unsloth_first(cfg)
         _train(cfg, run_dir, resume, writer, progress)
         return 0
     except StudioError as e:

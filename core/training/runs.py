@@ -30,9 +30,22 @@ def new_run_id(cfg: TrainConfig) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.task}-{model}-{secrets.token_hex(2)}"
 
 
+def preflight(config: TrainConfig, hardware=None) -> dict:
+    """Everything that can fail before launch: the config on this hardware, the dataset, its task
+    and its labeled train split. Returns {"n_train", "n_eval"} for the UI."""
+    from core.training.data import load_splits
+    from core.training.hardware import detect
+
+    config.validate(hardware or detect())
+    train, ev, _ = load_splits(config)
+    return {"n_train": len(train), "n_eval": len(ev) if ev else 0}
+
+
 def create_run(config: TrainConfig, workspace_dir: str | os.PathLike | None = None,
-               run_id: str | None = None, run_dir: str | os.PathLike | None = None) -> Path:
-    """A new run folder holding config.json (the dataset path made absolute). Fails if it exists."""
+               run_id: str | None = None, run_dir: str | os.PathLike | None = None,
+               check: bool = True) -> Path:
+    """A new run folder holding config.json (the dataset path made absolute). Fails if it exists,
+    and (check=True) when preflight() finds a problem - nothing is written then."""
     if run_dir is None:
         run_id = run_id or new_run_id(config)
         if not _RUN_ID.match(run_id):
@@ -45,6 +58,8 @@ def create_run(config: TrainConfig, workspace_dir: str | os.PathLike | None = No
         raise StudioError(f"{run_dir} exists and is not empty.", "Pick a new folder for the run.")
     if config.dataset:
         config.dataset = str(Path(config.dataset).expanduser().resolve())
+    if check:
+        preflight(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(run_dir / "config.json")
     return run_dir.resolve()

@@ -1,0 +1,311 @@
+"""Peak GPU memory (and step time) of real training runs, through the studio's own job.
+
+For each config of the grid this builds the run folder with `create_run`, trains it for a few steps
+with `core.training.job.run_job` (what `python -m core train --run RUN` runs) in a fresh process,
+and reads `torch.cuda.max_memory_allocated / max_memory_reserved` of that process plus the job's
+own events.jsonl. Models are random-weight Gemma 3 folders with the published shapes
+(bench/gpu_models.py); the dataset is a ui2sql dataset whose answers are long enough that every
+example is cut to exactly max_seq_length (the worst case a user's config allows).
+
+On the lent GPU (repo root):
+  export PYTHONPATH=$PWD/.gpusite HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 UNSLOTH_OFFLINE=1
+  python3 bench/gpu_memory.py drive --plan timing4b,grid4b,unsloth4b --out $OUT --deadline 540
+  python3 bench/gpu_memory.py drive --plan grid12b --out $OUT --deadline 540
+Rows land in $OUT/rows.json (copied into assets/memory_measurements.json); a table is printed last.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import io
+import json
+import os
+import random
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+GiB = 2**30
+Q4 = {"load_in_4bit": True}
+BF16 = {"load_in_4bit": False}
+# name -> (model size, TrainConfig overrides). Every row is 3 optimizer steps unless it says otherwise.
+GRID: dict[str, tuple[str, dict]] = {
+    "4b-q4-r16-b1-s1024": ("4b", {**Q4, "lora_r": 16, "lora_alpha": 16}),
+    "4b-q4-r64-dora-rs-b1-s1024": ("4b", {**Q4, "lora_r": 64, "lora_alpha": 64, "use_dora": True, "use_rslora": True}),
+    "4b-q4-r64-b1-s2048": ("4b", {**Q4, "lora_r": 64, "lora_alpha": 64, "max_seq_length": 2048}),
+    "4b-q4-r16-b4-s1024": ("4b", {**Q4, "lora_r": 16, "lora_alpha": 16, "batch_size": 4}),
+    "4b-q4-r16-b1-s1024-vision": ("4b", {**Q4, "lora_r": 16, "lora_alpha": 16, "finetune_vision_layers": True}),
+    "4b-q4-r16-b1-s1024-nogc": ("4b", {**Q4, "lora_r": 16, "lora_alpha": 16, "gradient_checkpointing": False}),
+    "4b-bf16-r16-b1-s1024": ("4b", {**BF16, "lora_r": 16, "lora_alpha": 16}),
+    "4b-bf16-r64-dora-b4-s2048": ("4b", {**BF16, "lora_r": 64, "lora_alpha": 64, "use_dora": True,
+                                         "batch_size": 4, "max_seq_length": 2048}),
+    "4b-q4-r64-dora-b4-s2048-vision": ("4b", {**Q4, "lora_r": 64, "lora_alpha": 64, "use_dora": True, "batch_size": 4,
+                                              "max_seq_length": 2048, "finetune_vision_layers": True}),
+    # the seed document's T4 config, exactly the "Ghost Architect (T4)" preset
+    "12b-seed-t4-preset": ("12b", {"preset": "Ghost Architect (T4)"}),
+    "12b-q4-r16-b1-s2048": ("12b", {**Q4, "lora_r": 16, "lora_alpha": 16, "max_seq_length": 2048}),
+    "12b-bf16-r16-b1-s1024": ("12b", {**BF16, "lora_r": 16, "lora_alpha": 16}),
+    "12b-q4-r16-b4-s1024-vision": ("12b", {**Q4, "lora_r": 16, "lora_alpha": 16, "batch_size": 4,
+                                           "finetune_vision_layers": True}),
+}
+# Lanes run side by side (each process measures only its own allocator); the heavy rows share a
+# lane so that two of them never sit on the 80 GB card at once.
+PLANS = {
+    "grid4b": [["4b-bf16-r64-dora-b4-s2048", "4b-q4-r64-dora-b4-s2048-vision", "4b-q4-r16-b1-s1024"],
+               ["4b-q4-r64-b1-s2048", "4b-q4-r16-b4-s1024", "4b-bf16-r16-b1-s1024"],
+               ["4b-q4-r16-b1-s1024-vision", "4b-q4-r16-b1-s1024-nogc"]],
+    "grid12b": [["12b-seed-t4-preset", "12b-q4-r16-b1-s2048"],
+                ["12b-bf16-r16-b1-s1024", "12b-q4-r16-b4-s1024-vision"]],
+}
+# issue 3's GPU run: Gemma-3-4B shapes, 4-bit, DoRA + rsLoRA r=64, timed alone on the card
+TIMING = {**Q4, "lora_r": 64, "lora_alpha": 64, "use_dora": True, "use_rslora": True, "max_steps": 12}
+
+
+# ------------------------------------------------------------------ dataset
+def long_sql(rng: random.Random, words: int) -> str:
+    """CREATE TABLE statements with about `words` whitespace-separated words (= tokens here)."""
+    tables, n = [], 0
+    while n < words:
+        cols = [f"c{rng.randrange(10**6)} INT" for _ in range(60)]
+        tables.append(f"CREATE TABLE t{len(tables)} ({', '.join(cols)});")
+        n += 2 * len(cols) + 3
+    return "\n".join(tables)
+
+
+def make_dataset(path: Path, n: int = 8, words: int = 2600) -> Path:
+    from PIL import Image
+
+    from core.dataset import Dataset
+
+    if (path / "records.jsonl").exists():
+        return path
+    ds = Dataset.create(path, task="ui2sql")
+    rng = random.Random(0)
+    for i in range(n):
+        img = Image.frombytes("RGB", (256, 256), rng.randbytes(256 * 256 * 3))  # unique: no dedup
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        ds.add_image(buf.getvalue(), fields={"sql": long_sql(rng, words)})
+    ds.split(seed=0, min_records=10**6)  # everything trains
+    return path
+
+
+def train_config(model_path: str, dataset: Path, overrides: dict, max_steps: int = 3):
+    from core.training.config import TrainConfig, preset
+
+    o = dict(overrides)
+    name = o.pop("preset", None)
+    cfg = preset(name) if name else TrainConfig()
+    cfg.model_id, cfg.dataset, cfg.task = model_path, str(dataset), "ui2sql"
+    if not name:
+        cfg.gradient_accumulation_steps = 1
+    cfg.max_steps = o.pop("max_steps", max_steps)
+    cfg.save_steps, cfg.logging_steps, cfg.eval_steps = 100000, 1, 0
+    for k, v in o.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+# ------------------------------------------------------------------ one job, in its own process
+def _compat_sft_config() -> None:
+    """transformers 5.17 (on the GPU box) still calls it gradient_checkpointing; the job writes
+    transformers 5.23's activation_checkpointing. Renamed at the SFTConfig call only."""
+    import core.training.job as job
+
+    orig = job.sft_args
+
+    def sft_args(*a, **k):
+        import dataclasses
+
+        import trl
+
+        real = trl.SFTConfig
+        names = {f.name for f in dataclasses.fields(real)}
+        if "activation_checkpointing" in names:
+            return orig(*a, **k)
+
+        def patched(**kw):
+            kw["gradient_checkpointing"] = kw.pop("activation_checkpointing", False)
+            kw["gradient_checkpointing_kwargs"] = kw.pop("activation_checkpointing_kwargs", None)
+            return real(**kw)
+
+        trl.SFTConfig = patched
+        try:
+            return orig(*a, **k)
+        finally:
+            trl.SFTConfig = real
+
+    job.sft_args = sft_args
+
+
+def cmd_job(a) -> None:
+    _compat_sft_config()
+    from core.training.job import run_job
+
+    t0 = time.time()
+    rc = run_job(a.run, progress=False)
+    import torch
+
+    out = {"rc": rc, "seconds": round(time.time() - t0, 1)}
+    if torch.cuda.is_available():
+        out.update(max_allocated_gb=torch.cuda.max_memory_allocated() / GiB,
+                   max_reserved_gb=torch.cuda.max_memory_reserved() / GiB,
+                   device=torch.cuda.get_device_name(0))
+    Path(a.json).write_text(json.dumps(out))
+
+
+def summarize(run_dir: Path, res: dict) -> dict:
+    from core.training.events import read_events
+
+    ev = read_events(run_dir)
+    logs = [e for e in ev if e["type"] == "log"]
+    start = next((e for e in ev if e["type"] == "start"), {})
+    end = next((e for e in ev if e["type"] == "end"), {})
+    steady = [e for e in logs if e.get("step", 0) >= 3 and e.get("step_time_s")]
+    out = {"status": end.get("status", "no end event"), "error": end.get("error"), "backend": start.get("backend"),
+           "trainable_params": start.get("trainable_params"), "steps": end.get("step"),
+           "truncated": (end.get("truncation") or {}).get("truncated"),
+           "longest_tokens": (end.get("truncation") or {}).get("longest_tokens"),
+           "events_peak_alloc_gb": max((e.get("vram_peak_gb", 0) for e in logs), default=None),
+           "events_reserved_gb": max((e.get("vram_reserved_gb", 0) for e in logs), default=None)}
+    if steady:
+        out["step_time_s"] = statistics.median(e["step_time_s"] for e in steady)
+        toks = [e["tokens_per_s"] for e in steady if e.get("tokens_per_s")]
+        out["tokens_per_s"] = statistics.median(toks) if toks else None
+        out["first_step_s"] = logs[0].get("step_time_s") if logs else None
+    return {**res, **out}
+
+
+def run_one(name: str, size: str, overrides: dict, root: Path, out: Path, deadline: float,
+            backend: str = "hf", limit: float = 400) -> dict:
+    from core.training.runs import create_run
+
+    model = f"/tmp/gemma3_{size}"
+    run_dir = root / "runs" / f"{name}-{backend}"
+    cfg = train_config(model, root / "dataset", overrides)
+    cfg.backend = backend
+    if not (run_dir / "config.json").exists():
+        create_run(cfg, run_dir=run_dir)
+    res_file = run_dir / "bench_result.json"
+    timeout = min(limit, deadline - time.time())
+    row = {"name": name, "backend_requested": backend,
+           "model_config": json.loads((Path(model) / "config.json").read_text()),
+           "train_config": {k: v for k, v in cfg.to_dict().items() if k != "dataset"}}
+    if timeout < 40:
+        return {**row, "status": "skipped (deadline)"}
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    log = run_dir / "job.log"
+    cmd = [sys.executable, str(Path(__file__).resolve()), "job", "--run", str(run_dir), "--json", str(res_file)]
+    t0 = time.time()
+    with open(log, "wb") as fh:
+        try:
+            subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout, cwd=REPO, env=env)
+        except subprocess.TimeoutExpired:
+            pass
+    row["wall_s"] = round(time.time() - t0, 1)
+    res = json.loads(res_file.read_text()) if res_file.exists() else {"rc": "timeout or crash"}
+    row = summarize(run_dir, {**row, **res})
+    row["measured_peak_allocated_gb"] = round(res["max_allocated_gb"], 3) if "max_allocated_gb" in res else None
+    row["measured_peak_reserved_gb"] = round(res["max_reserved_gb"], 3) if "max_reserved_gb" in res else None
+    if row["status"] != "completed":
+        row["log_tail"] = log.read_text(errors="replace")[-3000:]
+    with open(out / "jobs.log", "a") as fh:
+        fh.write(f"\n===== {name} ({backend}) =====\n{log.read_text(errors='replace')[-6000:]}\n")
+    return row
+
+
+# ------------------------------------------------------------------ driver
+def cmd_drive(a) -> None:
+    t_start = time.time()
+    deadline = t_start + a.deadline
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = Path(a.root)
+    root.mkdir(parents=True, exist_ok=True)
+    make_dataset(root / "dataset")
+    rows_file = out / "rows.json"
+    rows: list[dict] = []
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    driver_cmd = "python3 bench/gpu_memory.py " + " ".join(shlex.quote(x) for x in sys.argv[1:])
+
+    def keep(row: dict) -> None:
+        row.setdefault("device", device)
+        row["command"] = f"{driver_cmd}  (row {row['name']}, backend {row.get('backend_requested')})"
+        rows.append(row)
+        rows_file.write_text(json.dumps(rows, indent=1, default=str))
+        print(f"[{time.time() - t_start:5.0f}s] {row['name']} {row.get('backend')}: {row.get('status')} "
+              f"alloc={row.get('measured_peak_allocated_gb')} reserved={row.get('measured_peak_reserved_gb')} "
+              f"step={row.get('step_time_s')} tok/s={row.get('tokens_per_s')} {row.get('error') or ''}", flush=True)
+
+    from bench.gpu_models import build
+
+    only = set(a.only.split(",")) if a.only else None
+    for phase in a.plan.split(","):
+        size = "12b" if "12b" in phase else ("tiny" if "tiny" in phase else "4b")
+        t0 = time.time()
+        info = build(size, f"/tmp/gemma3_{size}")
+        print(f"[{time.time() - t_start:5.0f}s] model {size}: {info} ({time.time() - t0:.0f}s)", flush=True)
+        if phase.startswith("timing") or phase.startswith("unsloth"):
+            backend = "unsloth" if phase.startswith("unsloth") else "hf"
+            keep(run_one(f"{size}-issue3-timing", size, TIMING, root, out, deadline, backend=backend, limit=a.limit))
+            continue
+        lanes = [[n for n in lane if only is None or n in only] for lane in PLANS[phase.replace("tiny", "4b")]]
+
+        def lane_run(names):
+            for n in names:
+                sz, over = GRID[n]
+                keep(run_one(n, size if size == "tiny" else sz, over, root, out, deadline, limit=a.limit))
+
+        with cf.ThreadPoolExecutor(max_workers=max(1, len(lanes))) as ex:
+            list(ex.map(lane_run, [lane for lane in lanes if lane]))
+    print_table(rows, out)
+    print(f"total {time.time() - t_start:.0f}s")
+
+
+def print_table(rows: list[dict], out: Path) -> None:
+    head = "| row | backend | status | peak alloc GiB | peak reserved GiB | step s | tokens/s | trainable | wall s |"
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        tp = r.get("trainable_params")
+        tps = f"{tp / 1e6:.1f}M" if tp else "-"
+        lines.append(f"| {r['name']} | {r.get('backend')} | {r.get('status')} | {r.get('measured_peak_allocated_gb')} | "
+                     f"{r.get('measured_peak_reserved_gb')} | {_f(r.get('step_time_s'))} | {_f(r.get('tokens_per_s'), 0)} | "
+                     f"{tps} | {r.get('wall_s')} |")
+    text = "\n".join(lines) + "\n"
+    (out / "table.md").write_text(text)
+    print(text)
+
+
+def _f(x, nd=3):
+    return "-" if x is None else f"{x:.{nd}f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sp = ap.add_subparsers(dest="cmd", required=True)
+    d = sp.add_parser("drive", help="build models, run the plan, write rows.json and table.md")
+    d.add_argument("--plan", default="timing4b,grid4b", help="comma list: timing4b, grid4b, unsloth4b, grid12b, gridtiny")
+    d.add_argument("--only", default="", help="comma list of grid rows to run (default: all of the plan)")
+    d.add_argument("--out", default="/tmp/gpu_memory_out")
+    d.add_argument("--root", default="/tmp/gpu_memory_work", help="datasets and run folders")
+    d.add_argument("--deadline", type=float, default=540, help="seconds for the whole drive")
+    d.add_argument("--limit", type=float, default=300, help="seconds for one job")
+    j = sp.add_parser("job", help="(internal) run one run folder's job and record its CUDA peaks")
+    j.add_argument("--run", required=True)
+    j.add_argument("--json", required=True)
+    a = ap.parse_args()
+    {"drive": cmd_drive, "job": cmd_job}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Builds the studio's Blocks: a header with the open dataset, then one tab per step of the flow
+(Datasets -> Annotate -> Train -> Compare -> Evaluate -> Export). Launch settings (theme, CSS,
+shortcuts) come from launch_kwargs(); app.py serves it next to the REST API."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core.errors import StudioError
+from studio import theme
+from studio.common import StudioState, dataset_choices, esc, seed_demo_datasets
+from studio.tabs import annotate, compare, datasets, evaluate, export, train
+
+TABS = ("datasets", "annotate", "train", "compare", "evaluate", "export")
+
+
+def _header(state: StudioState) -> gr.Dropdown:
+    mode = ' <span class="ts-badge ts-warn">demo mode: small models, bounded runs</span>' if state.demo_mode else ""
+    with gr.Row(elem_id="ts-header", equal_height=True):
+        gr.HTML('<div class="ts-brand"><div class="ts-logo">T</div><div><div class="ts-title">Trinity Studio'
+                f'{mode}</div><div class="ts-sub">Images in, labelled once, out comes an adapter that answers in a '
+                'structure we can check.</div></div></div>')
+        ds_dd = gr.Dropdown([], label="Open dataset", elem_id="ts-dataset", scale=0, min_width=320)
+    return ds_dd
+
+
+def default_dataset(choices: list[tuple[str, str]], preferred: str | None = None) -> str | None:
+    if preferred and preferred in [v for _, v in choices]:
+        return preferred
+    return choices[0][1] if choices else None
+
+
+def build_app(state: StudioState) -> gr.Blocks:
+    seed_demo_datasets(state)
+    with gr.Blocks(title="Trinity Studio", analytics_enabled=False, fill_width=True) as blocks:
+        ds_dd = _header(state)
+        shared = {"dataset": ds_dd}
+        with gr.Tabs(elem_id="ts-tabs") as tabs:
+            with gr.Tab("Datasets", id="datasets", elem_id="tab-datasets"):
+                ds_ui = datasets.build(state, shared)
+            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate"):
+                ann_ui = annotate.build(state, shared)
+            with gr.Tab("Train", id="train", elem_id="tab-train"):
+                train_ui = train.build(state, shared)
+            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as cmp_tab:
+                cmp_ui = compare.build(state, shared)
+            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate") as eval_tab:
+                eval_ui = evaluate.build(state, shared)
+            with gr.Tab("Export", id="export", elem_id="tab-export") as export_tab:
+                export_ui = export.build(state, shared)
+
+        def on_load(request: gr.Request):
+            choices = dataset_choices(state)
+            qp = dict(getattr(request, "query_params", {}) or {}) if request else {}
+            wanted = next((v for _, v in choices if v.rstrip("/").endswith("/" + qp.get("dataset", "\0"))), None)
+            run_dd, runs = train_ui["on_load"]()
+            return gr.update(choices=choices, value=default_dataset(choices, wanted)), run_dd, runs
+
+        blocks.load(on_load, None, [ds_dd, *train_ui["load_outputs"]])
+
+        # A row of the validation report opens its record in the annotator.
+        def open_bad_record(path, filter_, evt: gr.SelectData, request: gr.Request):
+            rid = (evt.row_value or [None, None])[1]
+            try:
+                out = ann_ui["render"](path, rid, "all", getattr(request, "session_hash", "local"))
+            except StudioError as e:
+                gr.Warning(esc(e.message))
+                return {}
+            out[tabs] = gr.Tabs(selected="annotate")
+            out[ann_ui["filter"]] = "all"
+            return out
+
+        ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]], [*ann_ui["view_outputs"], tabs,
+                                                                            ann_ui["filter"]])
+        cmp_tab.select(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
+        eval_tab.select(eval_ui["refresh"], None, eval_ui["run"])
+        export_tab.select(export_ui["refresh"], None, export_ui["run"])
+    return blocks
+
+
+def launch_kwargs() -> dict:
+    """Theme, CSS and the shortcut script: Gradio 6 takes these at launch / mount time."""
+    return {"theme": theme.theme(), "css": theme.css(), "js": theme.SHORTCUTS_JS}

@@ -1,0 +1,118 @@
+"""What every tab shares: the studio's state (workspace, demo mode, loaded models), error display,
+and small helpers for lists of datasets and runs."""
+from __future__ import annotations
+
+import functools
+import html
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from core import workspace
+from core.errors import StudioError
+from core.workspace import ASSETS
+
+DEMO_DATASETS = ("keys", "ui2sql")
+# A Space must not be exhausted by one visitor: small models, bounded runs (issue 4).
+DEMO_MAX_STEPS = 200
+
+
+@dataclass
+class StudioState:
+    """Server-side state shared by all sessions (per-session state lives in gr.State)."""
+    workspace: Path
+    demo_mode: bool = False
+    engines: dict = field(default_factory=dict)       # model id or folder -> core.infer.Engine
+    engine_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def datasets_dir(self) -> Path:
+        return workspace.datasets_dir(self.workspace)
+
+    @property
+    def runs_dir(self) -> Path:
+        return workspace.runs_dir(self.workspace)
+
+
+def make_state(workspace_dir=None, demo_mode: bool = False) -> StudioState:
+    ws = workspace.root(workspace_dir)
+    os.environ["TRINITY_WORKSPACE"] = str(ws)  # core's run/dataset lookups use the same workspace
+    return StudioState(workspace=ws, demo_mode=demo_mode)
+
+
+def seed_demo_datasets(state: StudioState) -> list[str]:
+    """Copies the demo datasets into the workspace once, so users edit copies, never the repo's."""
+    copied = []
+    for name in DEMO_DATASETS:
+        src, dest = ASSETS / "demo" / name, state.datasets_dir / name
+        if (src / "dataset.json").is_file() and not dest.exists():
+            tmp = dest.with_name(f".{name}.copying")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".lock"))
+            os.replace(tmp, dest)  # a half copy never looks like a dataset
+            copied.append(name)
+    return copied
+
+
+# ---------------------------------------------------------------- errors
+def show_error(e: StudioError) -> gr.Error:
+    return gr.Error(f"{e.message}" + (f"<br><b>What to do:</b> {html.escape(e.hint)}" if e.hint else ""),
+                    title="Trinity Studio")
+
+
+def warn(e: StudioError) -> None:
+    gr.Warning(f"{html.escape(e.message)}" + (f"<br><b>What to do:</b> {html.escape(e.hint)}" if e.hint else ""))
+
+
+def guard(fn):
+    """StudioError -> a gr.Error toast with message + hint; outputs stay as they were."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StudioError as e:
+            raise show_error(e) from e
+    return wrapper
+
+
+# ---------------------------------------------------------------- lists
+def dataset_choices(state: StudioState) -> list[tuple[str, str]]:
+    from core.dataset import Dataset
+
+    return [(f"{d.name}  ·  {d.task.name}", str(d.path)) for d in Dataset.find_all(state.datasets_dir)]
+
+
+def open_dataset(state: StudioState, path: str | None):
+    from core.dataset import Dataset
+    from core.fsutil import inside
+
+    if not path:
+        raise StudioError("No dataset is open.", "Pick one in the dataset list at the top, or create one in Datasets.")
+    if state.demo_mode and not inside(state.workspace, path):
+        raise StudioError("This demo only opens datasets inside its workspace.", "Pick one from the list.")
+    return Dataset.open(path)
+
+
+def run_choices(state: StudioState, task: str | None = None, finished_only: bool = False) -> list[tuple[str, str]]:
+    from core.training.runs import list_runs
+
+    out = []
+    for r in list_runs(state.workspace):
+        if task and r.get("task") != task:
+            continue
+        if finished_only and not (r.get("has_adapter") or r.get("has_model")):
+            continue
+        out.append((f"{r['run_id']}  ·  {r['status']}", r["path"]))
+    return out
+
+
+def badge(text: str, kind: str = "neutral") -> str:
+    return f'<span class="ts-badge ts-{kind}">{html.escape(str(text))}</span>'
+
+
+def esc(x) -> str:
+    return html.escape(str(x))

@@ -1,0 +1,96 @@
+"""Plotly figures for the Train tab, built from a run's events.jsonl (see core/training/events.py).
+Each returns a figure even with no data yet, so a panel never shows an empty frame."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+INDIGO, AMBER, TEAL, ROSE, SLATE = "#4f46e5", "#d97706", "#0d9488", "#e11d48", "#64748b"
+
+
+def _base(title: str, ytitle: str, height: int = 260) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(
+        title={"text": title, "x": 0.02, "font": {"size": 14}}, height=height,
+        margin={"l": 50, "r": 16, "t": 40, "b": 36}, template="plotly_white",
+        legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right", "font": {"size": 11}},
+        xaxis={"title": {"text": "step", "font": {"size": 11}}, "gridcolor": "#eef2f7"},
+        yaxis={"title": {"text": ytitle, "font": {"size": 11}}, "gridcolor": "#eef2f7"},
+        font={"family": "ui-sans-serif, system-ui, sans-serif", "size": 11},
+    )
+    return fig
+
+
+def _xy(events: list[dict], type_: str, key: str) -> tuple[list, list]:
+    xs, ys = [], []
+    for e in events:
+        if e.get("type") == type_ and isinstance(e.get(key), (int, float)) and e.get("step") is not None:
+            xs.append(e["step"])
+            ys.append(e[key])
+    return xs, ys
+
+
+def _empty_note(fig: go.Figure, text: str = "waiting for the first log…") -> go.Figure:
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font={"color": SLATE, "size": 12})
+    return fig
+
+
+def loss_figure(events: list[dict]) -> go.Figure:
+    fig = _base("Loss", "loss")
+    xs, ys = _xy(events, "log", "loss")
+    ex, ey = _xy(events, "eval", "eval_loss")
+    if xs:
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 40 else "lines", name="train loss",
+                        line={"color": INDIGO, "width": 2}, marker={"size": 5})
+    if ex:
+        fig.add_scatter(x=ex, y=ey, mode="lines+markers", name="eval loss",
+                        line={"color": AMBER, "width": 2, "dash": "dot"}, marker={"size": 7})
+    return fig if xs or ex else _empty_note(fig)
+
+
+def memory_figure(events: list[dict], budget_gb: float | None = None) -> go.Figure:
+    """GPU memory allocated / reserved against the budget line; on CPU, the job's RAM."""
+    xa, ya = _xy(events, "log", "vram_alloc_gb")
+    xr, yr = _xy(events, "log", "vram_reserved_gb")
+    if xa or xr:
+        fig = _base("GPU memory", "GB")
+        fig.add_scatter(x=xa, y=ya, mode="lines", name="allocated", line={"color": INDIGO, "width": 2})
+        fig.add_scatter(x=xr, y=yr, mode="lines", name="reserved", line={"color": TEAL, "width": 2},
+                        fill="tonexty", fillcolor="rgba(13,148,136,0.08)")
+    else:
+        fig = _base("Memory", "GB")
+        xs, ys = _xy(events, "log", "rss_gb")
+        if xs:
+            fig.add_scatter(x=xs, y=ys, mode="lines", name="process RAM (CPU run)",
+                            line={"color": TEAL, "width": 2})
+        else:
+            _empty_note(fig)
+    if budget_gb:
+        fig.add_hline(y=budget_gb, line={"color": ROSE, "dash": "dash", "width": 1.5},
+                      annotation_text=f"budget {budget_gb:g} GB", annotation_position="top left",
+                      annotation_font={"color": ROSE, "size": 11})
+    return fig
+
+
+def lr_figure(events: list[dict]) -> go.Figure:
+    fig = _base("Learning rate", "lr", height=220)
+    xs, ys = _xy(events, "log", "lr")
+    if not xs:
+        return _empty_note(fig)
+    fig.add_scatter(x=xs, y=ys, mode="lines", name="lr", line={"color": AMBER, "width": 2})
+    fig.update_yaxes(exponentformat="e")
+    return fig
+
+
+def throughput_figure(events: list[dict]) -> go.Figure:
+    fig = _base("Throughput", "tokens / s", height=220)
+    xs, ys = _xy(events, "log", "tokens_per_s")
+    if xs:
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name="tokens/s", line={"color": TEAL, "width": 2})
+        return fig
+    xs, ys = _xy(events, "log", "samples_per_s")
+    if xs:
+        fig.update_yaxes(title_text="samples / s")
+        fig.add_scatter(x=xs, y=ys, mode="lines+markers", name="samples/s", line={"color": TEAL, "width": 2})
+        return fig
+    return _empty_note(fig)

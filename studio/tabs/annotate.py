@@ -1,0 +1,261 @@
+"""Annotate tab: a queue of images, the current one large, the dataset task's fields, Prev / Next /
+Save / next unlabeled (with keyboard shortcuts), autosave on leaving a record, a progress counter,
+drafts for invalid labels and a warning when someone else saved the same record meanwhile."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core.errors import StudioError
+from studio import annotate_logic as L
+from studio.common import badge, esc, open_dataset, warn
+
+GALLERY_MAX = 300
+SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd> previous · "
+             "<kbd>Alt</kbd>+<kbd>U</kbd> next unlabeled · <kbd>Ctrl</kbd>+<kbd>S</kbd> save")
+
+
+def build(state, shared: dict) -> dict:
+    ds_dd = shared["dataset"]
+    book = L.StampBook()
+    cur = gr.State({})
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=250, elem_classes="ts-panel"):
+            filt = gr.Dropdown(list(L.FILTERS), value="all", label="Queue", elem_id="ann-filter")
+            gallery = gr.Gallery(columns=2, height=640, allow_preview=False, show_label=False,
+                                 object_fit="cover", elem_id="ann-gallery", interactive=False)
+        with gr.Column(scale=5, min_width=360):
+            counter = gr.HTML(elem_id="ann-counter")
+            header = gr.HTML(elem_id="ann-header")
+            image = gr.Image(type="filepath", interactive=False, show_label=False, height=440,
+                             buttons=["fullscreen", "download"], elem_id="ann-image")
+            with gr.Row():
+                prev_btn = gr.Button("← Prev", elem_id="ann-prev", size="sm")
+                next_btn = gr.Button("Next →", elem_id="ann-next", size="sm")
+                unl_btn = gr.Button("Next unlabeled ⇥", elem_id="ann-next-unlabeled", size="sm")
+                save_btn = gr.Button("Save", variant="primary", elem_id="ann-save", size="sm")
+            with gr.Row():
+                autosave = gr.Checkbox(True, label="Autosave when leaving a record", elem_id="ann-autosave")
+                reviewed = gr.Checkbox(False, label="Mark as reviewed on save", elem_id="ann-reviewed")
+            save_msg = gr.HTML(elem_id="ann-save-msg")
+            with gr.Row(visible=False) as conflict_row:
+                reload_btn = gr.Button("Load their version (drops my edit)", size="sm", elem_id="ann-reload")
+                force_btn = gr.Button("Save mine over theirs", size="sm", variant="stop", elem_id="ann-force")
+            gr.HTML(f'<div class="ts-shortcuts">{SHORTCUTS}</div>')
+        with gr.Column(scale=6, min_width=420):
+            with gr.Column(visible=False, elem_classes="ts-panel") as sql_box:
+                code = gr.Code(language="sql", label="SQL schema", lines=14, max_lines=30, interactive=True,
+                               elem_id="ann-sql")
+                sql_check = gr.HTML(elem_id="ann-sql-status")
+                domain = gr.Textbox(label="Domain", max_lines=1, placeholder="shop, CRM, booking…",
+                                    elem_id="ann-domain")
+                with gr.Tab("Tables"):
+                    tables = gr.Dataframe(headers=L.TABLE_HEADERS, value=[], interactive=False, max_height=300, wrap=True,
+                                          column_widths=["20%", "22%", "18%", "8%", "22%", "10%"],
+                                          elem_id="ann-tables")
+                with gr.Tab("Diagram"):
+                    er = gr.HTML(elem_id="ann-er")
+            with gr.Column(visible=False, elem_classes="ts-panel") as keys_box:
+                with gr.Row():
+                    keyway = gr.Dropdown(L.keyway_choices(), label="Keyway", elem_id="ann-keyway", scale=2,
+                                         info="Sets the number of cuts and the allowed depths.")
+                    brand = gr.Textbox(label="Brand", max_lines=1, elem_id="ann-brand", scale=2,
+                                       info="Prefilled from the keyway's catalog entry.")
+                gr.Markdown("**Bitting** — cut depths from the bow to the tip", elem_classes="ts-label")
+                with gr.Row(elem_classes="ts-bits"):
+                    bits = [gr.Dropdown([("–", "")], value="", label=str(i + 1), min_width=58, visible=False,
+                                        elem_id=f"ann-bit-{i + 1}", filterable=True)
+                            for i in range(L.MAX_POSITIONS)]
+                keys_check = gr.HTML(elem_id="ann-keys-status")
+                target = gr.Code(label="Training target (what the model learns to write)", language=None,
+                                 interactive=False, lines=3, elem_id="ann-target")
+
+    editors = [code, domain, keyway, brand, *bits]
+    view_outputs = [cur, gallery, image, header, counter, sql_box, keys_box, code, domain, sql_check, tables, er,
+                    keyway, brand, *bits, keys_check, target, save_msg, conflict_row]
+
+    # -------------------------------------------------------------- rendering
+    def bit_updates(code_: str | None, values: list) -> list:
+        setup = L.keyway_setup(code_)
+        n = setup["positions"] or 0
+        choices = [("–", "")] + setup["digits"]
+        out = []
+        for i in range(L.MAX_POSITIONS):
+            v = str(values[i]) if i < len(values) and values[i] not in (None, "") else ""
+            out.append(gr.update(choices=choices, value=v if v in setup["digits"] else "", visible=i < n))
+        return out
+
+    def render(path, rid, filter_, session) -> dict:
+        ds = open_dataset(state, path)
+        recs = ds.records()
+        q = L.queue(ds, filter_)
+        if rid not in {r["id"] for r in recs}:
+            rid = L.next_unlabeled(recs, None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
+        is_sql = ds.task.name == "ui2sql"
+        out = {sql_box: gr.update(visible=is_sql), keys_box: gr.update(visible=not is_sql),
+               counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False)}
+        shown = q[:GALLERY_MAX]
+        items = [(str(ds.image_path(r)), f"{'✓' if r.get('status') != 'unlabeled' else '○'} {r['id'][:8]}")
+                 for r in shown]
+        ids = [r["id"] for r in shown]
+        out[gallery] = gr.update(value=items, selected_index=ids.index(rid) if rid in ids else None)
+        if rid is None:
+            out.update({cur: {"path": str(ds.path), "id": None, "ids": ids}, image: None,
+                        header: '<div class="ts-empty">This dataset has no images yet. Import some in Datasets.</div>'})
+            return out
+        rec = ds.get(rid)
+        book.put(session, str(ds.path), rid, rec.get("updated"))
+        f = rec.get("fields") or {}
+        out[cur] = {"path": str(ds.path), "id": rid, "updated": rec.get("updated"), "fields": f, "ids": ids,
+                    "task": ds.task.name}
+        out[image] = str(ds.image_path(rec))
+        status = rec.get("status", "unlabeled")
+        kind = {"labeled": "ok", "reviewed": "info"}.get(status, "warn")
+        out[header] = (f'<div class="ts-rec-head"><code>{esc(rid)}</code> {badge(status, kind)} '
+                       f'{badge("split: " + str(rec.get("split") or "none"), "neutral")}</div>')
+        if is_sql:
+            out[code], out[domain] = f.get("sql", ""), f.get("domain", "")
+            out[sql_check], out[tables], out[er] = L.sql_check(f.get("sql", ""))
+        else:
+            bitting = [str(d) for d in (f.get("bitting") or [])]
+            out[keyway], out[brand] = (f.get("keyway") or None), f.get("brand", "")
+            out.update(zip(bits, bit_updates(f.get("keyway"), bitting)))
+            out[keys_check], out[target] = L.keys_check(f.get("keyway"), f.get("brand", ""), bitting)
+        return out
+
+    def fields_of(data: dict, c: dict) -> dict:
+        if c.get("task") == "ui2sql":
+            return L.ui2sql_fields(data[code], data[domain], c.get("fields"))
+        return L.keys_fields(data[keyway], data[brand], [data[b] for b in bits])
+
+    def do_save(data: dict, session: str, force: bool = False) -> dict:
+        """Saves the editor; returns updates (cur, message, conflict row). StudioError on conflict."""
+        c = dict(data[cur])
+        ds = open_dataset(state, c["path"])
+        expected = book.get(session, c["path"], c["id"], c.get("updated"))
+        try:
+            rec, msg = L.save(ds, c["id"], fields_of(data, c), expected, reviewed=data[reviewed], force=force)
+        except StudioError as e:
+            if "changed by someone else" in e.message or "deleted by someone else" in e.message:
+                warn(e)
+                return {save_msg: f'<div class="ts-msg ts-msg-warn">⚠ {esc(e.message)}</div>',
+                        conflict_row: gr.update(visible=True), "_conflict": True}
+            raise
+        book.put(session, c["path"], c["id"], rec["updated"])
+        c.update(updated=rec["updated"], fields=rec.get("fields"))
+        kind = "warn" if "draft" in msg else "ok"
+        return {cur: c, save_msg: f'<div class="ts-msg ts-msg-{kind}">{esc(msg)}</div>',
+                conflict_row: gr.update(visible=False)}
+
+    def navigate(data: dict, session: str, target_of) -> dict:
+        c = data[cur] or {}
+        if not c.get("id"):
+            return render(data[ds_dd], None, data[filt], session)
+        pre: dict = {}
+        if data[autosave]:
+            try:
+                dirty = not L.same_fields(fields_of(data, c), c.get("fields"))
+            except StudioError as e:  # an unsaveable editor state: stay, say why
+                warn(e)
+                return {save_msg: f'<div class="ts-msg ts-msg-warn">Not saved: {esc(e.message)}</div>'}
+            if dirty:
+                pre = do_save(data, session)
+                if pre.pop("_conflict", False):
+                    return pre
+        ds = open_dataset(state, c["path"])
+        rid = target_of(ds, c)
+        out = render(c["path"], rid, data[filt], session)
+        if pre.get(save_msg) and rid == c["id"]:
+            out[save_msg] = pre[save_msg]
+        elif pre.get(save_msg):
+            out[save_msg] = pre[save_msg].replace("Saved", f"Saved {esc(c['id'][:8])}", 1)
+        return out
+
+    # -------------------------------------------------------------- events
+    def session_of(request: gr.Request | None) -> str:
+        return getattr(request, "session_hash", None) or "local"
+
+    def on_dataset(path, filter_, request: gr.Request):
+        if not path:
+            return {header: '<div class="ts-empty">Pick or create a dataset.</div>'}
+        try:
+            return render(path, None, filter_, session_of(request))
+        except StudioError as e:
+            warn(e)
+            return {header: f'<div class="ts-empty">{esc(e.message)}</div>'}
+
+    all_inputs = {cur, ds_dd, filt, autosave, reviewed, *editors}
+
+    def nav_handler(target_of):
+        def handler(data, request: gr.Request):
+            try:
+                return navigate(data, session_of(request), target_of)
+            except StudioError as e:
+                warn(e)
+                return {}
+        return handler
+
+    def by_step(delta):
+        return lambda ds, c: L.step(c.get("ids") or [r["id"] for r in ds.records()], c["id"], delta)
+
+    def unlabeled(ds, c):
+        rid = L.next_unlabeled(ds.records(), c["id"])
+        if rid is None:
+            gr.Info("Every record is labeled.")
+            return c["id"]
+        return rid
+
+    def on_save(data, request: gr.Request):
+        try:
+            out = do_save(data, session_of(request))
+        except StudioError as e:
+            warn(e)
+            return {save_msg: f'<div class="ts-msg ts-msg-warn">Not saved: {esc(e.message)}</div>'}
+        out.pop("_conflict", None)
+        if cur in out:  # refresh the badges and the counter
+            c = out[cur]
+            fresh = render(c["path"], c["id"], data[filt], session_of(request))
+            fresh[save_msg] = out[save_msg]
+            for comp in editors:  # keep what is in the editor exactly as typed
+                fresh.pop(comp, None)
+            fresh.pop(keys_check, None), fresh.pop(target, None)
+            return fresh
+        return out
+
+    def on_force(data, request: gr.Request):
+        try:
+            out = do_save(data, session_of(request), force=True)
+        except StudioError as e:
+            warn(e)
+            return {}
+        out.pop("_conflict", None)
+        return out
+
+    def on_reload(data, request: gr.Request):
+        c = data[cur] or {}
+        return render(c.get("path"), c.get("id"), data[filt], session_of(request))
+
+    def on_gallery(data, evt: gr.SelectData, request: gr.Request):
+        ids = (data[cur] or {}).get("ids") or []
+        idx = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
+        target_id = ids[idx] if 0 <= idx < len(ids) else None
+        return nav_handler(lambda ds, c: target_id or c["id"])(data, request)
+
+    def on_keyway(code_, brand_, *values):
+        return [L.prefilled_brand(brand_, code_), *bit_updates(code_, list(values))]
+
+    ds_dd.change(on_dataset, [ds_dd, filt], view_outputs)
+    filt.change(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs)
+    prev_btn.click(nav_handler(by_step(-1)), all_inputs, view_outputs)
+    next_btn.click(nav_handler(by_step(+1)), all_inputs, view_outputs)
+    unl_btn.click(nav_handler(unlabeled), all_inputs, view_outputs)
+    gallery.select(on_gallery, all_inputs, view_outputs)
+    save_btn.click(on_save, all_inputs, view_outputs)
+    force_btn.click(on_force, all_inputs, view_outputs)
+    reload_btn.click(on_reload, all_inputs, view_outputs)
+    code.change(L.sql_check, code, [sql_check, tables, er], trigger_mode="always_last", show_progress="hidden")
+    keyway.input(on_keyway, [keyway, brand, *bits], [brand, *bits], show_progress="hidden")
+    for comp in (keyway, brand, *bits):
+        comp.change(lambda k, b, *vals: L.keys_check(k, b, list(vals)), [keyway, brand, *bits],
+                    [keys_check, target], trigger_mode="always_last", show_progress="hidden")
+    return {"cur": cur, "render": render, "view_outputs": view_outputs, "on_dataset": on_dataset,
+            "code": code, "keyway": keyway, "bits": bits, "filter": filt}

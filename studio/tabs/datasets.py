@@ -1,0 +1,184 @@
+"""Datasets tab: create / import / open, counts by status and split, the validation report with a
+link to each bad record, re-split with a seed, export."""
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from core.dataset import Dataset
+from core.errors import StudioError
+from core.tasks import all_tasks
+from studio.common import badge, dataset_choices, esc, guard, open_dataset
+
+REPORT_HEADERS = ["severity", "record", "problem", "details"]
+EXPORT_FORMATS = [("Hugging Face datasets folder (images + messages)", "hf"),
+                  ("Ghost Architect dataset_vision.json (ui2sql)", "ghost"),
+                  ("Keylike JSONL (keys)", "keylike")]
+
+
+# ---------------------------------------------------------------- pure handlers (unit-tested)
+def overview_html(ds: Dataset | None) -> str:
+    if ds is None:
+        return '<div class="ts-empty">No dataset open. Create or import one below.</div>'
+    c = ds.counts()
+    st, sp, total = c["status"], c["split"], c["total"]
+    done = st["labeled"] + st["reviewed"]
+    pct = 100 * done / total if total else 0
+    cards = [("Images", total, ""), ("Labeled", st["labeled"], "ok"), ("Reviewed", st["reviewed"], "info"),
+             ("Unlabeled", st["unlabeled"], "warn")]
+    splits = " ".join(badge(f"{k} {v}", "neutral") for k, v in sp.items())
+    return (f'<div class="ts-overview"><div class="ts-ds-title">{esc(ds.name)} {badge(ds.task.name, "info")}'
+            f'<span class="ts-muted"> · {esc(ds.task.title)}</span></div>'
+            '<div class="ts-cards">' + "".join(
+                f'<div class="ts-card ts-card-{k}"><div class="ts-card-n">{n}</div><div class="ts-card-l">{lab}</div></div>'
+                for lab, n, k in cards) + "</div>"
+            f'<div class="ts-progress"><div class="ts-progress-bar" style="width:{pct:.1f}%"></div></div>'
+            f'<div class="ts-muted">{pct:.0f}% labeled · splits: {splits}</div></div>')
+
+
+def create_dataset(datasets_dir: Path, name: str, task: str) -> Dataset:
+    name = (name or "").strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+        raise StudioError(f"'{name}' is not a usable dataset name.",
+                          "Use letters, digits, '-', '_' or '.', starting with a letter or digit.")
+    return Dataset.create(Path(datasets_dir) / name, task, name=name)
+
+
+def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, allow_server_path: bool) -> str:
+    sources = [str(f) for f in (files or [])]
+    if server_path and server_path.strip():
+        if not allow_server_path:
+            raise StudioError("Importing from a server folder is disabled in this demo.",
+                              "Upload the files (a zip, a label file or images) instead.")
+        sources.append(server_path.strip())
+    if not sources:
+        raise StudioError("Nothing to import.", "Upload a zip, a label file or images, or give a folder on the server.")
+    totals = {"imported": 0, "labels_added": 0, "duplicates": 0}
+    skipped = []
+    for src in sources:
+        rep = ds.import_source(src)
+        for k in totals:
+            totals[k] += rep.get(k, 0)
+        skipped += rep.get("skipped", [])
+    lines = [f"**Imported {totals['imported']}** new image(s), {totals['labels_added']} got labels, "
+             f"{totals['duplicates']} duplicate(s) skipped."]
+    if skipped:
+        lines.append(f"**{len(skipped)} item(s) skipped:**")
+        lines += [f"- `{esc(s.get('record'))}`: {esc(s.get('reason'))}" for s in skipped[:50]]
+        if len(skipped) > 50:
+            lines.append(f"- … and {len(skipped) - 50} more")
+    return "\n".join(lines)
+
+
+def report_rows(ds: Dataset) -> tuple[str, list[list]]:
+    rep = ds.validate()
+    issues = sorted(rep["issues"], key=lambda i: (i["severity"] != "error", str(i["record"])))
+    rows = [[i["severity"], str(i["record"]), i["code"].replace("_", " "), i["reason"]] for i in issues]
+    head = (f"**{rep['records']} records**, {rep['images_readable']} readable images — "
+            f"{badge(str(rep['errors']) + ' errors', 'err' if rep['errors'] else 'ok')} "
+            f"{badge(str(rep['warnings']) + ' warnings', 'warn' if rep['warnings'] else 'ok')}"
+            + ("" if rows else " · No problems found.")
+            + ("<br><span class='ts-muted'>Click a row to open that record in Annotate.</span>" if rows else ""))
+    return head, rows
+
+
+def export_dataset(ds: Dataset, fmt: str, exports_dir: Path) -> tuple[str, str]:
+    """Exports into workspace/exports/<name>-<fmt>-<time>/ and zips it; returns (summary, zip path)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(exports_dir) / f"{ds.name}-{fmt}-{stamp}"
+    res = ds.export(fmt, out)
+    folder = Path(res["out"]) if Path(res["out"]).is_dir() else Path(res["out"]).parent
+    archive = shutil.make_archive(str(folder), "zip", root_dir=folder)
+    text = f"Exported **{res['records']}** record(s) to `{esc(folder)}`."
+    if res.get("skipped"):
+        text += f" {len(res['skipped'])} skipped: " + "; ".join(
+            f"`{esc(s['record'])}` ({esc(s['reason'])})" for s in res["skipped"][:10])
+    return text, archive
+
+
+# ---------------------------------------------------------------- UI
+def build(state, shared: dict) -> dict:
+    ds_dd = shared["dataset"]
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            overview = gr.HTML(elem_id="ds-overview")
+        with gr.Column(scale=2, elem_classes="ts-panel"):
+            gr.Markdown("#### New dataset")
+            new_name = gr.Textbox(label="Name", placeholder="e.g. my-keys", max_lines=1)
+            new_task = gr.Radio([(t.title, n) for n, t in all_tasks().items()], value="keys", label="Task")
+            create_btn = gr.Button("Create dataset", variant="primary", elem_id="ds-create")
+    with gr.Row(equal_height=False):
+        with gr.Column(elem_classes="ts-panel"):
+            gr.Markdown("#### Import into the open dataset\nA folder of images, a zip, Ghost Architect's "
+                        "`dataset_vision.json` or a Keylike `.jsonl`. Bad items are skipped with a reason.")
+            files = gr.File(label="Upload", file_count="multiple", type="filepath",
+                            file_types=[".zip", ".json", ".jsonl", "image"])
+            server_path = gr.Textbox(label="…or a folder / file on this machine", max_lines=1,
+                                     visible=not state.demo_mode, placeholder="/data/screenshots")
+            import_btn = gr.Button("Import", elem_id="ds-import")
+            import_out = gr.Markdown()
+        with gr.Column(elem_classes="ts-panel"):
+            gr.Markdown("#### Split\nLabeled records are shuffled with the seed; unlabeled ones get no split.")
+            with gr.Row():
+                seed = gr.Number(42, label="Seed", precision=0, minimum=0)
+                val_frac = gr.Slider(0, 0.5, 0.1, step=0.05, label="Validation share")
+                test_frac = gr.Slider(0, 0.5, 0.0, step=0.05, label="Test share")
+            split_btn = gr.Button("Re-split", elem_id="ds-split")
+            gr.Markdown("#### Export")
+            fmt = gr.Dropdown(EXPORT_FORMATS, value="hf", label="Format")
+            export_btn = gr.Button("Export labeled records", elem_id="ds-export")
+            export_out = gr.Markdown()
+            export_file = gr.File(label="Download", visible=False)
+    with gr.Column(elem_classes="ts-panel"):
+        with gr.Row():
+            gr.Markdown("#### Validation report")
+            validate_btn = gr.Button("Check dataset", size="sm", elem_id="ds-validate", scale=0)
+        report_head = gr.Markdown()
+        report = gr.Dataframe(headers=REPORT_HEADERS, value=[], interactive=False, wrap=True,
+                              column_widths=["9%", "16%", "15%", "60%"], elem_id="ds-report", max_height=420)
+
+    def refresh(path):
+        try:
+            return overview_html(open_dataset(state, path) if path else None)
+        except StudioError as e:
+            return f'<div class="ts-empty">{esc(e.message)}</div>'
+
+    @guard
+    def on_create(name, task):
+        ds = create_dataset(state.datasets_dir, name, task)
+        gr.Info(f"Created dataset {ds.name}.")
+        return gr.update(choices=dataset_choices(state), value=str(ds.path)), ""
+
+    @guard
+    def on_import(path, up, server):
+        ds = open_dataset(state, path)
+        text = import_into(ds, up, server, allow_server_path=not state.demo_mode)
+        return text, overview_html(ds), None
+
+    @guard
+    def on_validate(path):
+        return report_rows(open_dataset(state, path))
+
+    @guard
+    def on_split(path, s, v, t):
+        ds = open_dataset(state, path)
+        counts = ds.split(seed=int(s or 0), val_fraction=float(v), test_fraction=float(t))
+        gr.Info("Split: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
+        return overview_html(ds)
+
+    @guard
+    def on_export(path, f):
+        text, archive = export_dataset(open_dataset(state, path), f, state.workspace / "exports")
+        return text, gr.update(value=archive, visible=True)
+
+    ds_dd.change(refresh, ds_dd, overview)
+    create_btn.click(on_create, [new_name, new_task], [ds_dd, new_name])
+    import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files])
+    validate_btn.click(on_validate, ds_dd, [report_head, report])
+    split_btn.click(on_split, [ds_dd, seed, val_frac, test_frac], overview)
+    export_btn.click(on_export, [ds_dd, fmt], [export_out, export_file])
+    return {"overview": overview, "report": report, "refresh": refresh}

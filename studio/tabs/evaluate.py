@@ -1,0 +1,76 @@
+"""Evaluate tab: score a finished run (and optionally its base model) on a split with the task's
+metrics through core.evaluate; earlier results load when a run is picked."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core.errors import StudioError
+from studio.common import esc, guard, run_choices
+
+ROW_HEADERS = ["id", "valid", "prediction", "metrics"]
+
+
+def summary_md(summary: dict) -> str:
+    from core.evaluate import format_summary
+
+    return f"```text\n{format_summary(summary)}\n```"
+
+
+def result_rows(rows: list[dict]) -> list[list]:
+    out = []
+    for r in rows:
+        if "error" in r:
+            out.append([r["id"], "error", r["error"], ""])
+            continue
+        parsed = r.get("parsed") or {}
+        metrics = r.get("metrics") or r.get("scores") or {}
+        out.append([r["id"], "yes" if parsed.get("ok") else "no", (r.get("prediction") or "")[:300],
+                    ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, (int, float)))])
+    return out
+
+
+def build(state, shared: dict) -> dict:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, elem_classes="ts-panel"):
+            run = gr.Dropdown([], label="Run", elem_id="eval-run")
+            split = gr.Dropdown(["val", "test", "train"], value="val", label="Split")
+            base = gr.Checkbox(True, label="Also score the base model (for comparison)")
+            limit = gr.Number(None, label="Only the first N records (empty = all)", precision=0, minimum=1)
+            with gr.Row():
+                refresh = gr.Button("Refresh runs", size="sm")
+                go = gr.Button("Evaluate", variant="primary", elem_id="eval-go")
+        with gr.Column(scale=5, elem_classes="ts-panel"):
+            summary = gr.Markdown("Pick a run and press Evaluate.", elem_id="eval-summary")
+            rows = gr.Dataframe(headers=ROW_HEADERS, value=[], interactive=False, wrap=True, max_height=420)
+
+    def on_refresh():
+        return gr.update(choices=run_choices(state, finished_only=True))
+
+    def on_run(r, s):
+        from core.evaluate import load_results
+
+        if not r:
+            return "Pick a run and press Evaluate.", []
+        try:
+            found = load_results(r, s)
+        except (StudioError, ValueError, OSError) as e:
+            return f"Earlier results could not be read: {esc(e)}", []
+        if found is None:
+            return f"No evaluation of this run on '{esc(s)}' yet.", []
+        return summary_md(found[1]), result_rows(found[0])
+
+    @guard
+    def on_go(r, s, b, n, progress=gr.Progress()):
+        from core.evaluate import evaluate_run
+
+        if not r:
+            raise StudioError("No run picked.", "Pick a finished run.")
+        summ = evaluate_run(r, split=s, base=bool(b), limit=int(n) if n else None,
+                            progress=lambda d, t: progress(d / max(t, 1), desc=f"{d}/{t} records"))
+        return on_run(r, s)[0] if summ else "", on_run(r, s)[1]
+
+    refresh.click(on_refresh, None, run)
+    run.change(on_run, [run, split], [summary, rows])
+    split.change(on_run, [run, split], [summary, rows])
+    go.click(on_go, [run, split, base, limit], [summary, rows], concurrency_limit=1, concurrency_id="models")
+    return {"refresh": on_refresh, "run": run}

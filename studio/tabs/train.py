@@ -1,0 +1,180 @@
+"""Train tab: model, preset, every TrainConfig knob grouped with its help text, the GPU budget and
+the planner's prediction; Start / Stop / Resume run the job as a subprocess. A gr.Timer polls the
+run's events.jsonl for the curves, progress, ETA and log tail; a page reload re-attaches."""
+from __future__ import annotations
+
+import gradio as gr
+
+from core import models
+from core.errors import StudioError
+from core.training import config as C
+from studio import plots
+from studio import train_logic as T
+from studio.common import guard, open_dataset, warn
+
+POLL_S = 2.0
+RUN_HEADERS = ["run", "status", "model", "task", "step", "loss", "eval loss"]
+
+
+def _model_choices(demo_mode: bool) -> list[tuple[str, str]]:
+    out = []
+    for mid, info in models.MODELS.items():
+        if demo_mode and mid != models.DEMO_ID:
+            continue
+        out.append((f"{mid}  ·  {info.size_note.split(';')[0]}", mid))
+    return out
+
+
+def _knob(name: str, value):
+    kind, help_ = T.field_kind(name), C.help_text(name)
+    label = name.replace("_", " ")
+    common = {"label": label, "info": help_, "elem_id": f"knob-{name}"}
+    if kind == "checkbox":
+        return gr.Checkbox(value=bool(value), **common)
+    if kind == "choice":
+        return gr.Dropdown(list(T.CHOICES[name]), value=value, **common)
+    if kind == "int":
+        return gr.Number(value=value, precision=0, **common)
+    if kind == "float":
+        return gr.Number(value=value, **common)
+    return gr.Textbox(value="" if value is None else str(value), max_lines=1, **common)
+
+
+def build(state, shared: dict) -> dict:
+    ds_dd = shared["dataset"]
+    start_cfg = C.default_config("demo")
+    values = T.knob_values(start_cfg)
+    knobs: dict[str, gr.components.Component] = {}
+    last = gr.State({})
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            with gr.Row():
+                model = gr.Dropdown(_model_choices(state.demo_mode), value="demo", label="Base model",
+                                    elem_id="train-model", scale=3,
+                                    info="The offline demo model trains on CPU in a minute; hub models need a GPU and a token.")
+                preset = gr.Dropdown([T.DEFAULTS_PRESET, *C.PRESETS], value=T.DEFAULTS_PRESET, label="Preset",
+                                     elem_id="train-preset", scale=2,
+                                     info="The two seed documents' settings, or sensible defaults for the model.")
+            for group, names in T.grouped_fields().items():
+                with gr.Accordion(group, open=group.startswith("Optimisation")):
+                    with gr.Row():
+                        for i, name in enumerate(names):
+                            knobs[name] = _knob(name, values.get(name))
+        with gr.Column(scale=3, elem_classes="ts-panel"):
+            budget = gr.Dropdown(T.GPU_BUDGETS, value=16.0, label="GPU budget", elem_id="train-budget",
+                                 info="What the run must fit in (the seeds train on a 16 GB T4).")
+            gauge = gr.HTML(T.planner_html(None, 16.0), elem_id="train-gauge")
+            with gr.Row():
+                start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
+                resume_btn = gr.Button("Resume", elem_id="train-resume")
+            run_dd = gr.Dropdown([], label="Run", elem_id="train-run", allow_custom_value=False)
+            status = gr.HTML(elem_id="train-status-box")
+    with gr.Row():
+        loss_plot = gr.Plot(plots.loss_figure([]), show_label=False, elem_id="train-loss")
+        mem_plot = gr.Plot(plots.memory_figure([], 16.0), show_label=False, elem_id="train-mem")
+    with gr.Row():
+        lr_plot = gr.Plot(plots.lr_figure([]), show_label=False, elem_id="train-lr")
+        tput_plot = gr.Plot(plots.throughput_figure([]), show_label=False, elem_id="train-tput")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            logs = gr.Code(label="Log (tail)", language="shell", interactive=False, lines=12, max_lines=12,
+                           elem_id="train-log")
+        with gr.Column(scale=4):
+            runs_df = gr.Dataframe(headers=RUN_HEADERS, value=[], interactive=False, label="Runs (click to open)",
+                                   elem_id="train-runs", max_height=300)
+    timer = gr.Timer(POLL_S)
+    knob_list = list(knobs.values())
+
+    def cfg_from(data: dict):
+        vals = {n: data[c] for n, c in knobs.items()}
+        ds = open_dataset(state, data[ds_dd])
+        return T.config_from_knobs(vals, data[model], str(ds.path), ds.task.name, state.demo_mode)
+
+    def on_gauge(data):
+        try:
+            cfg, _ = cfg_from(data)
+        except StudioError:
+            cfg = None
+        return T.planner_html(cfg, float(data[budget] or 16))
+
+    def on_preset(p, m):
+        try:
+            cfg = T.preset_config(p, m)
+        except StudioError as e:
+            warn(e)
+            return {}
+        vals = T.knob_values(cfg)
+        out = {knobs[n]: vals[n] for n in knobs}
+        if not state.demo_mode:
+            out[model] = cfg.model_id
+        return out
+
+    def runs_view(selected=None):
+        from core.training.runs import list_runs
+
+        runs = list_runs(state.workspace)
+        choices = [(f"{r['run_id']}  ·  {r['status']}", r["path"]) for r in runs]
+        return runs, choices, T.run_rows(runs)
+
+    @guard
+    def on_start(data):
+        cfg, notes = cfg_from(data)
+        run_dir = T.start(state, cfg)
+        for n in notes:
+            gr.Info(n)
+        gr.Info(f"Started {run_dir.name}.")
+        _, choices, rows = runs_view()
+        return {run_dd: gr.update(choices=choices, value=str(run_dir)), runs_df: rows, last: {}}
+
+    @guard
+    def on_stop(run):
+        T.stop(run)
+        gr.Info("Stop requested: the job saves a checkpoint at the end of this step and ends.")
+
+    @guard
+    def on_resume(run):
+        T.resume(run)
+        gr.Info("Resuming from the last checkpoint.")
+
+    def tick(run, bud, prev):
+        st, events = T.live(run)
+        if not st:
+            return [gr.skip()] * 6 + [prev]
+        sig = {"run": run, "n": len(events), "status": st.get("status"), "budget": bud,
+               "stop": st.get("stop_requested")}
+        same = sig == prev
+        log = T.log_tail(run)
+        if same:
+            return [gr.skip()] * 5 + [log, prev]
+        return [T.status_html(st, events), plots.loss_figure(events), plots.memory_figure(events, float(bud or 0)),
+                plots.lr_figure(events), plots.throughput_figure(events), log, sig]
+
+    def on_load(path_unused=None):
+        runs, choices, rows = runs_view()
+        return gr.update(choices=choices, value=T.pick_run_on_load(runs)), rows
+
+    def refresh_runs(run):
+        _, choices, rows = runs_view()
+        return gr.update(choices=choices, value=run), rows
+
+    def on_run_row(evt: gr.SelectData):
+        from core import workspace
+        rid = (evt.row_value or [None])[0]
+        return str(workspace.runs_dir(state.workspace) / rid) if rid else gr.skip()
+
+    inputs_all = {model, budget, ds_dd, *knob_list}
+    gr.on([c.change for c in (model, budget, ds_dd, *knob_list)], on_gauge, inputs_all, gauge,
+          trigger_mode="always_last", show_progress="hidden")
+    preset.input(on_preset, [preset, model], [model, *knob_list])
+    model.input(lambda m: on_preset(T.DEFAULTS_PRESET, m), model, [model, *knob_list])
+    start_btn.click(on_start, inputs_all, [run_dd, runs_df, last])
+    stop_btn.click(on_stop, run_dd, None)
+    resume_btn.click(on_resume, run_dd, None)
+    live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last]
+    timer.tick(tick, [run_dd, budget, last], live_out, show_progress="hidden", queue=False)
+    run_dd.change(lambda r, b: tick(r, b, {}), [run_dd, budget], live_out, show_progress="hidden")
+    runs_df.select(on_run_row, None, run_dd)
+    for btn in (stop_btn, resume_btn):
+        btn.click(refresh_runs, run_dd, [run_dd, runs_df])
+    return {"on_load": on_load, "load_outputs": [run_dd, runs_df], "run": run_dd, "knobs": knobs, "model": model}

@@ -1,0 +1,42 @@
+"""Look and feel: a Gradio theme using only fonts bundled with Gradio (the page must render
+offline), the studio's CSS, and the keyboard shortcuts of the Annotate tab."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+CSS_PATH = Path(__file__).with_name("studio.css")
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Default(
+        primary_hue="indigo", secondary_hue="violet", neutral_hue="slate", radius_size="md",
+        font=[gr.themes.LocalFont("IBM Plex Sans"), "ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=[gr.themes.LocalFont("IBM Plex Mono"), "ui-monospace", "monospace"],
+    ).set(block_title_text_weight="600", button_primary_background_fill="*primary_600",
+          button_primary_background_fill_hover="*primary_700")
+
+
+def css() -> str:
+    return CSS_PATH.read_text(encoding="utf-8")
+
+
+# Runs once when the page loads. Shortcuts click the Annotate buttons, so they do exactly what a
+# click does (autosave included); Ctrl/Cmd+S saves even while typing in the SQL editor.
+SHORTCUTS_JS = """
+() => {
+  if (window.__tsShortcuts) return;
+  window.__tsShortcuts = true;
+  const click = (id) => { const b = document.getElementById(id); if (b && b.offsetParent !== null) { b.click(); return true; } return false; };
+  document.addEventListener('keydown', (e) => {
+    const k = e.key.toLowerCase();
+    let id = null;
+    if ((e.ctrlKey || e.metaKey) && k === 's') id = 'ann-save';
+    else if (e.altKey && k === 'arrowright') id = 'ann-next';
+    else if (e.altKey && k === 'arrowleft') id = 'ann-prev';
+    else if (e.altKey && k === 'u') id = 'ann-next-unlabeled';
+    if (id && click(id)) { e.preventDefault(); e.stopPropagation(); }
+  }, true);
+}
+"""

@@ -1,0 +1,235 @@
+"""The Train tab's logic without Gradio: config knobs grouped as in TrainConfig, building a config
+from the knobs, starting / stopping / resuming runs through core.training.runs, and the live view
+(status, progress + ETA, log tail) read from a run folder."""
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+from core.errors import StudioError
+from core.training import config as C
+from core.training import runs as _runs  # noqa: F401  (imports torch + transformers once, at startup)
+from core.training.events import read_events
+from studio.common import DEMO_MAX_STEPS, badge, esc
+
+# The groups of core/training/config.py, in its order; a field added there later lands in "Other".
+GROUPS = {
+    "Data": ["train_split", "eval_split", "image_size", "max_seq_length"],
+    "Method (LoRA / QLoRA / full)": ["method", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
+                                     "finetune_language_layers", "finetune_vision_layers",
+                                     "finetune_attention_modules", "finetune_mlp_modules", "use_dora",
+                                     "use_rslora", "load_in_4bit", "double_quant"],
+    "Optimisation": ["batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler",
+                     "warmup_ratio", "num_epochs", "max_steps", "weight_decay", "max_grad_norm", "optimizer",
+                     "precision", "gradient_checkpointing"],
+    "Bookkeeping": ["logging_steps", "eval_steps", "save_steps", "save_total_limit", "seed", "gpus", "backend"],
+}
+SET_ELSEWHERE = ("model_id", "task", "dataset")
+CHOICES = {"method": C.METHODS, "optimizer": C.OPTIMIZERS, "precision": C.PRECISIONS,
+           "lr_scheduler": C.SCHEDULERS, "backend": C.BACKENDS}
+GPU_BUDGETS = [("T4 · 16 GB", 16.0), ("L4 · 24 GB", 24.0), ("A10G · 24 GB", 24.0), ("A100 · 40 GB", 40.0),
+               ("A100 · 80 GB", 80.0), ("H100 · 80 GB", 80.0)]
+GPU_KEYS = {16.0: "t4", 24.0: "l4", 40.0: "a100-40", 80.0: "a100-80"}
+DEFAULTS_PRESET = "Defaults for the model"
+
+
+def grouped_fields() -> dict[str, list[str]]:
+    known = {n for names in GROUPS.values() for n in names}
+    other = [n for n in C.FIELDS if n not in known and n not in SET_ELSEWHERE]
+    return {**GROUPS, **({"Other": other} if other else {})}
+
+
+def field_kind(name: str) -> str:
+    """checkbox | choice | list | int | float | text: which input shows a field."""
+    if name in CHOICES:
+        return "choice"
+    typ, _ = C._base_type(name)
+    if typing.get_origin(typ) is list:
+        return "list"
+    return {bool: "checkbox", int: "int", float: "float"}.get(typ, "text")
+
+
+def knob_values(cfg: C.TrainConfig) -> dict[str, object]:
+    out = {}
+    for name in C.FIELDS:
+        v = getattr(cfg, name)
+        out[name] = ", ".join(v) if isinstance(v, list) else v
+    return out
+
+
+def preset_config(preset: str | None, model_id: str | None) -> C.TrainConfig:
+    if preset and preset != DEFAULTS_PRESET:
+        return C.preset(preset)
+    return C.default_config(model_id or "demo")
+
+
+def config_from_knobs(values: dict[str, object], model_id: str, dataset_path: str, task: str,
+                      demo_mode: bool = False) -> tuple[C.TrainConfig, list[str]]:
+    """Knob values (by field name) -> a TrainConfig, plus notes about what demo mode changed."""
+    data: dict = {"model_id": model_id, "dataset": dataset_path, "task": task}
+    for name, v in values.items():
+        if name not in C.FIELDS or name in SET_ELSEWHERE:
+            continue
+        kind = field_kind(name)
+        if kind == "list":
+            v = [s.strip() for s in str(v or "").split(",") if s.strip()]
+        elif kind in ("int", "float") and (v is None or v == ""):
+            if C._base_type(name)[1]:
+                v = None  # optional: empty means "the model's own"
+            else:
+                raise StudioError(f"{name} needs a value.", C.help_text(name))
+        elif kind == "int" and isinstance(v, float):
+            if v != int(v):
+                raise StudioError(f"{name} must be a whole number, got {v}.", C.help_text(name))
+            v = int(v)
+        data[name] = v
+    cfg = C.TrainConfig.from_dict(data)
+    notes = []
+    if demo_mode:
+        if cfg.model_id != "demo":
+            raise StudioError("This demo trains the offline demo model only.", "Pick the 'demo' model.")
+        if cfg.max_steps == -1 or cfg.max_steps > DEMO_MAX_STEPS:
+            cfg.max_steps = DEMO_MAX_STEPS
+            notes.append(f"Demo mode: max_steps capped at {DEMO_MAX_STEPS}.")
+        cfg.gpus = 1
+    return cfg, notes
+
+
+def start(state, cfg: C.TrainConfig) -> Path:
+    from core.dataset import Dataset
+    from core.training.hardware import detect
+    from core.training.runs import create_run, start_run_subprocess
+
+    cfg.validate(detect())
+    ds = Dataset.open(cfg.dataset)
+    n_train = sum(1 for r in ds.records(split=cfg.train_split) if ds.task.is_labeled(r))
+    if n_train == 0:
+        raise StudioError(f"The '{cfg.train_split}' split of {ds.name} has no labeled records.",
+                          "Label some images, then press Re-split in the Datasets tab.")
+    run_dir = create_run(cfg, state.workspace)
+    start_run_subprocess(run_dir)
+    return run_dir
+
+
+def resume(run_dir: str) -> None:
+    from core.training.runs import start_run_subprocess
+
+    start_run_subprocess(_run(run_dir), resume=True)
+
+
+def stop(run_dir: str) -> None:
+    from core.training.runs import stop_run
+
+    stop_run(_run(run_dir))
+
+
+def _run(run_dir: str | None) -> Path:
+    if not run_dir or not (Path(run_dir) / "config.json").is_file():
+        raise StudioError("No run is selected.", "Start a run, or pick one in the run list.")
+    return Path(run_dir)
+
+
+def pick_run_on_load(runs: list[dict]) -> str | None:
+    """After a page (re)load: the running run if there is one, else the newest."""
+    for r in runs:
+        if r.get("status") == "running":
+            return r["path"]
+    return runs[0]["path"] if runs else None
+
+
+def run_rows(runs: list[dict]) -> list[list]:
+    out = []
+    for r in runs:
+        step = f"{r.get('step') or 0}/{r.get('max_steps') or '?'}"
+        loss = r.get("loss")
+        ev = r.get("eval_loss")
+        out.append([r["run_id"], r["status"], r.get("model_id", ""), r.get("task", ""), step,
+                    f"{loss:.4f}" if isinstance(loss, (int, float)) else "",
+                    f"{ev:.4f}" if isinstance(ev, (int, float)) else ""])
+    return out
+
+
+def _fmt_eta(s) -> str:
+    if not isinstance(s, (int, float)):
+        return "–"
+    s = int(s)
+    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+
+
+STATUS_KIND = {"running": "info", "completed": "ok", "stopped": "warn", "failed": "err",
+               "interrupted": "err", "created": "neutral"}
+
+
+def status_html(st: dict, events: list[dict]) -> str:
+    status = st.get("status", "created")
+    step, max_steps = st.get("step") or 0, st.get("max_steps") or 0
+    pct = 100 * step / max_steps if max_steps else 0
+    phase = next((e.get("phase") for e in reversed(events) if e.get("type") == "info" and e.get("phase")), None)
+    label = status + (" · stop requested" if st.get("stop_requested") else "")
+    if status == "running" and phase and phase != "training":
+        label += f" · {phase.replace('_', ' ')}"
+    parts = [f'<div class="ts-run-head"><code>{esc(st.get("run_id", ""))}</code> '
+             f'<span id="train-status">{badge(label, STATUS_KIND.get(status, "neutral"))}</span></div>',
+             f'<div class="ts-progress ts-progress-lg"><div class="ts-progress-bar" style="width:{pct:.1f}%"></div></div>',
+             '<div class="ts-run-stats">'
+             f'<span>step <b id="train-step">{step}</b> / {max_steps or "?"}</span>'
+             f'<span>ETA <b>{_fmt_eta(st.get("eta_s")) if status == "running" else "–"}</b></span>'
+             f'<span>loss <b>{st["loss"]:.4f}</b></span>' * isinstance(st.get("loss"), (int, float))
+             + (f'<span>eval loss <b>{st["eval_loss"]:.4f}</b></span>' if isinstance(st.get("eval_loss"), (int, float)) else "")
+             + (f'<span class="ts-muted">{esc(st.get("device") or "")} · {esc(st.get("backend") or "")}</span>'
+                if st.get("device") else "") + "</div>"]
+    if st.get("error"):
+        parts.append(f'<div class="ts-msg ts-msg-err"><b>{esc(st["error"])}</b>'
+                     + (f"<br>{esc(st['hint'])}" if st.get("hint") else "") + "</div>")
+    return "".join(parts)
+
+
+def log_tail(run_dir: str | Path, lines: int = 40) -> str:
+    p = Path(run_dir) / "log.txt"
+    try:
+        with open(p, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 64_000))
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    text = text.replace("\r", "\n")  # progress bars redraw with \r; keep their last state per line
+    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+
+
+def live(run_dir: str | None) -> tuple[dict, list[dict]]:
+    from core.training.runs import run_status
+
+    if not run_dir or not Path(run_dir).is_dir():
+        return {}, []
+    return run_status(run_dir), read_events(run_dir)
+
+
+def planner_html(cfg: C.TrainConfig | None, budget_gb: float) -> str:
+    """The memory planner's predicted peak next to the budget, once core/memory.py exists."""
+    gpu = GPU_KEYS.get(float(budget_gb or 16), str(budget_gb))
+    try:
+        from core import memory  # noqa: F401  (issue 7)
+    except ImportError:
+        return (f'<div class="ts-gauge"><div class="ts-gauge-head">Budget <b>{budget_gb:g} GB</b></div>'
+                '<div class="ts-muted">The memory planner is not installed yet; the predicted peak will show here.</div></div>')
+    if cfg is None:
+        return '<div class="ts-gauge ts-muted">Set a valid config to see the predicted peak memory.</div>'
+    try:
+        res = memory.plan(cfg, gpu=gpu)
+        res = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+    except StudioError as e:
+        return f'<div class="ts-gauge ts-muted">Planner: {esc(e.message)}</div>'
+    except Exception as e:  # noqa: BLE001 - the gauge must never break the tab
+        return f'<div class="ts-gauge ts-muted">Planner failed: {esc(type(e).__name__)}: {esc(e)}</div>'
+    peak = float(res.get("predicted_peak_gb") or 0)
+    fits = bool(res.get("fits", peak <= budget_gb))
+    pct = min(100.0, 100 * peak / budget_gb) if budget_gb else 0
+    advice = res.get("advice") or []
+    return (f'<div class="ts-gauge"><div class="ts-gauge-head">Predicted peak <b>{peak:.1f} GB</b> of '
+            f'{budget_gb:g} GB {badge("fits" if fits else "does not fit", "ok" if fits else "err")}</div>'
+            f'<div class="ts-progress"><div class="ts-progress-bar {"" if fits else "ts-bar-err"}" '
+            f'style="width:{pct:.0f}%"></div></div>'
+            + ("<ul>" + "".join(f"<li>{esc(a if isinstance(a, str) else a.get('change', a))}</li>"
+                                 for a in advice[:4]) + "</ul>" if advice and not fits else "") + "</div>")
+

@@ -1,0 +1,161 @@
+"""GGUF export of the demo model: llama.cpp's converter (text + mmproj), read back with gguf-py,
+answered by llama.cpp (tests marked `llama_cpp` skip when llama-cpp-python is not installed)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_export_helpers import make_run, module_workspace
+
+try:
+    from core.export_gguf import llama_cpp_available
+
+    _WHY_NOT = llama_cpp_available()
+except Exception as e:  # noqa: BLE001
+    _WHY_NOT = str(e)
+needs_llama_cpp = pytest.mark.skipif(
+    _WHY_NOT is not None,
+    reason=f"{_WHY_NOT}; install it with `bash scripts/install_llama_cpp.sh` to run the llama.cpp checks")
+
+
+@pytest.fixture(scope="module")
+def gguf_export(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    ws, mp = module_workspace(tmp_path_factory, "gguf")
+    from core.export import export_run
+
+    run = make_run(ws / "runs")
+    out = ws / "out" / "gguf"
+    # The converter comes from the pinned sdist (pip download into workspace/tools, unless
+    # TRINITY_LLAMA_CPP_DIR points at an unpacked copy).
+    summary = export_run(run, "gguf", out, verify=_WHY_NOT is None)
+    yield {"ws": ws, "run": run, "out": out, "summary": summary}
+    mp.undo()
+
+
+def _merged_weight_names(ws) -> list[str]:
+    from safetensors import safe_open
+
+    from core import models
+
+    with safe_open(str(models.resolve("demo") + "/model.safetensors"), "pt") as f:
+        return list(f.keys())
+
+
+def test_text_and_mmproj_files_read_back_with_gguf_py(gguf_export):
+    from core.export_gguf import describe
+
+    s, out = gguf_export["summary"], gguf_export["out"]
+    text, mmproj = out / s["gguf"]["file"], out / s["mmproj"]["file"]
+    assert text.name == "r1-f16.gguf" and mmproj.name == "mmproj-r1-f16.gguf"
+    t, m = describe(text), describe(mmproj)
+    names = _merged_weight_names(gguf_export["ws"])
+    n_text = sum(n.startswith("language_model.") for n in names)
+    n_vision = sum(n.startswith(("vision_tower.", "multi_modal_projector.")) for n in names)
+    assert t["architecture"] == "gemma3" and t["n_tensors"] == n_text  # tied embeddings: no output.weight
+    assert t["n_layers"] == 2 and t["has_chat_template"]
+    assert m["architecture"] == "clip" and m["projector_type"] == "gemma3" and m["has_vision"]
+    assert m["n_tensors"] == n_vision and m["image_size"] == 96
+    assert n_text + n_vision == len(names)  # every weight went into one of the two files
+    assert s["layer_pattern_written"] is True  # the demo's (sliding, global) layout differs from llama.cpp's default
+
+
+def test_special_tokens_are_control_tokens_in_the_gguf(gguf_export):
+    from core.export_gguf import gguf_reader
+
+    gguf = gguf_reader()
+    r = gguf.GGUFReader(str(gguf_export["out"] / gguf_export["summary"]["gguf"]["file"]))
+    tokens = r.fields["tokenizer.ggml.tokens"].contents()
+    types = r.fields["tokenizer.ggml.token_type"].contents()
+    kinds = {tok: types[i] for i, tok in enumerate(tokens)}
+    for special in ("<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>"):
+        assert kinds[special] == gguf.TokenType.CONTROL, special
+    assert kinds["\n"] == gguf.TokenType.NORMAL
+
+
+def test_scratch_files_are_gone_and_user_folders_untouched(gguf_export):
+    from safetensors import safe_open
+
+    from core import models
+
+    out = gguf_export["out"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["Modelfile", "README.md", "export_summary.json", "mmproj-r1-f16.gguf", "r1-f16.gguf"])
+    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
+    with safe_open(str(models.resolve("demo") + "/model.safetensors"), "pt") as f:
+        assert not any(k.startswith("vision_tower.vision_model.") for k in f.keys())
+
+
+def test_modelfile_and_ollama_commands(gguf_export):
+    s, out = gguf_export["summary"], gguf_export["out"]
+    text = (out / "Modelfile").read_text()
+    froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
+    assert froms == ["./r1-f16.gguf", "./mmproj-r1-f16.gguf"] and all((out / f).is_file() for f in froms)
+    for line in ('PARAMETER stop "<end_of_turn>"', "PARAMETER temperature 0.7", "PARAMETER top_p 0.9"):
+        assert line in text
+    assert 'SYSTEM """' in text and "<start_of_turn>model" in text
+    oll = s["ollama"]
+    assert oll["ran"] is False and "not run here" in oll["note"]
+    assert oll["commands"][0].endswith(f"ollama create {oll['name']} -f Modelfile") and str(out) in oll["commands"][0]
+    assert oll["commands"][1].startswith(f"ollama run {oll['name']}")
+
+
+def test_converter_comes_from_the_pinned_sdist(gguf_export):
+    from core.export_gguf import LLAMA_CPP_PYTHON, converter_dir
+
+    conv = converter_dir()
+    assert (conv / "convert_hf_to_gguf.py").is_file() and (conv / "gguf-py" / "gguf" / "gguf_reader.py").is_file()
+    assert gguf_export["summary"]["llama_cpp_python"] == LLAMA_CPP_PYTHON
+
+
+@needs_llama_cpp
+def test_llama_cpp_answers_like_the_merged_model(gguf_export):
+    ver = gguf_export["summary"]["verification"]
+    assert ver["ran"] is True and len(ver["answers"]) == 2
+    for row in ver["answers"]:
+        # Same prompt (text tokens + 36 image embeddings) on both sides, same greedy tokens.
+        assert row["prompt_tokens"]["llama_cpp"] == row["prompt_tokens"]["transformers"]
+        assert row["llama_cpp_tokens"] == row["transformers_tokens"], row
+        assert row["first_step_max_abs_logprob_diff"] < 0.02  # f16 weights vs the fp32 checkpoint
+    assert ver["all_equal"] is True
+
+
+@needs_llama_cpp
+def test_llama_cpp_answer_depends_on_the_image(gguf_export):
+    from PIL import Image
+
+    from core.export import sample_inputs
+    from core.export_gguf import answer_images
+
+    s, out = gguf_export["summary"], gguf_export["out"]
+    (a, prompt), (b, _) = sample_inputs({"model": "demo", "task": "keys"}, 2)
+    blank = Image.new("RGB", a.size, (128, 128, 128))
+    answers = answer_images(out / s["gguf"]["file"], out / s["mmproj"]["file"],
+                            [(a, prompt), (b, prompt), (blank, prompt), (a, prompt)], max_tokens=8)
+    first = [ans["first_logprobs"] for ans in answers]
+
+    def diff(x, y):
+        return max(abs(p - q) for p, q in zip(x, y))
+
+    assert diff(first[0], first[3]) < 1e-6          # same image, same logits: deterministic
+    assert diff(first[0], first[1]) > 1e-3 and diff(first[0], first[2]) > 1e-3
+    assert len({tuple(ans["tokens"]) for ans in answers[:3]}) > 1  # and different token streams
+
+
+@needs_llama_cpp
+def test_q4_k_m_quantizes_the_text_model_only(gguf_export, tmp_path):
+    from core.export import export_run
+
+    s = export_run(gguf_export["run"], "gguf", tmp_path / "q4", quant="q4_k_m")
+    assert s["gguf"]["file"] == "r1-q4_k_m.gguf" and s["gguf"]["file_type"] == 15  # LLAMA_FTYPE_MOSTLY_Q4_K_M
+    assert s["gguf"]["n_tensors"] == gguf_export["summary"]["gguf"]["n_tensors"]
+    assert s["gguf"]["bytes"] < gguf_export["summary"]["gguf"]["bytes"]
+    assert s["mmproj"]["file_type"] == 1  # the projector stays f16
+    # Answers are produced from the image; with 4-bit weights on this near-random tiny model they
+    # need not equal the fp32 model's greedy tokens (recorded, not asserted).
+    ver = s["verification"]
+    assert ver["ran"] and all(len(r["llama_cpp_tokens"]) > 0 for r in ver["answers"])
+    assert json.loads((tmp_path / "q4" / "export_summary.json").read_text())["quant"] == "q4_k_m"

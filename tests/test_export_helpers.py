@@ -1,0 +1,60 @@
+"""Shared by tests/test_export*.py (holds no tests): a run folder made without the training engine —
+the offline demo model plus a PEFT LoRA adapter with random (non-zero) weights on the language model
+and the vision tower, so the adapter visibly changes the answers."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+LORA_TARGETS = (r".*(language_model|vision_tower).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj"
+                r"|fc1|fc2)")
+
+
+def make_run(runs_dir: Path, name: str = "r1", seed: int = 0) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from core import models
+
+    torch.set_num_threads(1)
+    run = runs_dir / name
+    run.mkdir(parents=True)
+    base = models.load_model("demo", device="cpu", dtype="float32")
+    torch.manual_seed(seed)
+    # init_lora_weights=False: both LoRA matrices random, so B @ A is not zero from the start.
+    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
+                                                 target_modules=LORA_TARGETS))
+    peft_model.save_pretrained(run / "adapter")
+    (run / "config.json").write_text(json.dumps({"model_id": "demo", "task": "keys", "dataset": "",
+                                                 "load_in_4bit": False, "method": "lora", "lora_r": 4,
+                                                 "lora_alpha": 8}))
+    return run
+
+
+def module_workspace(tmp_path_factory, name: str):
+    """A workspace for a whole test module (the demo model is built once per module)."""
+    import pytest
+
+    ws = tmp_path_factory.mktemp(name)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRINITY_WORKSPACE", str(ws))
+    return ws, mp
+
+
+def greedy(model, processor, image, prompt: str, n: int = 12) -> list[int]:
+    """Greedy token ids with plain transformers (single <bos>, as training formats the prompt)."""
+    import torch
+
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+    text = processor.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[[image]], return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        out = model.generate(**inputs, do_sample=False, max_new_tokens=n)
+    return out[0, inputs["input_ids"].shape[1]:].tolist()
+
+
+def env_without_workspace_overrides() -> dict:
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env

@@ -1,0 +1,239 @@
+"""The studio without a browser: the Blocks build, and the handlers' logic against a temp workspace."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.dataset import Dataset
+from core.errors import StudioError
+from core.workspace import ASSETS
+
+
+@pytest.fixture
+def state(workspace):
+    from studio.common import make_state, seed_demo_datasets
+
+    st = make_state(workspace)
+    seed_demo_datasets(st)
+    return st
+
+
+def test_demo_datasets_are_copied_once_and_never_edited_in_place(state):
+    from studio.common import seed_demo_datasets
+
+    keys = state.datasets_dir / "keys"
+    assert (keys / "dataset.json").is_file() and (state.datasets_dir / "ui2sql" / "records.jsonl").is_file()
+    ds = Dataset.open(keys)
+    rid = ds.records()[0]["id"]
+    ds.set_fields(rid, {"brand": "Edited"})
+    assert seed_demo_datasets(state) == []  # present: not copied again, the edit stays
+    assert Dataset.open(keys).get(rid)["fields"]["brand"] == "Edited"
+    repo = [json.loads(x) for x in (ASSETS / "demo" / "keys" / "records.jsonl").read_text().splitlines() if x.strip()]
+    assert next(r for r in repo if r["id"] == rid)["fields"]["brand"] != "Edited"
+
+
+def test_blocks_build_with_every_tab(state):
+    import gradio as gr
+
+    from studio.app import TABS, build_app, launch_kwargs
+
+    blocks = build_app(state)
+    assert isinstance(blocks, gr.Blocks)
+    ids = {getattr(b, "id", None) for b in blocks.blocks.values() if isinstance(b, gr.Tab)}
+    assert set(TABS) <= ids
+    kw = launch_kwargs()
+    assert "ann-save" in kw["js"] and ".ts-badge" in kw["css"]
+
+
+def test_sql_check_reports_line_and_column_and_tables():
+    from studio.annotate_logic import sql_check
+
+    html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, a_id INT)")
+    assert "line 2" in html and "error" in html
+    html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\n"
+                                "CREATE TABLE b (id INT PRIMARY KEY, a_id INT REFERENCES a(id));")
+    assert "valid" in html
+    assert ["b", "a_id", "INT", "FK", "a(id)", ""] in rows
+    assert svg.count("ts-er-table") == 2 and "marker-end" in svg  # two boxes, one FK arrow
+
+
+def test_invalid_sql_saves_as_a_draft_and_nothing_is_lost(state):
+    from studio.annotate_logic import save
+
+    ds = Dataset.open(state.datasets_dir / "ui2sql")
+    rec = ds.records()[0]
+    bad = "CREATE TABLE t (\n  id INT,,\n  name TEXT\n)"
+    saved, msg = save(ds, rec["id"], {"sql": bad}, rec["updated"])
+    assert saved["status"] == "unlabeled" and "draft" in msg and "line 2" in msg
+    assert Dataset.open(ds.path).get(rec["id"])["fields"]["sql"] == bad
+    good = "CREATE TABLE t (id INT PRIMARY KEY, name TEXT)"
+    saved2, msg2 = save(ds, rec["id"], {"sql": good}, saved["updated"], reviewed=True)
+    assert saved2["status"] == "reviewed" and msg2 == "Saved as reviewed."
+
+
+def test_conflicting_edit_is_refused_with_a_clear_error(state):
+    from studio.annotate_logic import StampBook, save
+
+    ds = Dataset.open(state.datasets_dir / "keys")
+    rec = ds.records()[0]
+    ds.set_fields(rec["id"], {"brand": "Theirs"})  # another user saves first
+    with pytest.raises(StudioError, match="changed by someone else"):
+        save(ds, rec["id"], {"keyway": "SC1", "bitting": [1, 2, 3, 4, 5], "brand": "Mine"}, rec["updated"])
+    assert Dataset.open(ds.path).get(rec["id"])["fields"]["brand"] == "Theirs"
+    saved, _ = save(ds, rec["id"], {"brand": "Mine"}, rec["updated"], force=True)
+    assert saved["fields"]["brand"] == "Mine"
+    book = StampBook()  # one session's own later stamp is not a conflict
+    book.put("s1", str(ds.path), rec["id"], saved["updated"])
+    assert book.get("s1", str(ds.path), rec["id"], rec["updated"]) == saved["updated"]
+    assert book.get("s2", str(ds.path), rec["id"], rec["updated"]) == rec["updated"]
+
+
+def test_key_inputs_follow_the_keyway():
+    from studio.annotate_logic import bitting_from_inputs, keys_check, keyway_setup, prefilled_brand
+
+    setup = keyway_setup("SC1")
+    assert setup["positions"] == 5 and setup["brand"] == "Schlage" and setup["digits"][0] == "1"
+    assert prefilled_brand("", "SC1") == "Schlage"
+    assert prefilled_brand("My Brand", "SC1") == "My Brand"
+    assert bitting_from_inputs(["1", "2", "5", "", ""]) == [1, 2, 5]
+    with pytest.raises(StudioError, match="position 2 is empty"):
+        bitting_from_inputs(["1", "", "5"])
+    html, target = keys_check("SC1", "Schlage", ["1", "2", "5", "3", "7"])
+    assert "valid" in html and target == "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
+    html, _ = keys_check("SC1", "Schlage", ["1", "2"])
+    assert "error" in html
+
+
+def test_navigation_and_progress(state):
+    from studio.annotate_logic import next_unlabeled, progress_html, queue, step
+
+    ds = Dataset.open(state.datasets_dir / "keys")
+    recs = ds.records()
+    ids = [r["id"] for r in recs]
+    assert step(ids, ids[0], -1) == ids[0] and step(ids, ids[0], 1) == ids[1] and step(ids, "nope", 1) == ids[0]
+    ds.set_fields(ids[5], {"bitting": []})
+    assert next_unlabeled(ds.records(), ids[0]) == ids[5]
+    assert next_unlabeled(ds.records(), ids[5]) is None
+    assert [r["id"] for r in queue(ds, "unlabeled")] == [ids[5]]
+    assert f"{len(ids) - 1} labeled" in progress_html(ds.records(), ids[1])
+
+
+def test_datasets_tab_create_import_report_split_export(state, tmp_path):
+    from studio.tabs.datasets import create_dataset, export_dataset, import_into, overview_html, report_rows
+
+    with pytest.raises(StudioError):
+        create_dataset(state.datasets_dir, "../escape", "keys")
+    ds = create_dataset(state.datasets_dir, "mine", "keys")
+    src = sorted((state.datasets_dir / "keys" / "images").glob("*.png"))[:3]
+    text = import_into(ds, [str(p) for p in src], None, allow_server_path=True)
+    assert "Imported 3" in text and ds.counts()["total"] == 3
+    with pytest.raises(StudioError, match="disabled"):
+        import_into(ds, None, str(tmp_path), allow_server_path=False)
+    head, rows = report_rows(ds)
+    assert any(r[1] == ds.records()[0]["id"] and r[0] == "error" for r in rows)  # missing labels
+    assert "3" in overview_html(ds)
+    keys = Dataset.open(state.datasets_dir / "keys")
+    summary, archive = export_dataset(keys, "keylike", state.workspace / "exports")
+    assert Path(archive).is_file() and "Exported" in summary
+
+
+def test_train_config_from_knobs_and_demo_cap(state):
+    from studio import train_logic as T
+
+    cfg0 = T.preset_config(T.DEFAULTS_PRESET, "demo")
+    vals = T.knob_values(cfg0)
+    ds = state.datasets_dir / "keys"
+    cfg, notes = T.config_from_knobs({**vals, "max_steps": 5.0, "image_size": None}, "demo", str(ds), "keys")
+    assert cfg.max_steps == 5 and cfg.image_size is None and cfg.dataset == str(ds) and not notes
+    cfg, notes = T.config_from_knobs({**vals, "max_steps": -1}, "demo", str(ds), "keys", demo_mode=True)
+    assert cfg.max_steps == T.DEMO_MAX_STEPS and notes
+    with pytest.raises(StudioError):
+        T.config_from_knobs(vals, "google/gemma-3-4b-it", str(ds), "keys", demo_mode=True)
+    kp = T.knob_values(T.preset_config("Keylike", "demo"))
+    assert kp["lora_r"] == 32 and kp["finetune_vision_layers"] is True
+    grouped = {n for names in T.grouped_fields().values() for n in names}
+    assert grouped | set(T.SET_ELSEWHERE) == set(T.C.FIELDS)
+
+
+def test_train_start_refuses_an_empty_train_split(state):
+    from studio import train_logic as T
+
+    ds = Dataset.create(state.datasets_dir / "empty", "keys")
+    cfg, _ = T.config_from_knobs(T.knob_values(T.preset_config(None, "demo")), "demo", str(ds.path), "keys")
+    with pytest.raises(StudioError, match="no labeled records"):
+        T.start(state, cfg)
+    assert not any(state.runs_dir.iterdir())
+
+
+def test_live_view_reads_a_run_folder(state):
+    from studio import plots
+    from studio import train_logic as T
+
+    run = state.runs_dir / "r1"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model_id": "demo", "task": "keys"}))
+    events = [{"type": "start", "time": 1, "max_steps": 10, "device": "CPU", "backend": "hf"},
+              {"type": "log", "time": 2, "step": 5, "loss": 2.5, "lr": 1e-3, "eta_s": 30, "rss_gb": 1.2},
+              {"type": "eval", "time": 3, "step": 5, "eval_loss": 2.7},
+              {"type": "end", "time": 4, "status": "completed", "step": 10}]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events) + '{"type": "lo')
+    (run / "log.txt").write_text("a\rb\nline 2\n")
+    st, ev = T.live(str(run))
+    assert st["status"] == "completed" and len(ev) == 4
+    html = T.status_html(st, ev)
+    assert "completed" in html and "step <b id=\"train-step\">10</b>" in html
+    assert T.log_tail(run).splitlines() == ["a", "b", "line 2"]
+    fig = plots.loss_figure(ev)
+    assert [t.name for t in fig.data] == ["train loss", "eval loss"]
+    mem = plots.memory_figure(ev, 16)
+    assert mem.data[0].name.startswith("process RAM") and mem.layout.shapes
+    assert T.pick_run_on_load([{"path": "a", "status": "completed"}, {"path": "b", "status": "running"}]) == "b"
+    assert T.run_rows([{"run_id": "r", "status": "running", "step": 3, "max_steps": 9, "loss": 1.0}])[0][4] == "3/9"
+
+
+def test_phone_app_json_matches_the_api_shape():
+    from core.api import KeysAnalysis
+    from core.infer import Answer
+    from core.tasks import get_task
+    from studio.compare_logic import phone_app_json
+
+    task = get_task("keys")
+    text = "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
+    ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.8, parsed=task.parse(text))
+    out = phone_app_json(ans)
+    assert set(out) == set(KeysAnalysis.model_fields)
+    assert out["success"] and out["bitting"] == [1, 2, 5, 3, 7] and out["timeInMarket"] is not None
+    bad = Answer(text="hello", token_ids=[], token_probs=[], confidence=0.1, parsed=task.parse("hello"))
+    assert phone_app_json(bad)["success"] is False and "did not parse" in phone_app_json(bad)["error"]
+
+
+def test_app_settings_are_safe_by_default():
+    import app as studio_app
+
+    s = studio_app.settings(studio_app.parse_args([]), env={})
+    assert s["host"] == "127.0.0.1" and s["port"] == 7860 and not s["demo_mode"]
+    with pytest.raises(SystemExit, match="Refusing"):
+        studio_app.settings(studio_app.parse_args(["--host", "0.0.0.0"]), env={})
+    with pytest.raises(SystemExit, match="Refusing"):
+        studio_app.settings(studio_app.parse_args(["--share"]), env={})
+    s = studio_app.settings(studio_app.parse_args(["--host", "0.0.0.0", "--auth", "a:b"]), env={})
+    assert s["auth"] == ("a", "b")
+    s = studio_app.settings(studio_app.parse_args([]), env={"SPACE_ID": "me/space"})
+    assert s["host"] == "0.0.0.0" and s["port"] == 7860 and s["demo_mode"]
+
+
+def test_server_serves_the_api_and_the_studio(state):
+    from fastapi.testclient import TestClient
+
+    import app as studio_app
+
+    cfg = studio_app.settings(studio_app.parse_args(["--workspace", str(state.workspace)]), env={})
+    server, _blocks, _state = studio_app.create_server(cfg)
+    with TestClient(server) as c:
+        assert c.get("/api/v1/health").json()["success"] is True
+        page = c.get("/")
+        assert page.status_code == 200 and "Trinity Studio" in page.text
+        assert "googleapis" not in page.text and "cdn.jsdelivr" not in page.text
