@@ -146,7 +146,8 @@ def test_demo_keys_dataset_is_ready_and_its_labels_are_exact():
     assert size < 8e6
     # Re-rendering a record from its seed gives the same bytes and the same label.
     for r in recs[:: len(recs) // 5]:
-        img, fields = sample(r["render_seed"], keyway=r["fields"]["keyway"])
+        img, fields = sample(r["render_seed"], keyway=r["fields"]["keyway"],
+                             variation=ds.meta["render"]["variation"])
         assert fields == r["fields"]
         assert f"images/{imgs.image_sha16(imgs.png_bytes(img))}.png" == r["image"]
         assert ds.load_image(r).size == (256, 128)

@@ -51,7 +51,7 @@ def test_blocks_build_with_every_tab(state):
 def test_sql_check_reports_line_and_column_and_tables():
     from studio.annotate_logic import sql_check
 
-    html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, a_id INT)")
+    html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, a_id INT);")
     assert "line 2" in html and "error" in html
     html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\n"
                                 "CREATE TABLE b (id INT PRIMARY KEY, a_id INT REFERENCES a(id));")
