@@ -118,7 +118,7 @@ def save(ds: Dataset, rid: str, fields: dict, expected_updated: str | None,
     if errors:
         first = errors[0]
         where = f" (line {first.line}, column {first.column})" if first.line else ""
-        return rec, f"Saved as a draft (unlabeled): {first.message}{where}"
+        return rec, f"Saved as a draft ({rec.get('status')}): {first.message}{where}"
     return rec, f"Saved as {status}."
 
 
