@@ -212,8 +212,9 @@ class Engine:
         texts = [self.processor.apply_chat_template(chat_messages(p), add_generation_prompt=True,
                                                     tokenize=False) for p in prompts]
         # One processor call per batch; left padding so every row's answer starts at the same column.
+        # The chat template already starts with <bos>; adding another would differ from training.
         inputs = self.processor(text=texts, images=[[im] for im in images], padding=True,
-                                padding_side="left", return_tensors="pt")
+                                padding_side="left", add_special_tokens=False, return_tensors="pt")
         dtype = getattr(self.model, "dtype", None) or torch.float32  # 4-bit weights: model.dtype, not params
         return {k: (v.to(self.device, dtype=dtype) if k == "pixel_values" else v.to(self.device))
                 for k, v in inputs.items()}
