@@ -255,6 +255,12 @@ def cmd_drive(a) -> None:
         t0 = time.time()
         info = build(size, f"/tmp/gemma3_{size}")
         print(f"[{time.time() - t_start:5.0f}s] model {size}: {info} ({time.time() - t0:.0f}s)", flush=True)
+        if torch.cuda.is_available():  # what CUDA itself holds outside the allocator (context, cuBLAS)
+            free, total = torch.cuda.mem_get_info()
+            env = {"device": device, "total_gib": total / GiB,
+                   "outside_allocator_gib": (total - free - torch.cuda.memory_reserved()) / GiB}
+            (out / "env.json").write_text(json.dumps(env))
+            print("env", env, flush=True)
         if phase.startswith("timing") or phase.startswith("unsloth"):
             backend = "unsloth" if phase.startswith("unsloth") else "hf"
             keep(run_one(f"{size}-issue3-timing", size, TIMING, root, out, deadline, backend=backend, limit=a.limit))

@@ -128,12 +128,14 @@ def _check_labels(ds, r: dict, rid: str, add) -> None:
             add(rid, "error", "missing_labels", f"marked {r.get('status')} but its labels are incomplete")
         else:
             add(rid, "warning", "missing_labels", "not labeled yet")
-        return
     try:
         found = ds.task.validate(r)
     except Exception as e:
         add(rid, "error", "task_error", f"the task could not validate this record: {e}")
         return
+    if not labeled:  # a value of the wrong type (hand edits) reads as "unlabeled": say what is wrong
+        given = {k for k, v in r.get("fields", {}).items() if v not in (None, "", [])}
+        found = [i for i in found if i.severity == "error" and getattr(i, "field", None) in given]
     for issue in found:
         where = f" [{issue.field}]" if getattr(issue, "field", None) else ""
         pos = f" (line {issue.line}, column {issue.column})" if getattr(issue, "line", None) else ""

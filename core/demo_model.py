@@ -71,7 +71,8 @@ def recipe_hash() -> str:
     """Changes whenever the built files could change (recipe, corpus, chat template, library)."""
     import transformers
 
-    blob = json.dumps({"recipe": RECIPE, "v": RECIPE_VERSION, "corpus": CORPUS_VERSION, "special": SPECIAL,
+    corpus = hashlib.sha256("\n".join(corpus_lines()).encode()).hexdigest()
+    blob = json.dumps({"recipe": RECIPE, "v": RECIPE_VERSION, "corpus": [CORPUS_VERSION, corpus], "special": SPECIAL,
                        "template": CHAT_TEMPLATE, "transformers": transformers.__version__},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]

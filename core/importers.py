@@ -84,6 +84,9 @@ def sniff(src) -> tuple[str, str | None]:
             return "zip", "ui2sql"
         return "zip", "keys" if any(n.endswith(".jsonl") for n in names) else None
     suffix = src.suffix.lower()
+    if suffix == ".zip":  # named like a zip but no readable central directory: cut off or not a zip
+        raise StudioError(f"{src.name} is not a readable zip archive (damaged, cut off, or another format).",
+                          "Re-create or re-download the archive, or import the unpacked folder.")
     if suffix == ".json":
         return "ghost", "ui2sql"
     if suffix == ".jsonl":
@@ -295,11 +298,21 @@ def _bitting(value) -> list[int]:
     return out
 
 
+class _NotUtf8(str):
+    """A JSONL line that could not be decoded; the text says where."""
+
+
 def _keylike_items(path: Path) -> list[Item]:
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
+        raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()
+    except OSError as e:
         raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON lines.") from e
+    lines = []  # one line that is not UTF-8 is one bad record, not a bad file
+    for raw in raw_lines:
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            lines.append(_NotUtf8(f"byte {e.start + 1} (0x{raw[e.start]:02x}) is not UTF-8"))
     base = path.parent.resolve()
     items, index = [], 0
     for n, line in enumerate(lines, start=1):
@@ -308,6 +321,9 @@ def _keylike_items(path: Path) -> list[Item]:
         it = Item(index, "", line=n)
         index += 1
         items.append(it)
+        if isinstance(line, _NotUtf8):
+            it.code, it.reason = "bad_json", f"line {n} is not UTF-8 text: {line}"
+            continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:

@@ -231,7 +231,7 @@ def _pick_dtype(dtype, device: str):
 
     if dtype is None or dtype == "auto":
         if device == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
         return torch.float32  # CPU: 16-bit matmuls are slow or unsupported for training
     if isinstance(dtype, str):
         named = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}.get(dtype, dtype)

@@ -37,7 +37,7 @@ def build_app(state: StudioState) -> gr.Blocks:
         with gr.Tabs(elem_id="ts-tabs") as tabs:
             with gr.Tab("Datasets", id="datasets", elem_id="tab-datasets"):
                 ds_ui = datasets.build(state, shared)
-            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate"):
+            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate") as ann_tab:
                 ann_ui = annotate.build(state, shared)
             with gr.Tab("Train", id="train", elem_id="tab-train"):
                 train_ui = train.build(state, shared)
@@ -71,6 +71,7 @@ def build_app(state: StudioState) -> gr.Blocks:
 
         ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]], [*ann_ui["view_outputs"], tabs,
                                                                             ann_ui["filter"]])
+        ann_tab.select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"])
         cmp_tab.select(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
         eval_tab.select(eval_ui["refresh"], None, eval_ui["run"])
         export_tab.select(export_ui["refresh"], None, export_ui["run"])

@@ -135,8 +135,10 @@ def test_datasets_tab_create_import_report_split_export(state, tmp_path):
     assert "Imported 3" in text and ds.counts()["total"] == 3
     with pytest.raises(StudioError, match="disabled"):
         import_into(ds, None, str(tmp_path), allow_server_path=False)
+    with open(ds.path / "records.jsonl", "a") as f:
+        f.write("not a record\n")
     head, rows = report_rows(ds)
-    assert any(r[1] == ds.records()[0]["id"] and r[0] == "error" for r in rows)  # missing labels
+    assert rows[0][:3] == ["error", "line 4", "bad line"] and "1 errors" in head
     assert "3" in overview_html(ds)
     keys = Dataset.open(state.datasets_dir / "keys")
     summary, archive = export_dataset(keys, "keylike", state.workspace / "exports")

@@ -34,8 +34,8 @@ def test_cli_full_finetune_loss_falls(workspace, tmp_path):
     code = main(["train", "--dataset", str(KEYS), "--out", str(run), "--no-progress",
                  "--set", "max_steps=14", "--set", "batch_size=4", "--set", "logging_steps=1",
                  "--set", "save_steps=100", "--set", "warmup_ratio=0", "--set", "learning_rate=2e-3"])
-    assert code == 0
     events = read_events(run)
+    assert code == 0, last_of(events, "end")
     types = _types(events)
     assert types.index("start") < types.index("log") < types.index("end")
     start, end = last_of(events, "start"), last_of(events, "end")

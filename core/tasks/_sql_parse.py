@@ -7,6 +7,7 @@ dialect, fall back to the others, and add the checks sqlglot's lenient parser la
 from __future__ import annotations
 
 import logging
+import re
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
@@ -38,6 +39,14 @@ def sqlglot_dialect(name: str) -> str | None:
 
 
 # ---------------------------------------------------------------- parsing
+
+_TOKEN_REPR = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, comments: \[.*?\]>")
+
+
+def _readable(description: str) -> str:
+    """sqlglot puts a Token's repr into some messages; the user needs only its text."""
+    return _TOKEN_REPR.sub(lambda m: f"'{m.group(1)}'", description)
+
 
 def _err(message: str, line: int | None = None, col: int | None = None) -> Issue:
     message = "".join(c if c.isprintable() else "?" for c in message)  # junk input stays readable
@@ -229,7 +238,7 @@ def _attempt(sql: str, name: str) -> tuple[int, list[Issue], list[tuple[dict, ex
             line, col = info.get("line"), info.get("col")
             if isinstance(col, int) and near and "\n" not in near:
                 col = max(1, col - len(near) + 1)    # sqlglot points at the token's last char
-            errors.append(_err(f"SQL syntax error: {info.get('description') or str(e)[:200]}"
+            errors.append(_err(f"SQL syntax error: {_readable(info.get('description') or str(e)[:200])}"
                                + (f" near '{near[:40]}'." if near else "."), line, col))
             continue
         except Exception as e:  # noqa: BLE001 - e.g. RecursionError on absurd nesting

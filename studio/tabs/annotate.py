@@ -257,5 +257,8 @@ def build(state, shared: dict) -> dict:
     for comp in (keyway, brand, *bits):
         comp.change(lambda k, b, *vals: L.keys_check(k, b, list(vals)), [keyway, brand, *bits],
                     [keys_check, target], trigger_mode="always_last", show_progress="hidden")
-    return {"cur": cur, "render": render, "view_outputs": view_outputs, "on_dataset": on_dataset,
+    # Coming back to the tab: autosave if needed, then show the record fresh from disk (an import or
+    # another user may have changed the dataset meanwhile).
+    show = nav_handler(lambda ds, c: c["id"])
+    return {"cur": cur, "render": render, "show": show, "all_inputs": all_inputs, "view_outputs": view_outputs, "on_dataset": on_dataset,
             "code": code, "keyway": keyway, "bits": bits, "filter": filt}

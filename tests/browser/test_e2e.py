@@ -1,0 +1,219 @@
+"""End to end in a real browser (Debian's /usr/bin/chromium, headless; never a downloaded one):
+`python app.py` on a free port with a temp workspace; label a key photo and a screenshot through
+the UI (invalid SQL shows its line and saves as a draft), train the demo model (reload during the
+run, Stop works, a second run finishes), then Compare. Screenshots go to test-artifacts/."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ART = ROOT / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("e2e") / "workspace"
+    port = _free_port()
+    env = {**os.environ, "TRINITY_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1"}
+    env.pop("SPACE_ID", None)
+    log = open(ws.parent / "server.log", "wb")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workspace", str(ws)], cwd=ROOT,
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url + "/api/v1/health", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError((ws.parent / "server.log").read_text()[-3000:])
+            time.sleep(1)
+    else:
+        proc.kill()
+        raise RuntimeError("the studio did not start in 120 s")
+    yield {"url": url, "ws": ws}
+    for pid_file in (ws / "runs").glob("*/pid"):  # training jobs this test started
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        except (OSError, ValueError):
+            pass
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    ART.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+        outside = []
+        pg.on("request", lambda r: None if r.url.startswith(server["url"]) or r.url.startswith("data:")
+              or r.url.startswith("blob:") else outside.append(r.url))
+        pg.outside_requests = outside
+        yield pg
+        browser.close()
+
+
+def _open(pg, server, dataset: str, tab: str):
+    pg.goto(f"{server['url']}/?dataset={dataset}")
+    pg.wait_for_selector(f"#ts-dataset input", timeout=60_000)
+    pg.wait_for_function(f"document.querySelector('#ts-dataset input').value.includes('{dataset}')", timeout=60_000)
+    pg.click(f"button[role=tab]:has-text('{tab}')")
+
+
+def _pick(pg, elem_id: str, option: str):
+    """Chooses an option of a Gradio dropdown by its visible text."""
+    pg.click(f"#{elem_id} input")
+    pg.locator("ul.options li", has_text=option).first.click()
+
+
+def _records(ws: Path, name: str) -> list[dict]:
+    return [json.loads(x) for x in (ws / "datasets" / name / "records.jsonl").read_text().splitlines() if x.strip()]
+
+
+def _new_dataset(pg, server, name: str, task_label: str, image: Path):
+    _open(pg, server, "keys", "Datasets")
+    pg.get_by_label("Name").fill(name)
+    pg.get_by_label(task_label).check()
+    pg.click("#ds-create")
+    pg.wait_for_function(f"document.querySelector('#ts-dataset input').value.includes('{name}')", timeout=30_000)
+    pg.locator("input[type=file]").first.set_input_files(str(image))
+    pg.wait_for_timeout(1500)
+    pg.click("#ds-import")
+    pg.wait_for_selector("text=Imported 1", timeout=60_000)
+
+
+def test_label_a_key_photo(page, server):
+    pg, ws = page, server["ws"]
+    key_png = sorted((ROOT / "assets/demo/keys/images").glob("*.png"))[0]
+    _new_dataset(pg, server, "e2e-keys", "Key photo", key_png)
+    pg.screenshot(path=str(ART / "tab_datasets.png"), full_page=True)
+    pg.click("button[role=tab]:has-text('Annotate')")
+    pg.wait_for_selector("#ann-header .ts-warn", timeout=30_000)  # the new record: unlabeled
+    _pick(pg, "ann-keyway", "SC1 · Schlage")
+    pg.wait_for_function("document.querySelector('#ann-brand textarea, #ann-brand input').value === 'Schlage'")
+    for i, d in enumerate("12537", 1):
+        _pick(pg, f"ann-bit-{i}", d)
+    pg.wait_for_selector("#ann-target :text('BITTING: 1,2,5,3,7')", timeout=20_000)
+    pg.keyboard.press("Control+s")  # the save shortcut
+    pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
+    rec = _records(ws, "e2e-keys")[0]
+    assert rec["status"] == "labeled" and rec["fields"] == {"keyway": "SC1", "bitting": [1, 2, 5, 3, 7],
+                                                            "brand": "Schlage"}
+    pg.screenshot(path=str(ART / "tab_annotate_keys.png"), full_page=True)
+
+
+def test_label_a_screenshot_with_invalid_sql_first(page, server):
+    pg, ws = page, server["ws"]
+    shot = sorted((ROOT / "assets/demo/ui2sql/images").glob("*.png"))[0]
+    _new_dataset(pg, server, "e2e-sql", "UI screenshot", shot)
+    pg.click("button[role=tab]:has-text('Annotate')")
+    pg.wait_for_selector("#ann-sql .cm-content", timeout=30_000)
+    bad = "CREATE TABLE users (\n  id INT PRIMARY KEY,,\n  name TEXT\n);"
+    pg.click("#ann-sql .cm-content")
+    pg.keyboard.insert_text(bad)
+    pg.wait_for_selector("#ann-sql-status :text('line 2')", timeout=30_000)
+    pg.click("#ann-save")
+    pg.wait_for_selector("#ann-save-msg :text('Saved as a draft')", timeout=30_000)
+    assert _records(ws, "e2e-sql")[0]["fields"]["sql"] == bad  # nothing lost
+    pg.screenshot(path=str(ART / "tab_annotate_sql_error.png"), full_page=True)
+    pg.click("#ann-sql .cm-content")
+    pg.keyboard.press("Control+a")
+    good = ("CREATE TABLE users (\n  id INT PRIMARY KEY,\n  name TEXT\n);\n"
+            "CREATE TABLE orders (\n  id INT PRIMARY KEY,\n  user_id INT REFERENCES users(id)\n);")
+    pg.keyboard.insert_text(good)
+    pg.wait_for_selector("#ann-sql-status :text('valid')", timeout=30_000)
+    pg.click("#ann-save")
+    pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
+    rec = _records(ws, "e2e-sql")[0]
+    assert rec["status"] == "labeled" and rec["fields"]["sql"] == good
+    pg.click("button[role=tab]:has-text('Diagram')")
+    pg.wait_for_selector("#ann-er svg .ts-er-table", timeout=10_000)
+    pg.screenshot(path=str(ART / "tab_annotate_sql.png"), full_page=True)
+
+
+def _start_run(pg, server, steps: int) -> str:
+    _open(pg, server, "keys", "Train")
+    pg.fill("#knob-max_steps input", str(steps))
+    pg.fill("#knob-logging_steps input", "1")
+    pg.fill("#knob-save_steps input", "2")
+    pg.locator("#knob-save_steps input").press("Tab")
+    pg.wait_for_timeout(500)
+    pg.click("#train-start")
+    pg.wait_for_selector("#train-status :text('running')", timeout=60_000)
+    return pg.input_value("#train-run input")
+
+
+def _run_dir(ws: Path) -> Path:
+    return max((p for p in (ws / "runs").iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+
+
+def test_reload_during_a_run_reattaches_and_stop_works(page, server):
+    pg, ws = page, server["ws"]
+    _start_run(pg, server, 400)
+    run = _run_dir(ws)
+    pg.wait_for_selector("#train-loss :text('train loss')", timeout=240_000)  # the curve has points
+    pg.reload()  # a page reload during the run...
+    pg.click("button[role=tab]:has-text('Train')")
+    pg.wait_for_function(f"document.querySelector('#train-run input').value.includes('{run.name}')", timeout=60_000)
+    pg.wait_for_selector("#train-status :text('running')", timeout=30_000)  # ...shows the same run
+    pg.wait_for_selector("#train-loss :text('train loss')", timeout=30_000)
+    pg.click("#train-stop")
+    pg.wait_for_selector("#train-status :text('stopped')", timeout=240_000)
+    assert json.loads((run / "events.jsonl").read_text().splitlines()[-1])["status"] == "stopped"
+
+
+def test_a_short_run_finishes_with_curves(page, server):
+    pg, ws = page, server["ws"]
+    _start_run(pg, server, 12)
+    pg.wait_for_function("document.querySelectorAll('#train-loss .scatterlayer .point').length >= 4",
+                         timeout=240_000)
+    Path(ROOT / "docs").mkdir(exist_ok=True)
+    pg.screenshot(path=str(ROOT / "docs" / "train_tab.png"), full_page=True)
+    pg.wait_for_selector("#train-status :text('completed')", timeout=300_000)
+    pg.screenshot(path=str(ART / "tab_train.png"), full_page=True)
+    assert (_run_dir(ws) / "model" / "config.json").is_file() or (_run_dir(ws) / "adapter").is_dir()
+
+
+def test_compare_base_and_run(page, server):
+    pg = page
+    _open(pg, server, "keys", "Compare")
+    pg.wait_for_function("document.querySelector('#cmp-run-a input').value.includes('completed')", timeout=60_000)
+    pg.click("#cmp-go")
+    pg.wait_for_selector("#cmp-verdict-0 :text('confidence')", timeout=240_000)
+    pg.wait_for_selector("#cmp-verdict-1 :text('confidence')", timeout=60_000)
+    assert "keyway acc" in pg.inner_text("#cmp-verdict-1")  # scored against the record's label
+    pg.screenshot(path=str(ART / "tab_compare.png"), full_page=True)
+    for tab in ("Evaluate", "Export"):
+        pg.click(f"button[role=tab]:has-text('{tab}')")
+        pg.wait_for_timeout(1500)
+        pg.screenshot(path=str(ART / f"tab_{tab.lower()}.png"), full_page=True)
+    assert not pg.outside_requests, f"requests left the machine: {pg.outside_requests[:5]}"
