@@ -54,6 +54,14 @@ GRID: dict[str, tuple[str, dict]] = {
     "12b-bf16-r16-b1-s1024": ("12b", {**BF16, "lora_r": 16, "lora_alpha": 16}),
     "12b-q4-r16-b4-s1024-vision": ("12b", {**Q4, "lora_r": 16, "lora_alpha": 16, "batch_size": 4,
                                            "finetune_vision_layers": True}),
+    # second call: separate the per-image (vision forward) and per-token (text) terms
+    "4b-q4-r16-b1-s4096": ("4b", {**Q4, "lora_r": 16, "lora_alpha": 16, "max_seq_length": 4096}),
+    "4b-q4-r16-b4-s2048": ("4b", {**Q4, "lora_r": 16, "lora_alpha": 16, "batch_size": 4, "max_seq_length": 2048}),
+    "4b-bf16-r16-b4-s1024": ("4b", {**BF16, "lora_r": 16, "lora_alpha": 16, "batch_size": 4}),
+    "4b-bf16-r16-b1-s2048-nogc": ("4b", {**BF16, "lora_r": 16, "lora_alpha": 16, "max_seq_length": 2048,
+                                         "gradient_checkpointing": False}),
+    "12b-q4-r64-dora-rs-b1-s2048": ("12b", {**Q4, "lora_r": 64, "lora_alpha": 64, "use_dora": True, "use_rslora": True,
+                                            "max_seq_length": 2048}),
 }
 # Lanes run side by side (each process measures only its own allocator); the heavy rows share a
 # lane so that two of them never sit on the 80 GB card at once.
@@ -61,8 +69,10 @@ PLANS = {
     "grid4b": [["4b-bf16-r64-dora-b4-s2048", "4b-q4-r64-dora-b4-s2048-vision", "4b-q4-r16-b1-s1024"],
                ["4b-q4-r64-b1-s2048", "4b-q4-r16-b4-s1024", "4b-bf16-r16-b1-s1024"],
                ["4b-q4-r16-b1-s1024-vision", "4b-q4-r16-b1-s1024-nogc"]],
-    "grid12b": [["12b-seed-t4-preset", "12b-q4-r16-b1-s2048"],
-                ["12b-bf16-r16-b1-s1024", "12b-q4-r16-b4-s1024-vision"]],
+    "grid12b": [["12b-bf16-r16-b1-s1024", "12b-seed-t4-preset"],
+                ["12b-q4-r16-b4-s1024-vision", "12b-q4-r16-b1-s2048"],
+                ["12b-q4-r64-dora-rs-b1-s2048"],
+                ["4b-q4-r16-b1-s4096", "4b-q4-r16-b4-s2048", "4b-bf16-r16-b4-s1024", "4b-bf16-r16-b1-s2048-nogc"]],
 }
 # issue 3's GPU run: Gemma-3-4B shapes, 4-bit, DoRA + rsLoRA r=64, timed alone on the card
 TIMING = {**Q4, "lora_r": 64, "lora_alpha": 64, "use_dora": True, "use_rslora": True, "max_steps": 12}
@@ -79,7 +89,7 @@ def long_sql(rng: random.Random, words: int) -> str:
     return "\n".join(tables)
 
 
-def make_dataset(path: Path, n: int = 8, words: int = 2600) -> Path:
+def make_dataset(path: Path, n: int = 8, words: int = 4400) -> Path:
     from PIL import Image
 
     from core.dataset import Dataset
@@ -145,15 +155,46 @@ def _compat_sft_config() -> None:
     job.sft_args = sft_args
 
 
+def _probe_phases(probe: dict) -> None:
+    """Records CUDA memory when the model is loaded and when the text decoder first runs (after
+    the vision tower): the planner's phases, measured without touching the job's code."""
+    import core.training.backend_hf as bhf
+
+    orig = bhf.prepare
+
+    def prepare(cfg, hw, precision):
+        import torch
+
+        p = orig(cfg, hw, precision)
+        if not torch.cuda.is_available():
+            return p
+        probe.update(load_alloc_gb=torch.cuda.memory_allocated() / GiB,
+                     load_max_alloc_gb=torch.cuda.max_memory_allocated() / GiB)
+        lm = getattr(getattr(p.model, "model", None), "language_model", None)
+
+        def hook(module, args, kwargs):
+            if "pre_text_alloc_gb" not in probe:
+                probe.update(pre_text_alloc_gb=torch.cuda.memory_allocated() / GiB,
+                             pre_text_max_alloc_gb=torch.cuda.max_memory_allocated() / GiB)
+
+        if lm is not None:
+            lm.register_forward_pre_hook(hook, with_kwargs=True)
+        return p
+
+    bhf.prepare = prepare
+
+
 def cmd_job(a) -> None:
     _compat_sft_config()
+    probe: dict = {}
+    _probe_phases(probe)
     from core.training.job import run_job
 
     t0 = time.time()
     rc = run_job(a.run, progress=False)
     import torch
 
-    out = {"rc": rc, "seconds": round(time.time() - t0, 1)}
+    out = {"rc": rc, "seconds": round(time.time() - t0, 1), **probe}
     if torch.cuda.is_available():
         out.update(max_allocated_gb=torch.cuda.max_memory_allocated() / GiB,
                    max_reserved_gb=torch.cuda.max_memory_reserved() / GiB,
@@ -252,9 +293,11 @@ def cmd_drive(a) -> None:
     only = set(a.only.split(",")) if a.only else None
     for phase in a.plan.split(","):
         size = "12b" if "12b" in phase else ("tiny" if "tiny" in phase else "4b")
-        t0 = time.time()
-        info = build(size, f"/tmp/gemma3_{size}")
-        print(f"[{time.time() - t_start:5.0f}s] model {size}: {info} ({time.time() - t0:.0f}s)", flush=True)
+        needed = {size} if size == "tiny" or phase not in PLANS else {GRID[n][0] for lane in PLANS[phase] for n in lane}
+        for sz in sorted(needed):
+            t0 = time.time()
+            info = build(sz, f"/tmp/gemma3_{sz}")
+            print(f"[{time.time() - t_start:5.0f}s] model {sz}: {info} ({time.time() - t0:.0f}s)", flush=True)
         if torch.cuda.is_available():  # what CUDA itself holds outside the allocator (context, cuBLAS)
             free, total = torch.cuda.mem_get_info()
             env = {"device": device, "total_gib": total / GiB,

@@ -2,27 +2,51 @@
 file or the new one, never half of one."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 
+from core.errors import StudioError
+
+_WHY = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+        errno.EROFS: "the disk is read-only", errno.EACCES: "permission denied", errno.EPERM: "permission denied"}
+
+
+class WriteError(StudioError, OSError):
+    """A failed save, in words for the user; still an OSError for code that catches those."""
+
+
+def _write_error(path: Path, e: OSError) -> WriteError:
+    why = _WHY.get(e.errno, e.strerror or str(e))
+    err = WriteError(f"Could not save {path.name}: {why}.",
+                     f"Nothing was changed: the previous {path.name} is intact. "
+                     + ("Free some disk space and save again." if e.errno in (errno.ENOSPC, errno.EDQUOT)
+                        else f"Check that {path.parent} is writable, then save again."))
+    err.errno, err.strerror, err.filename = e.errno, e.strerror, str(path)
+    return err
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+    except BaseException as e:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        if isinstance(e, OSError) and not isinstance(e, StudioError):
+            raise _write_error(path, e) from e
         raise
     _fsync_dir(path.parent)
 
@@ -37,11 +61,21 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
 
 def append_jsonl(path: str | os.PathLike, obj) -> None:
     """Appends one line and fsyncs it; a reader never sees a partial line as valid JSON."""
-    line = json.dumps(obj, ensure_ascii=False) + "\n"
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    line = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
+    path = Path(path)
+    try:
+        with open(path, "ab", buffering=0) as f:  # one write() call, nothing buffered at close
+            start = f.tell()
+            try:
+                view = memoryview(line)
+                while view:  # a nearly full disk can take part of it before refusing the rest
+                    view = view[f.write(view):]
+                os.fsync(f.fileno())
+            except OSError:
+                f.truncate(start)  # no half line left behind for the next append to glue onto
+                raise
+    except OSError as e:
+        raise _write_error(path, e) from e
 
 
 def _fsync_dir(folder: Path) -> None:

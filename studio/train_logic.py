@@ -174,7 +174,7 @@ def status_html(st: dict, events: list[dict]) -> str:
              '<div class="ts-run-stats">'
              f'<span>step <b id="train-step">{step}</b> / {max_steps or "?"}</span>'
              f'<span>ETA <b>{_fmt_eta(st.get("eta_s")) if status == "running" else "–"}</b></span>'
-             f'<span>loss <b>{st["loss"]:.4f}</b></span>' * isinstance(st.get("loss"), (int, float))
+             + (f'<span>loss <b>{st["loss"]:.4f}</b></span>' if isinstance(st.get("loss"), (int, float)) else "")
              + (f'<span>eval loss <b>{st["eval_loss"]:.4f}</b></span>' if isinstance(st.get("eval_loss"), (int, float)) else "")
              + (f'<span class="ts-muted">{esc(st.get("device") or "")} · {esc(st.get("backend") or "")}</span>'
                 if st.get("device") else "") + "</div>"]

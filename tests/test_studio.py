@@ -190,6 +190,7 @@ def test_live_view_reads_a_run_folder(state):
     assert st["status"] == "completed" and len(ev) == 4
     html = T.status_html(st, ev)
     assert "completed" in html and "step <b id=\"train-step\">10</b>" in html
+    assert "running" in T.status_html({"status": "running", "step": 0}, [])  # before the first log event
     assert T.log_tail(run).splitlines() == ["a", "b", "line 2"]
     fig = plots.loss_figure(ev)
     assert [t.name for t in fig.data] == ["train loss", "eval loss"]

@@ -1,9 +1,11 @@
 """The transformers + PEFT + TRL backend: runs anywhere (CPU, any CUDA GPU).
 
-It prepares what SFTTrainer needs - the model (4-bit when asked), the processor, the LoRA config
-and the collator - and leaves the training loop to TRL. The LoRA/DoRA/rsLoRA adapter itself is
-created by SFTTrainer from `peft_config` (it also handles input grads for checkpointing and the
-bf16 cast of adapters on quantized models).
+It prepares what SFTTrainer needs - the model (4-bit when asked) with its LoRA/DoRA/rsLoRA
+adapter, the processor and the collator - and leaves the training loop to TRL. The adapter is made
+here (not from SFTTrainer's `peft_config`) so that DoRA layers can be swapped for the fast ones
+(core/training/fast_dora.py) before training; SFTTrainer still enables input grads for
+checkpointing, casts the adapters of a quantized model to bf16 and adds its fused LM head (the
+loss over the 262k vocabulary is computed in chunks, never as full logits).
 """
 from __future__ import annotations
 
@@ -82,7 +84,31 @@ def prepare(cfg, hw, precision: str) -> Prepared:
     if cfg.method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
-    peft_config = lora_config(cfg, model) if cfg.method == "lora" else None
+    if cfg.method == "lora":
+        model = add_adapter(model, lora_config(cfg, model), notes)
     collator = CountingVisionCollator(processor=processor, max_length=cfg.max_seq_length,
                                       completion_only_loss=True)
-    return Prepared("hf", model, processor, collator, peft_config, notes=notes)
+    return Prepared("hf", model, processor, collator, None, notes=notes)
+
+
+def add_adapter(model, peft_config, notes: list[str]):
+    """The PEFT model, with fast DoRA layers when the config asks for DoRA. Same parameters and
+    the same saved adapter as PEFT's own; FAST_DORA=0 in the environment keeps PEFT's layers."""
+    from peft import get_peft_model
+
+    model = get_peft_model(model, peft_config)
+    if peft_config.use_dora:
+        notes += fast_dora_note(model)
+    return model
+
+
+def fast_dora_note(model) -> list[str]:
+    """Swaps in fast DoRA layers unless FAST_DORA=0 is set; returns the note for the events."""
+    import os
+
+    if os.environ.get("FAST_DORA", "1") == "0":
+        return ["fast DoRA off (FAST_DORA=0): PEFT's DoRA layers"]
+    from core.training.fast_dora import enable_fast_dora
+
+    n = enable_fast_dora(model)
+    return [f"fast DoRA: {n} layers compute the weight norm once per optimizer step"] if n else []

@@ -78,6 +78,11 @@ def prepare(cfg, hw, precision: str) -> Prepared:
         use_gradient_checkpointing=gc,
     )
     _check_applied(model, cfg)
+    notes = []
+    if cfg.use_dora:  # Unsloth's fast LoRA kernels skip DoRA layers, which fall back to PEFT's
+        from core.training.backend_hf import fast_dora_note
+
+        notes += fast_dora_note(model)
     FastVisionModel.for_training(model)
     side = cfg.image_size
     inner = UnslothVisionDataCollator(
@@ -90,7 +95,7 @@ def prepare(cfg, hw, precision: str) -> Prepared:
     # Unsloth's collator does its own formatting: TRL must pass examples through untouched.
     overrides = {"remove_unused_columns": False, "dataset_text_field": "",
                  "dataset_kwargs": {"skip_prepare_dataset": True}}
-    notes = ["Unsloth compiles each layer on the first step: the first step can take minutes "
-             "(Gemma 3n: over 7 minutes was seen on an H100)."]
+    notes.append("Unsloth compiles each layer on the first step: the first step can take minutes "
+                 "(Gemma 3n: over 7 minutes was seen on an H100).")
     return Prepared("unsloth", model, processor, _MessagesCollator(inner, cfg.max_seq_length),
                     None, overrides, notes)

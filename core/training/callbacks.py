@@ -1,7 +1,8 @@
 """The TrainerCallback that streams a run into events.jsonl and obeys STOP / SIGTERM.
 
 Rank 0 writes; every rank takes part in the stop decision (an all-reduce), so a multi-GPU run
-stops on the same step everywhere instead of hanging in a collective.
+stops on the same step everywhere instead of hanging in a collective, and in each log's
+per-rank memory gather (Trainer calls on_log on every rank at the same steps).
 """
 from __future__ import annotations
 
@@ -47,14 +48,50 @@ class StopFlag:
         return "STOP file" if self.stop_file.exists() else None
 
 
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized() \
+        and torch.distributed.get_world_size() > 1
+
+
+def _reduce_device() -> str:
+    """NCCL reduces CUDA tensors only; gloo (CPU runs) CPU tensors."""
+    return "cuda" if "nccl" in str(torch.distributed.get_backend()) else "cpu"
+
+
 def _agree(local: bool) -> bool:
     """True on every rank when any rank wants to stop."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+    if not _distributed():
         return local
-    flag = torch.tensor([1.0 if local else 0.0],
-                        device="cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
+    flag = torch.tensor([1.0 if local else 0.0], device=_reduce_device())
     torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
     return bool(flag.item() > 0)
+
+
+def gather_floats(values: list[float]) -> list[list[float]]:
+    """Each rank's values, in rank order, on every rank (a collective: call it on all ranks).
+    A single process gets [values]."""
+    if not _distributed():
+        return [list(values)]
+    local = torch.tensor(values, dtype=torch.float64, device=_reduce_device())
+    out = [torch.zeros_like(local) for _ in range(torch.distributed.get_world_size())]
+    torch.distributed.all_gather(out, local)
+    return [t.tolist() for t in out]
+
+
+def memory_per_rank(device: str) -> dict:
+    """Per-GPU memory (CUDA: allocated/reserved now and peak allocated, in GB) or per-process RSS
+    (CPU), one value per rank in rank order. A collective under DDP: call it on every rank.
+    Empty for a single process (memory_stats covers it)."""
+    if not _distributed():
+        return {}
+    if device == "cuda" and torch.cuda.is_available():
+        keys = ("vram_alloc_gb", "vram_reserved_gb", "vram_peak_gb")
+    else:
+        keys = ("rss_gb",)
+    mine = memory_stats(device)
+    rows = gather_floats([float(mine.get(k, float("nan"))) for k in keys])
+    return {f"{k}_per_rank": [round(r[i], 4) if r[i] == r[i] else None for r in rows]
+            for i, k in enumerate(keys)}
 
 
 def memory_stats(device: str) -> dict:
@@ -134,7 +171,8 @@ class EventsCallback(TrainerCallback):
             lr=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
             token_accuracy=logs.get("mean_token_accuracy"), tokens_per_s=tok_s,
             samples_per_s=steps * self.samples_per_step / dt if steps > 0 else None,
-            step_time_s=dt / steps if steps > 0 else None, eta_s=eta, **memory_stats(self.device), **extra)
+            step_time_s=dt / steps if steps > 0 else None, eta_s=eta, **memory_stats(self.device),
+            **memory_per_rank(self.device), **extra)
         if self.bar is not None and logs.get("loss") is not None:
             self.bar.set_postfix(loss=f"{logs['loss']:.4f}")
         self._t_last, self._step_last, self._tokens_last = now, state.global_step, tokens

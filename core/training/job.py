@@ -7,6 +7,7 @@ unchanged under `accelerate launch`: only rank 0 writes events and outputs.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -80,6 +81,63 @@ def _save_output(trainer, prepared, cfg: TrainConfig, run_dir: Path) -> Path:
     return final
 
 
+def world_size() -> int:
+    """Processes in this launch (accelerate launch / torchrun set WORLD_SIZE); 1 when run plainly."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1") or 1), 1)
+    except ValueError:
+        return 1
+
+
+def choose_backend(cfg: TrainConfig, hw, world: int | None = None) -> tuple[str, str | None]:
+    """(backend, note): Unsloth's open-source release trains on one GPU (its docs describe
+    multi-GPU as a manual, not yet official setup), so several processes use transformers+PEFT,
+    and the note says so for the events / the UI."""
+    world = world_size() if world is None else world
+    n = max(world, cfg.gpus)
+    if n > 1 and cfg.backend == "auto" and hw.cuda and hw.unsloth and cfg.method == "lora":
+        return "hf", (f"Training on {n} GPUs with transformers+PEFT: Unsloth (open-source) trains on "
+                      "one GPU only, so it is used for single-GPU runs.")
+    backend = cfg.resolved_backend(hw)
+    if backend == "unsloth" and world > 1:  # backend=unsloth forced, launched by hand on N GPUs
+        raise StudioError("The Unsloth backend trains on one GPU here, but this job was launched on "
+                          f"{world} processes.", "Use backend=auto or hf for several GPUs.")
+    return backend, None
+
+
+def _setup_distributed(cfg: TrainConfig, hw, world: int) -> str | None:
+    """Under a multi-process launch: pins this rank to its GPU before the model loads (models.py
+    maps the whole model to the current CUDA device, so every rank would otherwise load onto
+    GPU 0, and a 4-bit model cannot be moved afterwards), and opens the process group now, which
+    FSDP's rank-0-only loading needs. Returns "fsdp" when accelerate was launched with FSDP."""
+    if world <= 1:
+        return None
+    import torch
+    from accelerate import PartialState
+
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+    if fsdp and cfg.load_in_4bit:
+        raise StudioError("FSDP with a 4-bit (QLoRA) model is not supported here: the 4-bit weights would "
+                          "need bnb_4bit_quant_storage equal to the compute dtype to be sharded.",
+                          "Use plain multi-GPU (without --fsdp) for QLoRA: each GPU holds the 4-bit model; "
+                          "or turn load_in_4bit off with --fsdp.")
+    if hw.cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    PartialState(cpu=not hw.cuda)  # the Trainer's Accelerator reuses this shared state
+    return "fsdp" if fsdp else "ddp"
+
+
+def _sum_truncation(stats):
+    """Every rank cut its own batches: the end event reports the sums (a collective)."""
+    from core.training.callbacks import gather_floats
+
+    if stats is None:
+        return None
+    rows = gather_floats([stats.truncated, stats.examples_seen, stats.longest])
+    return {"truncated": int(sum(r[0] for r in rows)), "examples_seen": int(sum(r[1] for r in rows)),
+            "longest_tokens": int(max(r[2] for r in rows))}
+
+
 def _train(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWriter, progress: bool) -> str:
     from core.training.callbacks import StopFlag
 
@@ -101,30 +159,38 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
     import torch
     from trl import SFTTrainer
 
-    from core.training.callbacks import EventsCallback
+    from core.training.callbacks import EventsCallback, memory_per_rank
     from core.training.data import load_splits
     from core.training.hardware import detect
 
     hw = detect()
     cfg.validate(hw)
+    world = world_size()
+    distributed = _setup_distributed(cfg, hw, world)
     torch.manual_seed(cfg.seed)
-    backend, precision = cfg.resolved_backend(hw), cfg.resolved_precision(hw)
+    (backend, backend_note), precision = choose_backend(cfg, hw, world), cfg.resolved_precision(hw)
     ckpt = last_checkpoint(run_dir) if resume else None
     if resume and ckpt is None:
         raise StudioError("There is no checkpoint to resume from in this run.",
                           "Start the run again without --resume (checkpoints are saved every save_steps).")
+    if backend_note:
+        writer.write("info", message=backend_note)
     writer.write("info", phase="loading_model", backend=backend, model_id=cfg.model_id)
     if backend == "unsloth":
         from core.training import backend_unsloth as impl
     else:
         from core.training import backend_hf as impl
-    prepared = impl.prepare(cfg, hw, precision)
+    # Resuming a full fine-tune loads the weights from the checkpoint itself: transformers 5.23's
+    # Trainer reloads them with load_state_dict(strict=False), and the checkpoint's (legacy) key
+    # names match none of the model's, so training silently restarted from the base weights.
+    load_cfg = dataclasses.replace(cfg, model_id=str(ckpt)) if ckpt and cfg.method == "full" else cfg
+    prepared = impl.prepare(load_cfg, hw, precision)
     train_ds, eval_ds, side = load_splits(cfg, prepared.processor)
     for note in prepared.notes:
         writer.write("info", message=note)
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
     record = {"backend": backend, "device": hw.describe(), "precision": precision,
-              "optimizer": cfg.resolved_optimizer(hw), "world_size": world,
+              "optimizer": cfg.resolved_optimizer(hw), "world_size": world, "distributed": distributed,
+              "per_device_batch": cfg.batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
               "global_batch": cfg.batch_size * cfg.gradient_accumulation_steps * world,
               "image_size": side, "n_train": len(train_ds), "n_eval": len(eval_ds) if eval_ds else 0}
     if writer.enabled:
@@ -150,6 +216,12 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
         trainer.remove_callback(PrinterCallback)
     if stats is None:  # the Unsloth wrapper exposes its stats only after construction
         callback.truncation = getattr(trainer.data_collator, "stats", None)
+    if world > 1:
+        kind = str(trainer.accelerator.distributed_type).rsplit(".", 1)[-1]  # MULTI_GPU, FSDP, MULTI_CPU
+        callback.start_fields["accelerate"] = kind
+        if distributed == "fsdp" and kind != "FSDP":
+            writer.write("info", message=f"FSDP was requested but accelerate runs FSDP on GPUs only; "
+                                         f"this {kind} run is plain data-parallel.")
     writer.write("info", phase="training")
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     status = "stopped" if callback.stopped_by else "completed"
@@ -160,8 +232,10 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
     summary = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
     writer.end(status, step=trainer.state.global_step, max_steps=trainer.state.max_steps,
                output=str(out), stopped_by=callback.stopped_by,
-               truncation=callback.truncation.to_dict() if callback.truncation else None,
-               train_loss=summary.get("train_loss"), train_runtime_s=summary.get("train_runtime"))
+               truncation=_sum_truncation(callback.truncation) if world > 1 else
+               (callback.truncation.to_dict() if callback.truncation else None),
+               train_loss=summary.get("train_loss"), train_runtime_s=summary.get("train_runtime"),
+               **memory_per_rank(hw.device))  # each rank's peak at the end (a collective)
     return status
 
 
@@ -172,7 +246,11 @@ def _import_unsloth_first(cfg: TrainConfig) -> None:
         return
     from core.training.hardware import detect
     hw = detect()
-    if cfg.resolved_backend(hw) == "unsloth" and not any(m in sys.modules for m in ("trl", "peft")):
+    try:
+        backend = choose_backend(cfg, hw)[0]
+    except StudioError:
+        return  # _train reports it
+    if backend == "unsloth" and not any(m in sys.modules for m in ("trl", "peft")):
         try:
             import unsloth  # noqa: F401
         except Exception:  # noqa: BLE001 - the backend raises a StudioError with advice

@@ -143,16 +143,70 @@ def _read_pid(run_dir: Path) -> int | None:
         return None
 
 
+FSDP_FILE = "accelerate_fsdp.yaml"  # present in a run folder = launch it with FSDP
+
+
+def fsdp_config_text(gpus: int) -> str:
+    """An `accelerate launch --config_file` for FSDP2 (for a model that does not fit one GPU):
+    every decoder/encoder layer (the model's `_no_split_modules`) is its own shard unit, the
+    adapter/model is saved as one full state dict on rank 0, and non-zero ranks load on the meta
+    device. Edit the file in the run folder to change any plugin setting (accelerate's names)."""
+    return "\n".join([
+        "# accelerate launch config written by Trinity Studio (python -m core train --fsdp)",
+        "compute_environment: LOCAL_MACHINE",
+        "distributed_type: FSDP",
+        "num_machines: 1",
+        f"num_processes: {gpus}",
+        "machine_rank: 0",
+        "mixed_precision: 'no'  # precision comes from the run's config (bf16/fp16 flags)",
+        "use_cpu: false",
+        "fsdp_config:",
+        "  fsdp_version: 2",
+        "  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP  # wraps model._no_split_modules",
+        "  fsdp_state_dict_type: FULL_STATE_DICT  # one standard adapter/model file at the end",
+        "  fsdp_cpu_ram_efficient_loading: true  # ranks > 0 load on the meta device...",
+        "  fsdp_sync_module_states: true  # ...and receive rank 0's weights",
+        "  fsdp_reshard_after_forward: true",
+        "  fsdp_offload_params: false",
+        "  fsdp_activation_checkpointing: false  # the run's gradient_checkpointing does this",
+        "",
+    ])
+
+
+def write_fsdp_config(run_dir: str | os.PathLike, gpus: int) -> Path:
+    """Marks a run for FSDP by writing RUN/accelerate_fsdp.yaml (kept for resumes)."""
+    if gpus < 2:
+        raise StudioError("FSDP shards the model over several GPUs; this run uses one.",
+                          "Use --gpus 2 or more with --fsdp, or leave --fsdp off.")
+    path = Path(run_dir) / FSDP_FILE
+    atomic_write_text(path, fsdp_config_text(gpus))
+    return path
+
+
 def job_command(run_dir: Path, resume: bool, gpus: int) -> list[str]:
+    """The job's command line. gpus > 1: the same entry under `accelerate launch`, one process
+    per GPU (the job writes from rank 0 only). Flags are explicit so that a user's default
+    accelerate config cannot change the launch: --multi_gpu picks the torchrun launcher (DDP;
+    on a machine without GPUs the processes train on CPU over gloo), port 0 = a free port, and
+    mixed precision stays off here because TrainingArguments sets it from the run's config.
+    A run folder holding accelerate_fsdp.yaml is launched with FSDP from that file instead."""
+    run_dir = Path(run_dir)
     cmd = ["-m", "core", "train", "--run", str(run_dir)] + (["--resume"] if resume else [])
-    if gpus > 1:  # same entry point, one process per GPU; the job writes from rank 0 only
-        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(gpus)] + cmd
-    return [sys.executable] + cmd
+    if gpus <= 1:
+        return [sys.executable] + cmd
+    fsdp = run_dir / FSDP_FILE
+    mode = ["--config_file", str(fsdp)] if fsdp.is_file() else ["--multi_gpu"]
+    return [sys.executable, "-m", "accelerate.commands.launch", *mode, "--num_processes", str(gpus),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", "0"] + cmd
 
 
-def start_run_subprocess(run_dir: str | os.PathLike, resume: bool = False) -> subprocess.Popen:
+def start_run_subprocess(run_dir: str | os.PathLike, resume: bool = False,
+                         gpus: int | None = None) -> subprocess.Popen:
     """Starts the job detached from the caller (own session: closing the UI leaves it running);
-    stdout and stderr go to RUN/log.txt. Refuses a run that is already running."""
+    stdout and stderr go to RUN/log.txt. Refuses a run that is already running. gpus (default:
+    the config's) > 1 starts it under accelerate launch; RUN/pid is then the launcher's pid, and
+    SIGTERM to it reaches every rank (torchrun forwards it, then waits 30 s before killing)."""
     run_dir = Path(run_dir).resolve()
     cfg = TrainConfig.load(run_dir / "config.json")
     if run_status(run_dir)["status"] == "running":
@@ -164,7 +218,7 @@ def start_run_subprocess(run_dir: str | os.PathLike, resume: bool = False) -> su
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     log = open(run_dir / "log.txt", "ab")
     try:
-        proc = subprocess.Popen(job_command(run_dir, resume, cfg.gpus), cwd=repo, env=env,
+        proc = subprocess.Popen(job_command(run_dir, resume, gpus or cfg.gpus), cwd=repo, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     finally:

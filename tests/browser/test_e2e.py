@@ -92,7 +92,7 @@ def _open(pg, server, dataset: str, tab: str):
 def _pick(pg, elem_id: str, option: str):
     """Chooses an option of a Gradio dropdown by its visible text."""
     pg.click(f"#{elem_id} input")
-    pg.locator("ul.options li", has_text=option).first.click()
+    pg.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True).click()
 
 
 def _records(ws: Path, name: str) -> list[dict]:
@@ -118,7 +118,7 @@ def test_label_a_key_photo(page, server):
     pg.screenshot(path=str(ART / "tab_datasets.png"), full_page=True)
     pg.click("button[role=tab]:has-text('Annotate')")
     pg.wait_for_selector("#ann-header .ts-warn", timeout=30_000)  # the new record: unlabeled
-    _pick(pg, "ann-keyway", "SC1 · Schlage")
+    _pick(pg, "ann-keyway", "SC1 · Schlage · 5 cuts")
     pg.wait_for_function("document.querySelector('#ann-brand textarea, #ann-brand input').value === 'Schlage'")
     for i, d in enumerate("12537", 1):
         _pick(pg, f"ann-bit-{i}", d)
@@ -145,7 +145,7 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg.wait_for_selector("#ann-save-msg :text('Saved as a draft')", timeout=30_000)
     assert _records(ws, "e2e-sql")[0]["fields"]["sql"] == bad  # nothing lost
     pg.screenshot(path=str(ART / "tab_annotate_sql_error.png"), full_page=True)
-    pg.click("#ann-sql .cm-content")
+    pg.locator("#ann-sql .cm-content").focus()
     pg.keyboard.press("Control+a")
     good = ("CREATE TABLE users (\n  id INT PRIMARY KEY,\n  name TEXT\n);\n"
             "CREATE TABLE orders (\n  id INT PRIMARY KEY,\n  user_id INT REFERENCES users(id)\n);")
@@ -163,6 +163,7 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
 def _start_run(pg, server, steps: int) -> str:
     _open(pg, server, "keys", "Train")
     pg.fill("#knob-max_steps input", str(steps))
+    pg.get_by_text("Bookkeeping", exact=True).click()  # a closed accordion
     pg.fill("#knob-logging_steps input", "1")
     pg.fill("#knob-save_steps input", "2")
     pg.locator("#knob-save_steps input").press("Tab")
