@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from core.secrets import scrub
 from core.errors import StudioError
 
 PREFIX = "/api/v1"
@@ -167,11 +168,12 @@ def create_api(engine_provider: Callable | None = None, max_upload_bytes: int = 
 
     @app.exception_handler(ApiError)
     async def api_error(_request, exc: ApiError):
-        return JSONResponse({"success": False, "error": exc.error, "hint": exc.hint}, status_code=exc.status)
+        return JSONResponse({"success": False, "error": scrub(exc.error), "hint": scrub(exc.hint)},
+                            status_code=exc.status)
 
     @app.exception_handler(Exception)
     async def failed(_request, exc: Exception):
-        return JSONResponse({"success": False, "error": f"The server failed: {type(exc).__name__}: {exc}",
+        return JSONResponse({"success": False, "error": scrub(f"The server failed: {type(exc).__name__}: {exc}"),
                              "hint": "Try again; if it keeps failing, check the server log."}, status_code=500)
 
     @app.exception_handler(RequestValidationError)

@@ -101,6 +101,11 @@ def adapter_dir(path: str | Path) -> Path:
     p = Path(path)
     for cand in (p, p / "adapter"):
         if (cand / "adapter_config.json").is_file():
+            # A pickled adapter_model.bin can run code when read: only safetensors are loaded.
+            if not (cand / "adapter_model.safetensors").is_file():
+                raise StudioError(f"The adapter in '{cand}' has no adapter_model.safetensors.",
+                                  "Only safetensors adapters are loaded (a pickled .bin can run code); "
+                                  "re-save it with save_pretrained(safe_serialization=True).")
             return cand
     raise StudioError(f"No trained adapter in '{p}'.",
                       "The run has not finished training yet, or its adapter/ folder was removed.")

@@ -151,8 +151,6 @@ def test_a_pickled_adapter_never_runs_code(demo_engine, demo_model_path, tmp_pat
     assert not marker.exists()  # PEFT unpickles with weights_only=True
 
 
-@pytest.mark.xfail(strict=True, reason="core/infer.py add_adapter lets PEFT read adapter_model.bin and lets its "
-                   "UnpicklingError escape; it should accept only adapter_model.safetensors (reported to the lead)")
 def test_a_pickled_adapter_is_refused_with_a_clear_message(demo_engine, demo_model_path, tmp_path):
     adir, marker = _hostile_adapter(tmp_path, demo_model_path)
     with pytest.raises(StudioError, match="safetensors"):
@@ -224,8 +222,6 @@ def _png() -> bytes:
     return (CORPUS / "images" / "grey16.png").read_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason="core/api.py's catch-all handler echoes str(exc) into the response "
-                   "without removing the HF token (reported to the lead)")
 def test_api_server_error_does_not_echo_the_token(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", SECRET)
 

@@ -1,0 +1,364 @@
+"""VRAM planner: the peak GPU memory a training run will reserve, before it is launched.
+
+    plan(model_config, train_config, gpu, backend="hf") -> {"predicted_peak_gb", "fits", "gpu_gb",
+                                                            "breakdown", "advice"}
+
+The model is physical: parameter counts come from the model's config.json (any Gemma 3 / 3n size,
+no weights needed), and memory is bytes per parameter / per token / per image. A few constants
+(`K`) were fitted to peaks measured on a lent H100 through the studio's own training job
+(assets/memory_measurements.json, bench/gpu_memory.py); tests/test_memory.py holds the planner to
+10% of every measured row. All sizes are GiB (2**30 bytes), the unit torch reports.
+
+What a run holds at its peak (HF backend = transformers + PEFT + TRL, as core/training runs it):
+- frozen weights: 4-bit nf4 linear layers (0.5 byte + block scales); every other weight
+  (embeddings, norms, projector) is upcast to fp32 by peft's prepare_model_for_kbit_training.
+  Without 4-bit, everything is 16-bit.
+- adapter weights, their gradients (fp32) and optimizer states (adamw_8bit: 2 bytes per weight).
+- activations, in two phases whose larger one sets the peak:
+  * vision phase: the SigLIP tower encodes the batch's images; its attention over 4096 patches is
+    the largest transient (about 1 GiB per image).
+  * text phase: with gradient checkpointing, each decoder layer keeps its input and one layer is
+    recomputed at a time; without it every layer keeps all its activations. The loss over the 262k
+    vocabulary is computed in tiles by TRL's fused LM head (no full logits), but in 4-bit the fp32
+    tied embedding is cast to 16-bit for it.
+- allocator overhead: reserved = allocated * (1 + f) + c. CUDA's own context (~0.6 GiB, outside
+  torch's allocator) is added only to decide whether the run fits.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, is_dataclass
+
+from core.errors import StudioError
+
+GiB = 2**30
+# Total memory CUDA reports for each card (torch.cuda.get_device_properties().total_memory), GiB.
+GPUS = {"t4": 14.75, "l4": 21.96, "a10g": 21.99, "a100-40": 39.39, "a100-80": 79.25, "h100": 79.18}
+CUDA_CONTEXT_GB = 0.60  # measured on the H100: context + cuBLAS, outside torch's allocator
+
+# Fitted constants (bench/gpu_memory.py fit; see bench/RESULTS.md). Everything else is counted.
+K = {
+    "layer_scale_q4": 1.83,     # decoder-layer activations vs. the saved-tensor count, 4-bit path (fp32 residual)
+    "layer_scale_16": 1.0,      # same, 16-bit path
+    "vision_attn_q4": 4.7,      # bytes per vision attention score (heads x patches^2) per image, 4-bit path
+    "vision_attn_16": 2.0,      # same, 16-bit path
+    "vision_ckpt_bytes": 4.0,   # bytes per patch x hidden x layer kept when the vision tower trains (checkpointed)
+    "fixed_gb": 0.15,           # cuBLAS workspaces, collator buffers, small tensors
+    "alloc_frac": 0.03,         # reserved / allocated - 1 (fragmentation)
+    "alloc_const_gb": 0.05,
+    "unsloth_ckpt_offload": 0.0,  # Unsloth's checkpointing keeps layer inputs on the CPU
+}
+
+OPT_BYTES = {"adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "adamw_torch": 8.0, "adafactor": 0.5, "sgd": 0.0}
+NF4_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # double quant: 8-bit block scales
+
+
+# ---------------------------------------------------------------------- shapes from config.json
+def _g(d: dict, key: str, default):
+    v = d.get(key)
+    return default if v is None else v
+
+
+def shapes(model_config: dict) -> dict:
+    """Sizes the planner needs, from a Gemma 3 / Gemma 3 text-only / Gemma 3n config.json (missing
+    keys take the library defaults, as the published configs rely on them)."""
+    if not isinstance(model_config, dict):
+        raise StudioError("The model config must be the contents of a config.json (a JSON object).",
+                          "Pass a model id or a folder that holds config.json.")
+    mt = model_config.get("model_type", "")
+    if mt in ("gemma3", "gemma3n"):
+        text = model_config.get("text_config") or {}
+        vision = model_config.get("vision_config") or {}
+    elif mt == "gemma3_text":
+        text, vision = model_config, None
+    else:
+        raise StudioError(f"The planner knows Gemma 3 and Gemma 3n models, not '{mt or 'unknown'}'.",
+                          "Pick a Gemma 3 / 3n model (its config.json has model_type gemma3, gemma3_text or gemma3n).")
+    n3 = mt == "gemma3n"
+    h = _g(text, "hidden_size", 2048 if n3 else 2304)
+    inter = _g(text, "intermediate_size", 16384 if n3 else 9216)
+    L = _g(text, "num_hidden_layers", 35 if n3 else 26)
+    inter = max(inter) if isinstance(inter, list) else inter  # Gemma 3n lists it per layer
+    nh, nkv = _g(text, "num_attention_heads", 8), _g(text, "num_key_value_heads", 2 if n3 else 4)
+    hd = _g(text, "head_dim", 256)
+    V = _g(text, "vocab_size", 262400 if n3 else 262208)
+    q, kv = nh * hd, nkv * hd
+    # (in, out) of each adaptable linear layer of one decoder layer, by kind
+    text_linears = {"attention": [(h, q), (h, kv), (h, kv), (q, h)], "mlp": [(h, inter), (h, inter), (inter, h)]}
+    per_layer = sum(i * o for ls in text_linears.values() for i, o in ls)
+    s = {"family": mt, "h": h, "inter": inter, "L": L, "q": q, "kv": kv, "V": V,
+         "text_linears": text_linears, "embed": V * h, "norms": L * 4 * h,
+         "text_linear": L * per_layer, "other_16bit": 0, "other_linear": 0, "vision": None}
+    if n3:
+        ple = _g(text, "hidden_size_per_layer_input", 256)
+        rank = _g(text, "laurel_rank", 64)
+        s["embed"] += _g(text, "vocab_size_per_layer_input", 262144) * L * ple  # per-layer embeddings
+        s["other_linear"] = L * (2 * h * ple + 2 * h * rank) + h * L * ple
+        # AltUp weights stay 16-bit (core/models.GEMMA3N_SKIP_4BIT); timm vision + audio encoders by size
+        s["other_16bit"] = L * 4 * 4 * 4 + 2 * 3 * h * h
+        s["vision_params"], s["audio_params"] = 0.30e9, (0.68e9 if model_config.get("audio_config") is not None else 0)
+        s["mm_tokens"] = _g(vision, "vision_soft_tokens_per_image", 256) if vision is not None else 0
+        s["vision"] = {"linears": [(_g(vision, "hidden_size", 2048), h)], "Lv": 0, "hv": 0, "nhv": 0, "patches": 0}
+        return s
+    if vision is not None:
+        hv, iv = _g(vision, "hidden_size", 768), _g(vision, "intermediate_size", 3072)
+        Lv, nhv = _g(vision, "num_hidden_layers", 12), _g(vision, "num_attention_heads", 12)
+        P = (_g(vision, "image_size", 224) // _g(vision, "patch_size", 16)) ** 2
+        lin = [(hv, hv)] * 4 + [(hv, iv), (iv, hv)]
+        s["vision"] = {"hv": hv, "Lv": Lv, "nhv": nhv, "patches": P, "linears": lin}
+        s["vision_params"] = Lv * (sum(i * o for i, o in lin) + 4 * hv + 2 * hv) + P * hv + 3 * 14 * 14 * hv
+        s["other_16bit"] = hv * h + hv  # multi-modal projector (a parameter, not a Linear)
+        s["mm_tokens"] = _g(model_config, "mm_tokens_per_image", 256)
+    else:
+        s["vision_params"], s["mm_tokens"] = 0, 0
+    s["audio_params"] = 0
+    return s
+
+
+# ---------------------------------------------------------------------- the estimate
+def _cfg_dict(train_config) -> dict:
+    from core.training.config import TrainConfig
+
+    if is_dataclass(train_config):
+        return asdict(train_config)
+    if isinstance(train_config, dict):
+        return TrainConfig.from_dict(train_config).to_dict()
+    raise StudioError("train_config must be a TrainConfig or a dict of its fields.", "See core/training/config.py.")
+
+
+def adapter_params(s: dict, c: dict) -> int:
+    """LoRA (and DoRA magnitude) weights the config adds - the same layers core/training/targets.py picks."""
+    if c["method"] != "lora":
+        return 0
+    explicit = {t for t in c["target_modules"] if t != "all-linear"}
+    names = {"attention": ["q_proj", "k_proj", "v_proj", "o_proj"], "mlp": ["gate_proj", "up_proj", "down_proj"]}
+    layers = []
+    if c["finetune_language_layers"]:
+        for kind, ls in s["text_linears"].items():
+            for name, (i, o) in zip(names[kind], ls):
+                if (name in explicit) if explicit else c[f"finetune_{'attention' if kind == 'attention' else 'mlp'}_modules"]:
+                    layers += [(i, o)] * s["L"]
+    v = s["vision"]
+    if c["finetune_vision_layers"] and v is not None:
+        vnames = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
+        for idx, (i, o) in enumerate(v["linears"]):
+            kind = "attention" if idx < 4 else "mlp"
+            if v["Lv"] == 0:  # Gemma 3n: only the embedding projection is a linear layer on the vision side
+                layers.append((i, o))
+            elif (vnames[idx] in explicit) if explicit else c[f"finetune_{kind}_modules"]:
+                layers += [(i, o)] * v["Lv"]
+    r = c["lora_r"]
+    return sum(r * (i + o) + (o if c["use_dora"] else 0) for i, o in layers)
+
+
+def _optimizer(c: dict) -> str:
+    return "adamw_8bit" if c["optimizer"] == "auto" else c["optimizer"]
+
+
+def estimate(model_config: dict, train_config, backend: str = "hf") -> dict:
+    """Breakdown in GiB plus the predicted reserved peak (no GPU needed)."""
+    s = shapes(model_config)
+    c = _cfg_dict(train_config)
+    backend = "hf" if backend in ("auto", None) else backend
+    q4 = bool(c["load_in_4bit"]) and c["method"] == "lora"
+    unsloth = backend == "unsloth"
+    wbytes = 4 if c["precision"] == "fp32" else 2
+    full = c["method"] == "full"
+    if full and c["precision"] == "fp16":
+        wbytes = 4  # fp32 master weights (core/training/backend_hf.weight_dtype)
+    linear = s["text_linear"] + s["other_linear"] + (s["vision_params"] - _vision_nonlinear(s)) + s["audio_params"]
+    nonlinear = s["embed"] + s["norms"] + s["other_16bit"] + _vision_nonlinear(s)
+    if q4:
+        # HF: peft upcasts every non-4-bit weight to fp32; Unsloth keeps them 16-bit
+        frozen = linear * NF4_BYTES[bool(c["double_quant"])] + nonlinear * (2 if unsloth else 4)
+    else:
+        frozen = (linear + nonlinear) * wbytes
+    n_train = adapter_params(s, c) if not full else linear + nonlinear
+    opt = OPT_BYTES.get(_optimizer(c), 8.0)
+    if full:
+        adapter_w, grads = 0.0, n_train * wbytes
+        frozen = n_train * wbytes
+    else:
+        adapter_w, grads = n_train * 4.0, n_train * 4.0
+    optim = n_train * opt
+
+    # ---- activations
+    b, seq = c["batch_size"], c["max_seq_length"]
+    T = b * seq
+    h, inter, L = s["h"], s["inter"], s["L"]
+    fp32_stream = q4 and not unsloth  # fp32 embeddings -> fp32 residual stream
+    scale = K["layer_scale_q4"] if fp32_stream else K["layer_scale_16"]
+    layer_elems = 7 * h + 4 * s["q"] + 2 * s["kv"] + 3 * inter
+    if c["use_dora"] and not full:
+        layer_elems += 2 * (s["q"] + 2 * s["kv"] + h) + 3 * inter  # DoRA keeps base outputs too
+    one_layer = T * layer_elems * 2 * scale
+    if c["gradient_checkpointing"]:
+        ckpt = 0.0 if unsloth else T * L * h * (4 if fp32_stream else 2)
+        text_act = ckpt + one_layer
+    else:
+        text_act = L * one_layer
+    chunk_tokens = min(T, 4096)
+    loss = chunk_tokens * 32768 * 2 * 2 + T * 16  # TRL's fused LM head tile + per-token outputs
+    lm_cast = s["V"] * h * 2 if fp32_stream else 0.0  # tied fp32 embedding cast to 16-bit for the head
+    v = s["vision"]
+    vision_phase = vision_keep = 0.0
+    if v is not None and v["patches"]:
+        per_img = v["nhv"] * v["patches"] ** 2 * (K["vision_attn_q4"] if fp32_stream else K["vision_attn_16"])
+        vision_phase = b * per_img
+        if c["finetune_vision_layers"]:
+            keep_layers = v["Lv"] if c["gradient_checkpointing"] else v["Lv"] * 6
+            vision_keep = b * v["patches"] * v["hv"] * keep_layers * K["vision_ckpt_bytes"]
+    if full or c["gradient_accumulation_steps"] > 1:
+        grads_in_vision = grads  # gradients stay allocated across micro-batches
+    else:
+        grads_in_vision = 0.0
+    dora_tmp = 0.0
+    if c["use_dora"] and not full:
+        dora_tmp = max(i * o for ls in s["text_linears"].values() for i, o in ls) * 4 * 2
+    static = frozen + adapter_w + optim
+    text_peak = static + grads + vision_keep + text_act + loss + lm_cast + dora_tmp
+    vis_peak = static + grads_in_vision + vision_phase
+    alloc = max(text_peak, vis_peak) + K["fixed_gb"] * GiB
+    reserved = alloc * (1 + K["alloc_frac"]) + K["alloc_const_gb"] * GiB
+    act = max(text_act + loss + lm_cast + dora_tmp + vision_keep, vision_phase + grads_in_vision - grads)
+    bd = {
+        "frozen_weights": frozen / GiB,
+        "frozen_weights_detail": {"quantization": ("nf4 4-bit" if q4 else f"{wbytes * 8}-bit"),
+                                  "linear_params_b": linear / 1e9, "other_params_b": nonlinear / 1e9,
+                                  "other_params_dtype": "fp32" if fp32_stream else f"{wbytes * 8}-bit"},
+        "adapter_weights": adapter_w / GiB, "trainable_params_m": n_train / 1e6,
+        "gradients": grads / GiB, "optimizer_states": optim / GiB, "optimizer": _optimizer(c),
+        "activations": act / GiB,
+        "activations_detail": {"text_layers": text_act / GiB, "gradient_checkpointing": bool(c["gradient_checkpointing"]),
+                               "vision_tower": max(vision_phase, vision_keep) / GiB,
+                               "logits_loss": (loss + lm_cast) / GiB, "dora_temporaries": dora_tmp / GiB,
+                               "peak_phase": "text" if text_peak >= vis_peak else "vision"},
+        "cuda_allocator_overhead": (reserved - alloc + K["fixed_gb"] * GiB) / GiB,
+        "predicted_peak_allocated": alloc / GiB,
+        "cuda_context_outside_peak": CUDA_CONTEXT_GB,
+    }
+    return {"predicted_peak_gb": round(reserved / GiB, 3), "breakdown": _round(bd)}
+
+
+def _vision_nonlinear(s: dict) -> float:
+    v = s["vision"]
+    if v is None or not v.get("Lv"):
+        return 0.0
+    return v["Lv"] * 6 * v["hv"] + v["patches"] * v["hv"] + 3 * 14 * 14 * v["hv"]
+
+
+def _round(d):
+    if isinstance(d, dict):
+        return {k: _round(v) for k, v in d.items()}
+    return round(d, 3) if isinstance(d, float) else d
+
+
+# ---------------------------------------------------------------------- fit and advice
+def gpu_gb(gpu) -> float:
+    """GiB of a named GPU (t4, l4, a10g, a100-40, a100-80, h100) or a number of GiB."""
+    if isinstance(gpu, (int, float)) and not isinstance(gpu, bool):
+        val = float(gpu)
+    else:
+        key = str(gpu).strip().lower().replace("_", "-")
+        if key in GPUS:
+            return GPUS[key]
+        try:
+            val = float(key.removesuffix("gb").removesuffix("gib"))
+        except ValueError:
+            raise StudioError(f"Unknown GPU '{gpu}'.", f"Use one of {', '.join(GPUS)} or a size in GB, e.g. 24.") from None
+    if not math.isfinite(val) or val <= 0:
+        raise StudioError(f"GPU memory must be a positive number, not {gpu}.", "For example --gpu 24.")
+    return val
+
+
+def _advice_steps(c: dict, s: dict) -> list[tuple[str, dict]]:
+    """Changes in the order that costs the least quality and speed first."""
+    steps = []
+    if not c["gradient_checkpointing"]:
+        steps.append(("turn gradient checkpointing on (~30% slower)", {"gradient_checkpointing": True}))
+    if c["optimizer"] == "adamw_torch":
+        steps.append(("use the 8-bit AdamW optimizer", {"optimizer": "adamw_8bit"}))
+    b = c["batch_size"]
+    while b > 1:
+        b //= 2
+        ga = c["gradient_accumulation_steps"] * c["batch_size"] // b
+        steps.append((f"batch_size {b} with gradient_accumulation_steps {ga} (same effective batch)",
+                      {"batch_size": b, "gradient_accumulation_steps": ga}))
+    if c["method"] == "lora" and not c["load_in_4bit"]:
+        steps.append(("load the base model in 4-bit (QLoRA)", {"load_in_4bit": True}))
+    if c["finetune_vision_layers"] and c["method"] == "lora":
+        steps.append(("stop adapting the vision layers", {"finetune_vision_layers": False}))
+    if c["use_dora"] and c["method"] == "lora":
+        steps.append(("turn DoRA off", {"use_dora": False}))
+    if c["method"] == "lora" and c["lora_r"] > 16:
+        steps.append((f"lora_r {c['lora_r']} -> 16", {"lora_r": 16}))
+    seq, floor = c["max_seq_length"], max(512, s["mm_tokens"] + 128)
+    while seq // 2 >= floor:
+        seq //= 2
+        steps.append((f"max_seq_length {seq} (longer examples get truncated)", {"max_seq_length": seq}))
+    if c["method"] == "full":
+        steps.append(("train a LoRA adapter instead of every weight", {"method": "lora"}))
+    return steps
+
+
+def plan(model_config: dict, train_config, gpu, backend: str = "hf") -> dict:
+    """Will this config fit this GPU, where does the memory go, and what is the cheapest change
+    that makes it fit. advice: single changes that fit on their own (cheapest first); when none
+    does, the shortest chain of changes, in order, that fits."""
+    cap = gpu_gb(gpu)
+    c = _cfg_dict(train_config)
+    est = estimate(model_config, c, backend)
+    fits = est["predicted_peak_gb"] + CUDA_CONTEXT_GB <= cap
+    advice = []
+    if not fits:
+        s = shapes(model_config)
+        steps = _advice_steps(c, s)
+        for text, change in steps:
+            p = estimate(model_config, {**c, **change}, backend)["predicted_peak_gb"]
+            if p + CUDA_CONTEXT_GB <= cap:
+                advice.append({"change": text, "set": change, "predicted_peak_gb": p, "fits": True})
+        if not advice:
+            cur, done = copy.deepcopy(c), []
+            for text, change in steps:
+                cur.update(change)
+                done.append(text)
+                p = estimate(model_config, cur, backend)["predicted_peak_gb"]
+                if p + CUDA_CONTEXT_GB <= cap:
+                    advice.append({"change": "; then ".join(done), "set": {k: cur[k] for _, ch in steps[:len(done)] for k in ch},
+                                   "predicted_peak_gb": p, "fits": True})
+                    break
+        if not advice:
+            advice.append({"change": "a smaller model or a GPU with more memory", "set": {},
+                           "predicted_peak_gb": None, "fits": False})
+    return {"predicted_peak_gb": est["predicted_peak_gb"], "fits": fits, "gpu_gb": cap,
+            "breakdown": est["breakdown"], "advice": advice}
+
+
+# ---------------------------------------------------------------------- offline fallback
+_SIGLIP = {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27, "num_attention_heads": 16,
+           "image_size": 896, "patch_size": 14, "model_type": "siglip_vision_model"}
+_TEXT = {  # published text shapes (hidden, intermediate, layers, heads, kv heads, head_dim)
+    "gemma-3-4b": (2560, 10240, 34, 8, 4, 256), "gemma-3-12b": (3840, 15360, 48, 16, 8, 256),
+    "gemma-3-27b": (5376, 21504, 62, 32, 16, 128),
+}
+
+
+def published_config(model_id: str) -> dict | None:
+    """The published config.json shapes of the registry's Gemma 3 / 3n models, for planning offline
+    (the planner reads shapes only). None for a model it does not know."""
+    name = (model_id or "").lower()
+    for key, (h, i, L, nh, nkv, hd) in _TEXT.items():
+        if key in name:
+            text = {"model_type": "gemma3_text", "hidden_size": h, "intermediate_size": i, "num_hidden_layers": L,
+                    "num_attention_heads": nh, "num_key_value_heads": nkv, "head_dim": hd, "vocab_size": 262208}
+            return {"model_type": "gemma3", "text_config": text, "vision_config": dict(_SIGLIP),
+                    "mm_tokens_per_image": 256}
+    if "gemma-3n-e4b" in name or "gemma-3n-e2b" in name:
+        L, inter = (35, 16384) if "e4b" in name else (30, 8192)
+        text = {"model_type": "gemma3n_text", "hidden_size": 2048, "intermediate_size": [inter] * L,
+                "num_hidden_layers": L, "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256,
+                "vocab_size": 262400, "vocab_size_per_layer_input": 262144, "hidden_size_per_layer_input": 256}
+        return {"model_type": "gemma3n", "text_config": text, "vision_config": {"hidden_size": 2048},
+                "audio_config": {"hidden_size": 1536}}
+    return None

@@ -1,0 +1,137 @@
+"""The VRAM planner against peaks measured on a lent H100 (assets/memory_measurements.json)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core import memory
+from core.errors import StudioError
+from core.training.config import TrainConfig, preset
+
+ROWS_FILE = Path(__file__).resolve().parent.parent / "assets" / "memory_measurements.json"
+ROWS = json.loads(ROWS_FILE.read_text())
+REQUIRED = {"model_config", "train_config", "device", "measured_peak_allocated_gb", "measured_peak_reserved_gb", "command"}
+
+
+def _model(name_part: str) -> dict:
+    return next(r["model_config"] for r in ROWS if r["model_config"]["text_config"]["num_hidden_layers"] == name_part)
+
+
+def test_table_is_a_real_gpu_measurement():
+    assert len(ROWS) >= 8
+    for r in ROWS:
+        assert REQUIRED <= set(r), r.get("name")
+        assert "H100" in r["device"] or "H200" in r["device"] or "A100" in r["device"]
+        assert r["measured_peak_reserved_gb"] >= r["measured_peak_allocated_gb"] > 0
+        TrainConfig.from_dict(r["train_config"])  # every row is a valid TrainConfig
+    kinds = {(r["train_config"]["load_in_4bit"], r["train_config"]["lora_r"], r["train_config"]["use_dora"],
+              r["train_config"]["batch_size"], r["train_config"]["max_seq_length"],
+              r["train_config"]["finetune_vision_layers"]) for r in ROWS}
+    assert len(kinds) >= 8
+    layers = {r["model_config"]["text_config"]["num_hidden_layers"] for r in ROWS}
+    assert {34, 48} <= layers  # Gemma 3 4B and 12B shapes
+
+
+def test_planner_within_10_percent_of_every_row():
+    errors = []
+    for r in ROWS:
+        pred = memory.estimate(r["model_config"], r["train_config"], r.get("backend", "hf"))["predicted_peak_gb"]
+        meas = r["measured_peak_reserved_gb"]
+        errors.append((abs(pred - meas) / meas, r.get("name"), r.get("backend"), pred, meas))
+    errors.sort(reverse=True)
+    worst = errors[0]
+    print(f"\nworst row: {worst[1]} ({worst[2]}): predicted {worst[3]:.2f} GiB, measured {worst[4]:.2f} GiB, "
+          f"error {100 * worst[0]:.1f}%")
+    bad = [e for e in errors if e[0] > 0.10]
+    assert not bad, bad
+
+
+def test_trainable_parameter_count_matches_the_job():
+    """The adapter size is counted, not fitted: it must equal what the job reported."""
+    checked = 0
+    for r in ROWS:
+        if r.get("trainable_params") and r.get("backend") == "hf":
+            bd = memory.estimate(r["model_config"], r["train_config"])["breakdown"]
+            assert round(bd["trainable_params_m"] * 1e6) == pytest.approx(r["trainable_params"], rel=1e-5), r["name"]
+            checked += 1
+    assert checked >= 8
+
+
+def test_cli_json_shape(tmp_path, capsys):
+    from core.__main__ import main
+
+    row = ROWS[0]
+    cfg, mcfg = tmp_path / "config.json", tmp_path / "model.json"
+    cfg.write_text(json.dumps(row["train_config"]))
+    mcfg.write_text(json.dumps(row["model_config"]))
+    assert main(["plan", "--config", str(cfg), "--model-config", str(mcfg), "--gpu", "t4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == {"predicted_peak_gb", "fits", "breakdown", "advice"}
+    assert isinstance(out["fits"], bool) and out["predicted_peak_gb"] > 0
+    for key in ("frozen_weights", "adapter_weights", "gradients", "optimizer_states", "activations",
+                "cuda_allocator_overhead"):
+        assert out["breakdown"][key] >= 0
+    assert {"text_layers", "vision_tower", "logits_loss"} <= set(out["breakdown"]["activations_detail"])
+    assert main(["plan", "--config", str(cfg), "--model-config", str(mcfg), "--gpu", "24"]) == 0
+    assert "predicted peak" in capsys.readouterr().out
+
+
+def test_advice_makes_a_too_big_config_fit():
+    model = _model(48)  # Gemma 3 12B shapes
+    big = TrainConfig(model_id="x", dataset="d", load_in_4bit=False, lora_r=64, use_dora=True, batch_size=4,
+                      max_seq_length=2048, finetune_vision_layers=True, gradient_checkpointing=False)
+    res = memory.plan(model, big, "t4")
+    assert not res["fits"] and res["advice"]
+    for a in res["advice"]:
+        assert a["fits"]
+        fixed = memory.plan(model, {**big.to_dict(), **a["set"]}, "t4")
+        assert fixed["fits"] and fixed["predicted_peak_gb"] == a["predicted_peak_gb"]
+    # a config that fits needs no advice; a bigger GPU fits what a smaller one does not
+    assert memory.plan(model, big, 200)["fits"] and memory.plan(model, big, 200)["advice"] == []
+
+
+def test_single_change_advice_is_cheapest_first():
+    model = _model(34)  # 4B
+    cfg = TrainConfig(model_id="x", dataset="d", load_in_4bit=True, batch_size=8, max_seq_length=2048)
+    res = memory.plan(model, cfg, 12)
+    assert not res["fits"]
+    assert res["advice"][0]["set"].get("batch_size") is not None  # keeps quality: smaller micro-batch first
+
+
+def test_monotone_in_the_obvious_directions():
+    model = _model(34)
+    base = TrainConfig(model_id="x", dataset="d", load_in_4bit=True)
+    peak = lambda **kw: memory.estimate(model, {**base.to_dict(), **kw})["predicted_peak_gb"]  # noqa: E731
+    p0 = peak()
+    assert peak(load_in_4bit=False) > p0
+    assert peak(lora_r=128) > p0
+    assert peak(batch_size=8) > p0
+    assert peak(max_seq_length=8192) > p0
+    assert peak(gradient_checkpointing=False) > p0
+    assert peak(optimizer="adamw_torch") > p0
+
+
+def test_seed_t4_preset_and_other_families():
+    res = memory.plan(memory.published_config("google/gemma-3-12b-it"), preset("Ghost Architect (T4)"), "t4")
+    assert res["predicted_peak_gb"] > 0 and isinstance(res["fits"], bool)
+    n3 = memory.published_config("google/gemma-3n-E4B-it")
+    est = memory.estimate(n3, preset("Keylike"))
+    assert est["breakdown"]["frozen_weights_detail"]["linear_params_b"] > 3
+    text_only = {"model_type": "gemma3_text", "hidden_size": 1152, "intermediate_size": 6912, "num_hidden_layers": 26,
+                 "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144}
+    assert memory.estimate(text_only, TrainConfig(model_id="x", dataset="d"))["predicted_peak_gb"] > 0
+
+
+def test_bad_input_is_a_studio_error():
+    model = _model(34)
+    with pytest.raises(StudioError):
+        memory.plan(model, TrainConfig(model_id="x", dataset="d"), "a100-3000")
+    with pytest.raises(StudioError):
+        memory.plan(model, TrainConfig(model_id="x", dataset="d"), -4)
+    with pytest.raises(StudioError):
+        memory.plan({"model_type": "llama"}, TrainConfig(model_id="x", dataset="d"), "t4")
+    with pytest.raises(StudioError):
+        memory.plan(model, {"lora_r": "many"}, "t4")
+    assert memory.gpu_gb("A100_80") == memory.GPUS["a100-80"] and memory.gpu_gb("24") == 24.0
