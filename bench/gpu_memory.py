@@ -339,6 +339,41 @@ def _f(x, nd=3):
     return "-" if x is None else f"{x:.{nd}f}"
 
 
+def cmd_fit(a) -> None:
+    """Minimax fit of core.memory.K to the measured rows (coordinate search); prints the constants
+    and each row's error. The constants are then written into core/memory.py by hand."""
+    from core import memory
+
+    rows = [r for r in json.loads(Path(a.rows).read_text()) if r.get("measured_peak_reserved_gb")]
+    keys = [k for k in a.keys.split(",") if k]
+
+    def worst() -> float:
+        return max(abs(memory.estimate(r["model_config"], r["train_config"], r.get("backend", "hf"))["predicted_peak_gb"]
+                       - r["measured_peak_reserved_gb"]) / r["measured_peak_reserved_gb"] for r in rows)
+
+    best = worst()
+    for step in (0.5, 0.25, 0.1, 0.05, 0.02, 0.01):
+        improved = True
+        while improved:
+            improved = False
+            for k in keys:
+                for sign in (1, -1):
+                    old = memory.K[k]
+                    memory.K[k] = max(0.0, old * (1 + sign * step) if old else step * sign)
+                    w = worst()
+                    if w < best - 1e-6:
+                        best, improved = w, True
+                    else:
+                        memory.K[k] = old
+    print(json.dumps({k: round(v, 4) for k, v in memory.K.items()}, indent=1))
+    for r in rows:
+        pred = memory.estimate(r["model_config"], r["train_config"], r.get("backend", "hf"))["predicted_peak_gb"]
+        m = r["measured_peak_reserved_gb"]
+        print(f"{r['name']:36s} {r.get('backend', 'hf'):8s} measured {m:6.2f} predicted {pred:6.2f} "
+              f"error {100 * (pred - m) / m:+5.1f}%")
+    print(f"worst {100 * best:.1f}%")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sp = ap.add_subparsers(dest="cmd", required=True)
@@ -352,8 +387,12 @@ def main() -> None:
     j = sp.add_parser("job", help="(internal) run one run folder's job and record its CUDA peaks")
     j.add_argument("--run", required=True)
     j.add_argument("--json", required=True)
+    f = sp.add_parser("fit", help="fit core.memory.K to measured rows")
+    f.add_argument("--rows", default=str(REPO / "assets" / "memory_measurements.json"))
+    f.add_argument("--keys", default="layer_scale_q4,layer_scale_16,vision_attn_q4,vision_attn_16,"
+                                     "vision_ckpt_bytes,fixed_gb,alloc_frac,alloc_const_gb,lm_cast_frac")
     a = ap.parse_args()
-    {"drive": cmd_drive, "job": cmd_job}[a.cmd](a)
+    {"drive": cmd_drive, "job": cmd_job, "fit": cmd_fit}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """Exports a run: the PEFT adapter, the adapter merged into a 16-bit base, or GGUF files for llama.cpp
 and Ollama (text model + vision projector), each with a model card and a summary.
 
+A full fine-tune run (RUN/model/, no adapter) exports as merged (its own weights in 16-bit) or GGUF;
+it has no adapter to export.
+
 Every export is written into a hidden temporary sibling of the output folder and renamed into place
 at the very end, so a failed or interrupted export leaves nothing that looks complete.
 `progress(fraction or None, message)` is called along the way for the UI.
@@ -13,6 +16,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from core.errors import StudioError
 from core.fsutil import atomic_write_json, atomic_write_text
@@ -29,7 +33,7 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
     quant (gguf only): f16 (default), q8_0 or q4_k_m; only the text model is quantized. verify (gguf):
     answer demo images with llama.cpp and compare with the merged model's greedy answer."""
     from core.export_gguf import QUANTS
-    from core.infer import adapter_dir, read_run_config, resolve_run_dir
+    from core.infer import adapter_dir, read_run_config, resolve_run_dir, run_weights
 
     if fmt not in FORMATS:
         raise StudioError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(FORMATS)}.")
@@ -40,14 +44,22 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
         raise StudioError(f"Unknown GGUF quantization '{quant}'.", f"Use one of: {', '.join(QUANTS)}.")
     run = resolve_run_dir(run_dir)
     cfg = read_run_config(run)
-    adapter = adapter_dir(run)
+    weights, has_adapter = run_weights(run)
+    if has_adapter:
+        source = Weights("lora", adapter_dir(run))
+    elif fmt == "adapter":
+        raise StudioError(f"Run '{run.name}' is a full fine-tune: it has no adapter; export merged or gguf.",
+                          "Choose the merged (16-bit) or GGUF format; only LoRA runs have an adapter to export.")
+    else:
+        source = Weights("full", Path(weights))
     out = Path(out_dir) if out_dir else run / "export" / (f"gguf-{quant}" if fmt == "gguf" else fmt)
     out = out.expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StudioError(f"{out} already exists and is not empty.",
                           "Pick a new output folder, or delete the old export first.")
-    if out == adapter or adapter in out.parents:
-        raise StudioError("The output folder may not be inside the run's adapter folder.", "Pick another folder.")
+    if out == source.path or source.path in out.parents:
+        raise StudioError(f"The output folder may not be inside the run's {source.path.name} folder.",
+                          "Pick another folder.")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     report = _Progress(progress, {"adapter": 3, "merged": 4, "gguf": 9}[fmt])
@@ -56,14 +68,16 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
 
     summary = {"format": fmt, "run": run.name, "run_dir": str(run), "base_model": cfg["model"],
                "base_source": models.resolve(cfg["model"]), "task": cfg.get("task"), "out_dir": str(out),
-               "quant": quant}
+               "quant": quant, "run_kind": source.kind}
     try:
         if fmt == "adapter":
-            summary.update(_export_adapter(cfg, adapter, tmp, report))
+            summary.update(_export_adapter(cfg, source.path, tmp, report))
         elif fmt == "merged":
-            summary.update(_export_merged(cfg, adapter, tmp, report)[0])
+            summary.update(_export_merged(cfg, source, tmp, report)[0])
+            if source.kind == "full":
+                summary["notes"] = [summary["dtype_note"]]
         else:
-            summary.update(_export_gguf(run, cfg, adapter, tmp, out, quant, report, verify))
+            summary.update(_export_gguf(run, cfg, source, tmp, out, quant, report, verify))
         summary["files"] = sorted(p.name for p in tmp.iterdir())
         summary["seconds"] = round(time.perf_counter() - started, 1)
         report.step("writing the model card")
@@ -77,6 +91,12 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
         raise
     report.done(f"exported to {out}")
     return summary
+
+
+class Weights(NamedTuple):
+    """What a run trained: kind "lora" (path = RUN/adapter) or "full" (path = RUN/model)."""
+    kind: str
+    path: Path
 
 
 # ------------------------------------------------------------------------------------- adapter
@@ -111,7 +131,25 @@ def merge_dtype(model_id: str):
                                                                                                torch.bfloat16)
 
 
-def _export_merged(cfg: dict, adapter: Path, dest: Path, report, keep_model: bool = False):
+def _export_merged(cfg: dict, source: Weights, dest: Path, report, keep_model: bool = False):
+    """A 16-bit model folder with processor and generation_config: the LoRA adapter merged into its
+    base, or a full fine-tune's own weights. Returns (meta, model, processor), the model kept on demand."""
+    if source.kind == "full":
+        meta, model, processor = _full_model(cfg, source.path, report)
+    else:
+        meta, model, processor = _merged_lora(cfg, source.path, report)
+    report.step("saving the merged model")
+    model.save_pretrained(dest, safe_serialization=True)  # writes generation_config.json too
+    processor.save_pretrained(dest)
+    _copy_tokenizer_model(cfg["model"], dest, first=source.path if source.kind == "full" else None)
+    meta["parameters"] = sum(p.numel() for p in model.parameters())
+    if not keep_model:
+        del model
+        return meta, None, None
+    return meta, model, processor
+
+
+def _merged_lora(cfg: dict, adapter: Path, report):
     """Base reloaded in its own 16-bit precision (even when training was 4-bit), adapter merged."""
     from peft import PeftModel
 
@@ -129,26 +167,54 @@ def _export_merged(cfg: dict, adapter: Path, dest: Path, report, keep_model: boo
         raise StudioError(f"The adapter does not fit the base model {cfg['model']}: {e}",
                           "Export a run whose adapter was trained on this base model.") from e
     model.eval()
-    report.step("saving the merged model")
-    model.save_pretrained(dest, safe_serialization=True)  # writes generation_config.json too
-    processor = models.load_processor(cfg["model"])
-    processor.save_pretrained(dest)
-    _copy_tokenizer_model(cfg["model"], dest)
-    n_params = sum(p.numel() for p in model.parameters())
-    meta = {"dtype": str(dtype).replace("torch.", ""), "parameters": n_params,
-            "loaded_4bit_for_training": bool(cfg.get("load_in_4bit"))}
-    if not keep_model:
-        del model, base
-        return meta, None, None
-    return meta, model, processor
+    meta = {"dtype": str(dtype).replace("torch.", ""), "loaded_4bit_for_training": bool(cfg.get("load_in_4bit"))}
+    return meta, model, models.load_processor(cfg["model"])
 
 
-def _copy_tokenizer_model(model_id: str, dest: Path) -> None:
+def _full_model(cfg: dict, model_dir: Path, report):
+    """A full fine-tune's RUN/model loaded in the base checkpoint's precision: bf16 for Gemma 3 even
+    when training kept fp32 master weights; the fp32 demo model stays fp32, as its LoRA export does."""
+    from core import models
+
+    dtype = merge_dtype(cfg["model"])
+    name = str(dtype).replace("torch.", "")
+    saved = _saved_dtype(model_dir)
+    info = models.get_model_info(str(model_dir))
+    report.step(f"loading the fine-tuned model (RUN/{model_dir.name}) in {name}")
+    model = models.load_model(str(model_dir), device="cuda" if info.gpu_only else "cpu", dtype=dtype)
+    report.step("preparing the fine-tuned model for saving")
+    if getattr(model.config, "use_cache", None) is False:
+        model.config.use_cache = True  # training turns the KV cache off to save memory; answering wants it
+    if name == "float32":
+        note = ("Saved in float32: the base checkpoint is published in float32 (the offline demo model), so the "
+                "export keeps its precision, as the LoRA export does; Gemma 3 hub models export in bfloat16.")
+    elif saved and saved != name:
+        note = f"The run saved its weights in {saved}; they were cast to {name}, the base checkpoint's precision."
+    else:
+        note = f"Saved in {name}, the base checkpoint's precision."
+    meta = {"dtype": name, "trained_weights_dtype": saved, "loaded_4bit_for_training": False,
+            "full_finetune": True, "dtype_note": note}
+    return meta, model, models.load_processor(str(model_dir))
+
+
+def _saved_dtype(model_dir: Path) -> str | None:
+    try:
+        c = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    d = c.get("dtype") or c.get("torch_dtype") or (c.get("text_config") or {}).get("dtype")
+    return str(d) if d else None
+
+
+def _copy_tokenizer_model(model_id: str, dest: Path, first: Path | None = None) -> None:
     """transformers 5 does not write SentencePiece's tokenizer.model; llama.cpp's Gemma 3 converter
-    needs it, so it is copied from the base checkpoint when there is one."""
+    needs it, so it is copied from `first` (a run's model folder) or else the base checkpoint."""
     from core import models
 
     if (dest / "tokenizer.model").is_file():
+        return
+    if first is not None and (first / "tokenizer.model").is_file():
+        shutil.copy2(first / "tokenizer.model", dest / "tokenizer.model")
         return
     src = Path(models.resolve(model_id))
     if src.is_dir():
@@ -164,9 +230,9 @@ def _copy_tokenizer_model(model_id: str, dest: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------- gguf
-def _export_gguf(run: Path, cfg: dict, adapter: Path, dest: Path, out: Path, quant: str, report,
+def _export_gguf(run: Path, cfg: dict, source: Weights, dest: Path, out: Path, quant: str, report,
                  verify: bool) -> dict:
-    """Merged model -> llama.cpp converter (text, mmproj) -> optional quantization -> read back ->
+    """Merged (or full fine-tuned) model -> llama.cpp converter (text, mmproj) -> optional quantization -> read back ->
     answered by llama.cpp -> Modelfile. The merged folder is a scratch copy, removed at the end."""
     from core import export_gguf as gg
     from core.modelcard import OLLAMA_VISION_CAVEAT, modelfile, ollama_commands, ollama_name
@@ -174,7 +240,7 @@ def _export_gguf(run: Path, cfg: dict, adapter: Path, dest: Path, out: Path, qua
     work = Path(tempfile.mkdtemp(prefix=".work-", dir=dest))
     try:
         gg.converter_dir(report)  # fetched/unpacked before the slow merge, so a missing tool fails fast
-        merged_meta, model, processor = _export_merged(cfg, adapter, work / "merged", report, keep_model=verify)
+        merged_meta, model, processor = _export_merged(cfg, source, work / "merged", report, keep_model=verify)
         samples, refs = [], []
         if verify:
             report.step("answering demo images with the merged model (transformers, greedy)")
@@ -318,7 +384,7 @@ def _card(fmt: str, run: Path, cfg: dict, summary: dict) -> str:
     files = {"gguf": summary.get("gguf", {}).get("file", "MODEL.gguf"),
              "mmproj": summary.get("mmproj", {}).get("file", "MMPROJ.gguf")}
     return model_card(fmt, run.name, cfg, summary.get("base_source", cfg["model"]), dataset, evals, files,
-                      summary.get("notes"))
+                      summary.get("notes"), full_finetune=summary.get("run_kind") == "full")
 
 
 class _Progress:

@@ -47,7 +47,7 @@ K = {
     "fixed_gb": 0.15,           # cuBLAS workspaces, collator buffers, small tensors
     "alloc_frac": 0.03,         # reserved / allocated - 1 (fragmentation)
     "alloc_const_gb": 0.05,
-    "unsloth_ckpt_offload": 0.0,  # Unsloth's checkpointing keeps layer inputs on the CPU
+    "lm_cast_frac": 1.0,        # share of the 16-bit copy of the fp32 tied LM head alive at the peak (4-bit)
 }
 
 OPT_BYTES = {"adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "adamw_torch": 8.0, "adafactor": 0.5, "sgd": 0.0}
@@ -200,7 +200,7 @@ def estimate(model_config: dict, train_config, backend: str = "hf") -> dict:
         text_act = L * one_layer
     chunk_tokens = min(T, 4096)
     loss = chunk_tokens * 32768 * 2 * 2 + T * 16  # TRL's fused LM head tile + per-token outputs
-    lm_cast = s["V"] * h * 2 if fp32_stream else 0.0  # tied fp32 embedding cast to 16-bit for the head
+    lm_cast = s["V"] * h * 2 * K["lm_cast_frac"] if fp32_stream else 0.0  # tied fp32 embedding cast to 16-bit for the head
     v = s["vision"]
     vision_phase = vision_keep = 0.0
     if v is not None and v["patches"]:

@@ -76,6 +76,8 @@ def _config_rows(cfg: dict) -> list[str]:
     keys = ["model_id", "task", "method", "lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora",
             "target_modules", "finetune_vision_layers", "load_in_4bit", "learning_rate", "batch_size",
             "gradient_accumulation_steps", "num_epochs", "max_steps", "precision", "seed"]
+    if cfg.get("method") == "full":  # the LoRA settings were not used
+        keys = [k for k in keys if not k.startswith(("lora_", "use_dora", "use_rslora", "target_modules"))]
     return [f"| {k} | {json.dumps(cfg[k])} |" for k in keys if k in cfg]
 
 
@@ -95,16 +97,20 @@ def _load_snippet(kind: str, base: str, files: dict) -> str:
 
 
 def model_card(kind: str, run_name: str, cfg: dict, base_source: str, dataset: dict | None,
-               eval_summaries: list[dict], files: dict | None = None, notes: list[str] | None = None) -> str:
-    """README.md for an export of kind adapter | merged | gguf."""
+               eval_summaries: list[dict], files: dict | None = None, notes: list[str] | None = None,
+               full_finetune: bool = False) -> str:
+    """README.md for an export of kind adapter | merged | gguf (full_finetune: every weight was trained,
+    there was no adapter)."""
     base = cfg.get("model") or cfg.get("model_id") or "?"
     lib = "peft" if kind == "adapter" else ("transformers" if kind == "merged" else "gguf")
     out = ["---", f"base_model: {base}", f"library_name: {lib}",
            "tags: [gemma3, vision-language, trinity-studio" + (", lora]" if kind == "adapter" else "]"), "---", "",
            f"# {run_name} ({kind})", "",
            {"adapter": "A LoRA adapter (standard PEFT folder) for the base model below, trained with Trinity Studio.",
-            "merged": "The base model with the LoRA adapter merged into its full-precision weights "
-                      "(never into quantized ones).",
+            "merged": ("A full fine-tune of the base model below (every weight trained, no adapter), saved in "
+                       "16-bit (or the base checkpoint's own precision when that is higher)." if full_finetune else
+                       "The base model with the LoRA adapter merged into its full-precision weights "
+                       "(never into quantized ones)."),
             "gguf": "llama.cpp GGUF files converted with llama.cpp's own converter: the text model and its "
                     "vision projector (mmproj)."}[kind], "",
            "## Base model", "", f"- id: `{base}`", f"- loaded from: `{base_source}`", "",

@@ -68,6 +68,15 @@ def server(tmp_path_factory):
     log.close()
 
 
+@pytest.fixture(autouse=True)
+def _screenshot_on_failure(request, page):
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    failed = rep.failed if rep is not None else request.session.testsfailed > getattr(request.node, "_fails0", 0)
+    if failed:
+        page.screenshot(path=str(ART / f"failure-{request.node.name}.png"), full_page=True)
+
+
 @pytest.fixture(scope="module")
 def page(server):
     ART.mkdir(exist_ok=True)
