@@ -1,4 +1,5 @@
-"""Export of a run as a PEFT adapter and as a merged model, on the offline demo model."""
+"""Export of a run as a PEFT adapter and as a merged model, on the offline demo model; a full
+fine-tune run (RUN/model/, no adapter) exports as a merged model and refuses the adapter format."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import textwrap
 import pytest
 
 from core.errors import StudioError
-from tests.test_export_helpers import greedy, make_run, module_workspace
+from tests.test_export_helpers import greedy, make_full_run, make_run, module_workspace
 
 
 @pytest.fixture(scope="module")
@@ -151,8 +152,9 @@ def test_bad_requests_are_clear_errors_and_write_nothing(exported, tmp_path):
     bare = exported["ws"] / "runs" / "bare"
     bare.mkdir()
     (bare / "config.json").write_text(json.dumps({"model_id": "demo", "task": "keys"}))
-    with pytest.raises(StudioError, match="No trained adapter"):
-        export_run(bare, "adapter", tmp_path / "x")
+    for fmt in ("adapter", "merged"):
+        with pytest.raises(StudioError, match="no trained weights yet"):
+            export_run(bare, fmt, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
@@ -177,3 +179,96 @@ def test_cli_exports_and_reports_errors(exported, tmp_path, capsys):
     assert "exported r1 as adapter" in out.out and "TF.js" in out.out and "%]" in out.err
     code = main(["export", "--run", str(exported["run"]), "--format", "adapter", "--out", str(tmp_path / "cli")])
     assert code == 2 and "not empty" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- full fine-tune runs
+@pytest.fixture(scope="module")
+def full_export(exported):
+    """A run trained by the training engine with method=full, exported as merged (same workspace)."""
+    from core.export import export_run
+
+    run = make_full_run(exported["ws"] / "runs")
+    seen = []
+    summary = export_run(run, "merged", exported["ws"] / "out" / "full-merged",
+                         progress=lambda f, m: seen.append((f, m)))
+    return {"run": run, "out": exported["ws"] / "out" / "full-merged", "summary": summary, "progress": seen}
+
+
+def test_full_finetune_merged_loads_plainly_and_answers_like_the_run(full_export):
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from core import models
+    from core.export import sample_inputs
+    from core.infer import read_run_config
+
+    out, run = full_export["out"], full_export["run"]
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "generation_config.json", "tokenizer.model", "tokenizer.json",
+            "processor_config.json", "chat_template.jinja", "README.md", "export_summary.json"} <= names
+    assert not any(n.startswith("adapter_") for n in names) and "training_args.bin" not in names
+    config = json.loads((out / "config.json").read_text())
+    assert config.get("use_cache") is not False  # training's memory saving is not exported
+    model = AutoModelForImageTextToText.from_pretrained(out).eval()
+    proc = AutoProcessor.from_pretrained(out)
+    assert model.dtype == torch.float32  # the demo checkpoint's own precision, kept as the LoRA path does
+    samples = sample_inputs(read_run_config(run), 2)  # the run's own dataset images
+    exported_ids = [greedy(model, proc, im, p) for im, p in samples]
+    trained = AutoModelForImageTextToText.from_pretrained(run / "model").eval()
+    run_ids = [greedy(trained, proc, im, p) for im, p in samples]
+    assert exported_ids == run_ids and all(len(ids) > 0 for ids in run_ids)
+    # Training must have changed the answers, or the comparison would not tell the run from the base.
+    base = models.load_model("demo", device="cpu", dtype=torch.float32)
+    assert [greedy(base, models.load_processor("demo"), im, p) for im, p in samples] != run_ids
+    s = full_export["summary"]
+    assert s["run_kind"] == "full" and s["full_finetune"] is True and s["dtype"] == "float32"
+    assert "float32" in s["dtype_note"] and s["notes"] == [s["dtype_note"]]
+    assert s["parameters"] == sum(p.numel() for p in model.parameters())
+    fractions = [f for f, _ in full_export["progress"]]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_full_finetune_card_says_what_was_trained(full_export):
+    card = (full_export["out"] / "README.md").read_text()
+    assert "library_name: transformers" in card and "A full fine-tune of the base model" in card
+    assert "| method | \"full\" |" in card and "lora_r" not in card
+    assert "AutoModelForImageTextToText.from_pretrained" in card and "float32" in card
+
+
+def test_full_finetune_has_no_adapter_to_export(full_export, tmp_path):
+    from core.export import export_run
+
+    with pytest.raises(StudioError, match="full fine-tune: it has no adapter; export merged or gguf") as e:
+        export_run(full_export["run"], "adapter", tmp_path / "a")
+    assert "merged" in e.value.hint
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(StudioError, match="may not be inside the run's model folder"):
+        export_run(full_export["run"], "merged", full_export["run"] / "model" / "out")
+
+
+def test_full_finetune_is_cast_to_the_base_models_16_bit(full_export, tmp_path, monkeypatch):
+    """A Gemma 3 hub checkpoint is bf16: a run trained (and saved) in fp32 is exported in bf16."""
+    import torch
+    from safetensors import safe_open
+    from transformers import AutoModelForImageTextToText
+
+    import core.export as ex
+
+    monkeypatch.setattr(ex, "merge_dtype", lambda model_id: torch.bfloat16)
+    s = ex.export_run(full_export["run"], "merged", tmp_path / "bf16")
+    with safe_open(str(tmp_path / "bf16" / "model.safetensors"), "pt") as f:
+        dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}
+    assert dtypes == {"BF16"}
+    assert s["dtype"] == "bfloat16" and s["trained_weights_dtype"] == "float32"
+    assert "cast to bfloat16" in s["dtype_note"]
+    assert AutoModelForImageTextToText.from_pretrained(tmp_path / "bf16").dtype == torch.bfloat16
+
+
+def test_cli_exports_a_full_finetune(full_export, tmp_path, capsys):
+    from core.__main__ import main
+
+    code = main(["export", "--run", str(full_export["run"]), "--format", "merged", "--out", str(tmp_path / "m")])
+    assert code == 0 and (tmp_path / "m" / "model.safetensors").is_file()
+    assert "exported full1 as merged" in capsys.readouterr().out
+    code = main(["export", "--run", str(full_export["run"]), "--format", "adapter", "--out", str(tmp_path / "a")])
+    assert code == 2 and "full fine-tune" in capsys.readouterr().err and not (tmp_path / "a").exists()

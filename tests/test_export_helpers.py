@@ -1,6 +1,7 @@
-"""Shared by tests/test_export*.py (holds no tests): a run folder made without the training engine —
-the offline demo model plus a PEFT LoRA adapter with random (non-zero) weights on the language model
-and the vision tower, so the adapter visibly changes the answers."""
+"""Shared by tests/test_export*.py (holds no tests): a LoRA run folder made without the training
+engine (the offline demo model plus a PEFT adapter with random, non-zero weights on the language model
+and the vision tower, so the adapter visibly changes the answers), and a full fine-tune run made by
+the training engine itself."""
 from __future__ import annotations
 
 import json
@@ -29,6 +30,27 @@ def make_run(runs_dir: Path, name: str = "r1", seed: int = 0) -> Path:
     (run / "config.json").write_text(json.dumps({"model_id": "demo", "task": "keys", "dataset": "",
                                                  "load_in_4bit": False, "method": "lora", "lora_r": 4,
                                                  "lora_alpha": 8}))
+    return run
+
+
+KEYS = Path(__file__).resolve().parent.parent / "assets" / "demo" / "keys"
+
+
+def make_full_run(runs_dir: Path, name: str = "full1") -> Path:
+    """A full fine-tune run as the studio's default flow makes it: `python -m core train` with
+    method=full on the demo keys dataset, 3 steps, so RUN/model/ holds the weights and there is no
+    adapter. The workspace (TRINITY_WORKSPACE) must already be set."""
+    import torch
+
+    from core.__main__ import main
+
+    torch.set_num_threads(1)
+    run = runs_dir / name
+    code = main(["train", "--dataset", str(KEYS), "--model", "demo", "--out", str(run), "--no-progress",
+                 "--set", "method=full", "--set", "max_steps=3", "--set", "batch_size=2",
+                 "--set", "eval_split=", "--set", "save_steps=100", "--set", "learning_rate=2e-3"])
+    assert code == 0, (run / "events.jsonl").read_text() if (run / "events.jsonl").is_file() else code
+    assert (run / "model" / "config.json").is_file() and not (run / "adapter").exists()
     return run
 
 

@@ -30,12 +30,16 @@ def last_checkpoint(run_dir: Path) -> Path | None:
 
 def _scrub(text: str) -> str:
     """The HF token must never reach events or logs, even inside a library's error message."""
+    from core.secrets import scrub
+    return scrub(text)
+
+
+def _end(writer, status: str, **fields) -> None:
+    """The end event; when even that cannot be written (disk full), say so on stderr (log.txt)."""
     try:
-        from core.models import hf_token
-        token = hf_token()
-    except Exception:
-        token = None
-    return text.replace(token, "***") if token and len(token) > 4 else text
+        writer.end(status, **fields)
+    except OSError as e:
+        print(f"could not write the end event ({status}): {e}", file=sys.stderr)
 
 
 def sft_args(cfg: TrainConfig, hw, run_dir: Path, precision: str, has_eval: bool, overrides: dict):
@@ -286,16 +290,16 @@ def run_job(run_dir: str | os.PathLike, resume: bool = False, progress: bool | N
         _train(cfg, run_dir, resume, writer, progress)
         return 0
     except StudioError as e:
-        writer.end("failed", error=_scrub(e.message), hint=_scrub(e.hint))
+        _end(writer, "failed", error=_scrub(e.message), hint=_scrub(e.hint))
         print(f"error: {_scrub(e.message)}\nhint: {_scrub(e.hint)}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - every failure must end with an end event
         text = _scrub(f"{type(e).__name__}: {e}")
-        traceback.print_exc()
+        print(_scrub(traceback.format_exc()), file=sys.stderr)
         if _is_oom(e):
-            writer.end("failed", error=text, hint=oom_hint(cfg))
+            _end(writer, "failed", error=text, hint=oom_hint(cfg))
             return 3
-        writer.end("failed", error=text[:2000], hint="See log.txt in the run folder for the full traceback.")
+        _end(writer, "failed", error=text[:2000], hint="See log.txt in the run folder for the full traceback.")
         return 1
 
 
