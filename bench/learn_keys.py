@@ -75,9 +75,24 @@ def img_bytes(img) -> bytes:
 def run(workdir: Path, *, n_train: int, n_test: int, steps: int, batch_size: int, lr: float,
         variation: float, keyways: str, render_size=(128, 64), seed: int = 3407, warmup: float = 0.05,
         scheduler: str = "cosine", eval_batch: int = 64, threads: int = 2, log=print) -> dict:
-    """Renders, trains and evaluates once in workdir (must be empty or absent). Returns the result."""
-    t0 = time.perf_counter()
+    """Renders, trains and evaluates once in workdir (must be empty or absent). Returns the result.
+    The demo model is built into workdir's own workspace (TRINITY_WORKSPACE, restored after)."""
+    before = os.environ.get("TRINITY_WORKSPACE")
     os.environ["TRINITY_WORKSPACE"] = str(workdir / "workspace")
+    try:
+        return _run(workdir, n_train=n_train, n_test=n_test, steps=steps, batch_size=batch_size, lr=lr,
+                    variation=variation, keyways=keyways, render_size=render_size, seed=seed, warmup=warmup,
+                    scheduler=scheduler, eval_batch=eval_batch, threads=threads, log=log)
+    finally:
+        if before is None:
+            os.environ.pop("TRINITY_WORKSPACE", None)
+        else:
+            os.environ["TRINITY_WORKSPACE"] = before
+
+
+def _run(workdir: Path, *, n_train, n_test, steps, batch_size, lr, variation, keyways, render_size, seed,
+         warmup, scheduler, eval_batch, threads, log) -> dict:
+    t0 = time.perf_counter()
     import torch
     torch.set_num_threads(threads)
     from core.evaluate import evaluate_run

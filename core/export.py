@@ -123,12 +123,17 @@ def merge_dtype(model_id: str):
     never in a lower precision than the checkpoint was published in."""
     import torch
 
+    name = _dtype_name(model_id) or "bfloat16"
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(name, torch.bfloat16)
+
+
+def _dtype_name(model_id_or_dir: str) -> str | None:
+    """The float type a checkpoint's config.json records (a registry id, hub id or model folder)."""
     from core import models
 
-    cfg = models.read_model_config(model_id)
-    name = cfg.get("dtype") or cfg.get("torch_dtype") or (cfg.get("text_config") or {}).get("dtype") or "bfloat16"
-    return {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}.get(str(name),
-                                                                                               torch.bfloat16)
+    cfg = models.read_model_config(model_id_or_dir)
+    name = cfg.get("dtype") or cfg.get("torch_dtype") or (cfg.get("text_config") or {}).get("dtype")
+    return str(name) if name else None
 
 
 def _export_merged(cfg: dict, source: Weights, dest: Path, report, keep_model: bool = False):
@@ -178,7 +183,7 @@ def _full_model(cfg: dict, model_dir: Path, report):
 
     dtype = merge_dtype(cfg["model"])
     name = str(dtype).replace("torch.", "")
-    saved = _saved_dtype(model_dir)
+    saved = _dtype_name(str(model_dir))
     info = models.get_model_info(str(model_dir))
     report.step(f"loading the fine-tuned model (RUN/{model_dir.name}) in {name}")
     model = models.load_model(str(model_dir), device="cuda" if info.gpu_only else "cpu", dtype=dtype)
@@ -186,8 +191,8 @@ def _full_model(cfg: dict, model_dir: Path, report):
     if getattr(model.config, "use_cache", None) is False:
         model.config.use_cache = True  # training turns the KV cache off to save memory; answering wants it
     if name == "float32":
-        note = ("Saved in float32: the base checkpoint is published in float32 (the offline demo model), so the "
-                "export keeps its precision, as the LoRA export does; Gemma 3 hub models export in bfloat16.")
+        note = ("Saved in float32: the base checkpoint is published in float32 (as the offline demo model is), "
+                "so the export keeps its precision, as the LoRA export does; Gemma 3 hub models export in bfloat16.")
     elif saved and saved != name:
         note = f"The run saved its weights in {saved}; they were cast to {name}, the base checkpoint's precision."
     else:
@@ -195,15 +200,6 @@ def _full_model(cfg: dict, model_dir: Path, report):
     meta = {"dtype": name, "trained_weights_dtype": saved, "loaded_4bit_for_training": False,
             "full_finetune": True, "dtype_note": note}
     return meta, model, models.load_processor(str(model_dir))
-
-
-def _saved_dtype(model_dir: Path) -> str | None:
-    try:
-        c = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    d = c.get("dtype") or c.get("torch_dtype") or (c.get("text_config") or {}).get("dtype")
-    return str(d) if d else None
 
 
 def _copy_tokenizer_model(model_id: str, dest: Path, first: Path | None = None) -> None:

@@ -12,7 +12,7 @@ def _base(title: str, ytitle: str, height: int = 260) -> go.Figure:
     fig.update_layout(
         title={"text": title, "x": 0.02, "font": {"size": 14}}, height=height,
         margin={"l": 50, "r": 16, "t": 40, "b": 36}, template="plotly_white",
-        legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right", "font": {"size": 11}},
+        showlegend=True, legend={"orientation": "h", "y": 1.12, "x": 1, "xanchor": "right", "font": {"size": 11}},
         xaxis={"title": {"text": "step", "font": {"size": 11}}, "gridcolor": "#eef2f7"},
         yaxis={"title": {"text": ytitle, "font": {"size": 11}}, "gridcolor": "#eef2f7"},
         font={"family": "ui-sans-serif, system-ui, sans-serif", "size": 11},

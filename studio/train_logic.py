@@ -205,6 +205,26 @@ def live(run_dir: str | None) -> tuple[dict, list[dict]]:
     return run_status(run_dir), read_events(run_dir)
 
 
+_MODEL_CONFIGS: dict[str, dict] = {}
+
+
+def _model_config(model_id: str) -> dict:
+    """The model's shapes for the planner without any download: the published shapes of registry
+    models, or the config.json of a local / demo model."""
+    from core import memory, models
+
+    if model_id not in _MODEL_CONFIGS:
+        cfg = memory.published_config(model_id)
+        if cfg is None:
+            info = models.get_model_info(model_id)
+            if info.hub_id is not None:
+                raise StudioError(f"The planner does not know the shapes of {model_id}.",
+                                  "Plan it from the CLI with --model-config FILE.")
+            cfg = models.read_model_config(model_id)
+        _MODEL_CONFIGS[model_id] = cfg
+    return _MODEL_CONFIGS[model_id]
+
+
 def planner_html(cfg: C.TrainConfig | None, budget_gb: float) -> str:
     """The memory planner's predicted peak next to the budget, once core/memory.py exists."""
     gpu = GPU_KEYS.get(float(budget_gb or 16), str(budget_gb))
@@ -216,8 +236,7 @@ def planner_html(cfg: C.TrainConfig | None, budget_gb: float) -> str:
     if cfg is None:
         return '<div class="ts-gauge ts-muted">Set a valid config to see the predicted peak memory.</div>'
     try:
-        res = memory.plan(cfg, gpu=gpu)
-        res = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+        res = memory.plan(_model_config(cfg.model_id), cfg, gpu, backend="unsloth" if cfg.backend == "unsloth" else "hf")
     except StudioError as e:
         return f'<div class="ts-gauge ts-muted">Planner: {esc(e.message)}</div>'
     except Exception as e:  # noqa: BLE001 - the gauge must never break the tab

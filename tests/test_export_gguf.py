@@ -1,12 +1,13 @@
 """GGUF export of the demo model: llama.cpp's converter (text + mmproj), read back with gguf-py,
-answered by llama.cpp (tests marked `llama_cpp` skip when llama-cpp-python is not installed)."""
+answered by llama.cpp (tests marked `llama_cpp` skip when llama-cpp-python is not installed), for a
+LoRA run and for a full fine-tune run (RUN/model/, trained by the training engine)."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-from tests.test_export_helpers import make_run, module_workspace
+from tests.test_export_helpers import make_full_run, make_run, module_workspace
 
 try:
     from core.export_gguf import llama_cpp_available
@@ -159,3 +160,62 @@ def test_q4_k_m_quantizes_the_text_model_only(gguf_export, tmp_path):
     ver = s["verification"]
     assert ver["ran"] and all(len(r["llama_cpp_tokens"]) > 0 for r in ver["answers"])
     assert json.loads((tmp_path / "q4" / "export_summary.json").read_text())["quant"] == "q4_k_m"
+
+
+# ---------------------------------------------------------------------- full fine-tune runs
+@pytest.fixture(scope="module")
+def full_gguf(gguf_export):
+    from core.export import export_run
+
+    run = make_full_run(gguf_export["ws"] / "runs")
+    out = gguf_export["ws"] / "out" / "full-gguf"
+    summary = export_run(run, "gguf", out, verify=_WHY_NOT is None)
+    return {"run": run, "out": out, "summary": summary}
+
+
+def test_full_finetune_gguf_files_read_back(full_gguf):
+    from safetensors import safe_open
+
+    from core.export_gguf import describe, gguf_reader
+
+    s, out, run = full_gguf["summary"], full_gguf["out"], full_gguf["run"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["Modelfile", "README.md", "export_summary.json", "mmproj-full1-f16.gguf", "full1-f16.gguf"])
+    assert s["run_kind"] == "full" and s["merged"]["full_finetune"] is True and s["layer_pattern_written"] is True
+    # The run's folder has no tokenizer.model (transformers 5 writes none): the export took the base's.
+    assert not (run / "model" / "tokenizer.model").exists()
+    with safe_open(str(run / "model" / "model.safetensors"), "pt") as f:
+        names = list(f.keys())
+    assert not any(n.startswith("vision_tower.vision_model.") for n in names)  # the run folder is untouched
+    t, m = describe(out / "full1-f16.gguf"), describe(out / "mmproj-full1-f16.gguf")
+    n_text = sum(n.startswith("language_model.") for n in names)
+    n_vision = sum(n.startswith(("vision_tower.", "multi_modal_projector.")) for n in names)
+    assert t["architecture"] == "gemma3" and t["n_tensors"] == n_text and t["n_layers"] == 2
+    assert m["architecture"] == "clip" and m["projector_type"] == "gemma3" and m["n_tensors"] == n_vision
+    assert n_text + n_vision == len(names)
+    gguf = gguf_reader()
+    tokens = gguf.GGUFReader(str(out / "full1-f16.gguf")).fields["tokenizer.ggml.tokens"].contents()
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert len(tokens) == config["text_config"]["vocab_size"] and "<start_of_image>" in tokens
+    assert "FROM ./full1-f16.gguf" in (out / "Modelfile").read_text()
+    assert "library_name: gguf" in (out / "README.md").read_text()
+
+
+@needs_llama_cpp
+def test_llama_cpp_answers_like_the_full_finetune(full_gguf):
+    """llama.cpp's answer equals the greedy answer of the run's own model (RUN/model, plain transformers)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from core.export import REF_TOKENS, hf_greedy, sample_inputs
+    from core.infer import read_run_config
+
+    ver, run = full_gguf["summary"]["verification"], full_gguf["run"]
+    assert ver["ran"] is True and ver["all_equal"] is True and len(ver["answers"]) == 2
+    model = AutoModelForImageTextToText.from_pretrained(run / "model").eval()
+    proc = AutoProcessor.from_pretrained(run / "model")
+    samples = sample_inputs(read_run_config(run), 2)
+    for row, (image, prompt) in zip(ver["answers"], samples):
+        own = hf_greedy(model, proc, image, prompt, max_new_tokens=REF_TOKENS)
+        assert row["llama_cpp_tokens"] == own["tokens"] and row["llama_cpp_text"] == own["text"]
+        assert row["prompt_tokens"]["llama_cpp"] == own["prompt_tokens"]
+        assert row["first_step_max_abs_logprob_diff"] < 0.02

@@ -140,15 +140,15 @@ def build(state, shared: dict) -> dict:
     def tick(run, bud, prev):
         st, events = T.live(run)
         if not st:
-            return [gr.skip()] * 6 + [prev]
+            return [gr.skip()] * 6 + [prev, gr.skip()]
         sig = {"run": run, "n": len(events), "status": st.get("status"), "budget": bud,
                "stop": st.get("stop_requested")}
-        same = sig == prev
         log = T.log_tail(run)
-        if same:
-            return [gr.skip()] * 5 + [log, prev]
+        if sig == prev:
+            return [gr.skip()] * 5 + [log, prev, gr.skip()]
+        rows = runs_view()[2] if sig["status"] != (prev or {}).get("status") else gr.skip()
         return [T.status_html(st, events), plots.loss_figure(events), plots.memory_figure(events, float(bud or 0)),
-                plots.lr_figure(events), plots.throughput_figure(events), log, sig]
+                plots.lr_figure(events), plots.throughput_figure(events), log, sig, rows]
 
     def on_load(path_unused=None):
         runs, choices, rows = runs_view()
@@ -171,7 +171,7 @@ def build(state, shared: dict) -> dict:
     start_btn.click(on_start, inputs_all, [run_dd, runs_df, last])
     stop_btn.click(on_stop, run_dd, None)
     resume_btn.click(on_resume, run_dd, None)
-    live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last]
+    live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last, runs_df]
     timer.tick(tick, [run_dd, budget, last], live_out, show_progress="hidden", queue=False)
     run_dd.change(lambda r, b: tick(r, b, {}), [run_dd, budget], live_out, show_progress="hidden")
     runs_df.select(on_run_row, None, run_dd)
