@@ -347,24 +347,24 @@ def cmd_fit(a) -> None:
     rows = [r for r in json.loads(Path(a.rows).read_text()) if r.get("measured_peak_reserved_gb")]
     keys = [k for k in a.keys.split(",") if k]
 
-    def worst() -> float:
-        return max(abs(memory.estimate(r["model_config"], r["train_config"], r.get("backend", "hf"))["predicted_peak_gb"]
-                       - r["measured_peak_reserved_gb"]) / r["measured_peak_reserved_gb"] for r in rows)
+    from scipy.optimize import least_squares
 
-    best = worst()
-    for step in (0.5, 0.25, 0.1, 0.05, 0.02, 0.01):
-        improved = True
-        while improved:
-            improved = False
-            for k in keys:
-                for sign in (1, -1):
-                    old = memory.K[k]
-                    memory.K[k] = max(0.0, old * (1 + sign * step) if old else step * sign)
-                    w = worst()
-                    if w < best - 1e-6:
-                        best, improved = w, True
-                    else:
-                        memory.K[k] = old
+    def residuals(x):
+        memory.K.update(zip(keys, x))
+        out = []
+        for r in rows:
+            pred = memory.estimate(r["model_config"], r["train_config"], r.get("backend", "hf"))["predicted_peak_gb"]
+            out.append((pred - r["measured_peak_reserved_gb"]) / r["measured_peak_reserved_gb"])
+        return out
+
+    x0 = [memory.K[k] for k in keys]
+    fit = least_squares(residuals, x0, bounds=(0, float("inf")), loss="soft_l1", f_scale=0.03, diff_step=0.02)
+    from scipy.optimize import minimize  # then shrink the worst row's error (minimax)
+
+    mm = minimize(lambda x: max(abs(e) for e in residuals([max(0.0, v) for v in x])), fit.x, method="Nelder-Mead",
+                  options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-5})
+    x = [max(0.0, v) for v in mm.x]
+    best = max(abs(e) for e in residuals(x))
     print(json.dumps({k: round(v, 4) for k, v in memory.K.items()}, indent=1))
     for r in rows:
         pred = memory.estimate(r["model_config"], r["train_config"], r.get("backend", "hf"))["predicted_peak_gb"]
@@ -389,8 +389,8 @@ def main() -> None:
     j.add_argument("--json", required=True)
     f = sp.add_parser("fit", help="fit core.memory.K to measured rows")
     f.add_argument("--rows", default=str(REPO / "assets" / "memory_measurements.json"))
-    f.add_argument("--keys", default="layer_scale_q4,layer_scale_16,vision_attn_q4,vision_attn_16,"
-                                     "vision_ckpt_bytes,fixed_gb,alloc_frac,alloc_const_gb,lm_cast_frac")
+    f.add_argument("--keys", default="ckpt_q4,ckpt_16,layer_q4,layer_16,img_q4,img_16,vision_keep,"
+                                     "unsloth_logits")
     a = ap.parse_args()
     {"drive": cmd_drive, "job": cmd_job, "fit": cmd_fit}[a.cmd](a)
 

@@ -37,17 +37,17 @@ GiB = 2**30
 GPUS = {"t4": 14.75, "l4": 21.96, "a10g": 21.99, "a100-40": 39.39, "a100-80": 79.25, "h100": 79.18}
 CUDA_CONTEXT_GB = 0.60  # measured on the H100: context + cuBLAS, outside torch's allocator
 
-# Fitted constants (bench/gpu_memory.py fit; see bench/RESULTS.md). Everything else is counted.
+# Fitted constants (python3 bench/gpu_memory.py fit; see bench/RESULTS.md). Everything else is counted.
 K = {
-    "layer_scale_q4": 1.83,     # decoder-layer activations vs. the saved-tensor count, 4-bit path (fp32 residual)
-    "layer_scale_16": 1.0,      # same, 16-bit path
-    "vision_attn_q4": 4.7,      # bytes per vision attention score (heads x patches^2) per image, 4-bit path
-    "vision_attn_16": 2.0,      # same, 16-bit path
-    "vision_ckpt_bytes": 4.0,   # bytes per patch x hidden x layer kept when the vision tower trains (checkpointed)
-    "fixed_gb": 0.15,           # cuBLAS workspaces, collator buffers, small tensors
-    "alloc_frac": 0.03,         # reserved / allocated - 1 (fragmentation)
-    "alloc_const_gb": 0.05,
-    "lm_cast_frac": 1.0,        # share of the 16-bit copy of the fp32 tied LM head alive at the peak (4-bit)
+    "ckpt_q4": 6.36,        # bytes per token x layer x hidden kept by checkpointing, 4-bit path (fp32 residual stream)
+    "ckpt_16": 3.07,        # same, 16-bit path (about the 2-byte hidden state plus its share of rotary/mask inputs)
+    "layer_q4": 1.24,       # one decoder layer's activations / (its saved-tensor count x 2 bytes), 4-bit path
+    "layer_16": 1.17,       # same, 16-bit path
+    "img_q4": 1.54,         # bytes per vision attention score (heads x patches^2) per image, 4-bit path
+    "img_16": 0.20,         # same, 16-bit path (never the peak in the measured rows: weakly determined)
+    "vision_keep": 4.12,    # bytes per patch x hidden x vision layer kept for the backward pass, per image
+    "unsloth_logits": 0.84, # share of Unsloth's full 16-bit + fp32 logits alive at the peak (one measured row)
+    "alloc_const_gb": 0.05, # allocator rounding (not fitted)
 }
 
 OPT_BYTES = {"adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "adamw_torch": 8.0, "adafactor": 0.5, "sgd": 0.0}
@@ -87,7 +87,7 @@ def shapes(model_config: dict) -> dict:
     # (in, out) of each adaptable linear layer of one decoder layer, by kind
     text_linears = {"attention": [(h, q), (h, kv), (h, kv), (q, h)], "mlp": [(h, inter), (h, inter), (inter, h)]}
     per_layer = sum(i * o for ls in text_linears.values() for i, o in ls)
-    s = {"family": mt, "h": h, "inter": inter, "L": L, "q": q, "kv": kv, "V": V,
+    s = {"family": mt, "h": h, "inter": inter, "L": L, "q": q, "kv": kv, "V": V, "nh": nh,
          "text_linears": text_linears, "embed": V * h, "norms": L * 4 * h,
          "text_linear": L * per_layer, "other_16bit": 0, "other_linear": 0, "vision": None}
     if n3:
@@ -188,53 +188,51 @@ def estimate(model_config: dict, train_config, backend: str = "hf") -> dict:
     T = b * seq
     h, inter, L = s["h"], s["inter"], s["L"]
     fp32_stream = q4 and not unsloth  # fp32 embeddings -> fp32 residual stream
-    scale = K["layer_scale_q4"] if fp32_stream else K["layer_scale_16"]
-    layer_elems = 7 * h + 4 * s["q"] + 2 * s["kv"] + 3 * inter
+    path = "q4" if fp32_stream else "16"
+    layer_elems = 7 * h + 4 * s["q"] + 2 * s["kv"] + 3 * inter  # tensors one decoder layer saves, per token
     if c["use_dora"] and not full:
-        layer_elems += 2 * (s["q"] + 2 * s["kv"] + h) + 3 * inter  # DoRA keeps base outputs too
-    one_layer = T * layer_elems * 2 * scale
+        layer_elems += s["q"] + 2 * s["kv"] + 2 * h + 2 * inter  # DoRA keeps each layer's base output too
+    one_layer = T * layer_elems * 2 * K[f"layer_{path}"]
     if c["gradient_checkpointing"]:
-        ckpt = 0.0 if unsloth else T * L * h * (4 if fp32_stream else 2)
+        ckpt = 0.0 if unsloth else T * L * h * K[f"ckpt_{path}"]
         text_act = ckpt + one_layer
     else:
         text_act = L * one_layer
-    chunk_tokens = min(T, 4096)
-    loss = chunk_tokens * 32768 * 2 * 2 + T * 16  # TRL's fused LM head tile + per-token outputs
-    lm_cast = s["V"] * h * 2 * K["lm_cast_frac"] if fp32_stream else 0.0  # tied fp32 embedding cast to 16-bit for the head
+    if unsloth:  # Unsloth's vision path returns full logits (16-bit) and takes the loss in fp32
+        loss = T * s["V"] * 6 * K["unsloth_logits"]
+    else:  # TRL's fused LM head: one logits tile + per-token outputs, never the full logits
+        loss = min(T, 4096) * 32768 * 2 + T * 16
     v = s["vision"]
     vision_phase = vision_keep = 0.0
     if v is not None and v["patches"]:
-        per_img = v["nhv"] * v["patches"] ** 2 * (K["vision_attn_q4"] if fp32_stream else K["vision_attn_16"])
-        vision_phase = b * per_img
-        if c["finetune_vision_layers"]:
-            keep_layers = v["Lv"] if c["gradient_checkpointing"] else v["Lv"] * 6
-            vision_keep = b * v["patches"] * v["hv"] * keep_layers * K["vision_ckpt_bytes"]
-    if full or c["gradient_accumulation_steps"] > 1:
-        grads_in_vision = grads  # gradients stay allocated across micro-batches
-    else:
-        grads_in_vision = 0.0
-    dora_tmp = 0.0
-    if c["use_dora"] and not full:
-        dora_tmp = max(i * o for ls in s["text_linears"].values() for i, o in ls) * 4 * 2
+        vision_phase = b * v["nhv"] * v["patches"] ** 2 * K[f"img_{path}"]
+        # transformers' enable_input_require_grads hooks the vision embeddings too, so the tower's
+        # activations stay for the backward pass even when no vision layer is adapted
+        if c["gradient_checkpointing"]:
+            vision_keep = b * v["patches"] * v["hv"] * v["Lv"] * K["vision_keep"]
+        else:
+            vision_keep = b * v["patches"] * v["Lv"] * (6 * v["hv"] + 2 * v["linears"][4][1]) * 2 * K[f"layer_{path}"]
+    # gradients exist during the vision forward only while accumulating (set to None after each update)
+    grads_in_vision = grads if (full or c["gradient_accumulation_steps"] > 1) else 0.0
     static = frozen + adapter_w + optim
-    text_peak = static + grads + vision_keep + text_act + loss + lm_cast + dora_tmp
+    text_peak = static + grads + vision_keep + text_act + loss
     vis_peak = static + grads_in_vision + vision_phase
-    alloc = max(text_peak, vis_peak) + K["fixed_gb"] * GiB
-    reserved = alloc * (1 + K["alloc_frac"]) + K["alloc_const_gb"] * GiB
-    act = max(text_act + loss + lm_cast + dora_tmp + vision_keep, vision_phase + grads_in_vision - grads)
+    alloc = max(text_peak, vis_peak)
+    reserved = alloc + K["alloc_const_gb"] * GiB
+    act = max(text_act + loss + vision_keep, vision_phase + grads_in_vision - grads)
     bd = {
         "frozen_weights": frozen / GiB,
         "frozen_weights_detail": {"quantization": ("nf4 4-bit" if q4 else f"{wbytes * 8}-bit"),
                                   "linear_params_b": linear / 1e9, "other_params_b": nonlinear / 1e9,
                                   "other_params_dtype": "fp32" if fp32_stream else f"{wbytes * 8}-bit"},
-        "adapter_weights": adapter_w / GiB, "trainable_params_m": n_train / 1e6,
+        "adapter_weights": adapter_w / GiB, "trainable_params": int(n_train),
         "gradients": grads / GiB, "optimizer_states": optim / GiB, "optimizer": _optimizer(c),
         "activations": act / GiB,
         "activations_detail": {"text_layers": text_act / GiB, "gradient_checkpointing": bool(c["gradient_checkpointing"]),
                                "vision_tower": max(vision_phase, vision_keep) / GiB,
-                               "logits_loss": (loss + lm_cast) / GiB, "dora_temporaries": dora_tmp / GiB,
+                               "logits_loss": loss / GiB,
                                "peak_phase": "text" if text_peak >= vis_peak else "vision"},
-        "cuda_allocator_overhead": (reserved - alloc + K["fixed_gb"] * GiB) / GiB,
+        "cuda_allocator_overhead": (reserved - alloc) / GiB,
         "predicted_peak_allocated": alloc / GiB,
         "cuda_context_outside_peak": CUDA_CONTEXT_GB,
     }
@@ -315,6 +313,8 @@ def plan(model_config: dict, train_config, gpu, backend: str = "hf") -> dict:
         s = shapes(model_config)
         steps = _advice_steps(c, s)
         for text, change in steps:
+            if any(set(a["set"]) == set(change) for a in advice):
+                continue  # e.g. max_seq_length 1024 already fits: 512 is not advice
             p = estimate(model_config, {**c, **change}, backend)["predicted_peak_gb"]
             if p + CUDA_CONTEXT_GB <= cap:
                 advice.append({"change": text, "set": change, "predicted_peak_gb": p, "fits": True})

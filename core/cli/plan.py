@@ -83,7 +83,7 @@ def format_plan(result: dict, model_id: str = "", source: str = "") -> str:
     ad, fw = b["activations_detail"], b["frozen_weights_detail"]
     rows = [
         (f"frozen weights ({fw['quantization']}; other weights {fw['other_params_dtype']})", b["frozen_weights"]),
-        (f"adapter weights ({b['trainable_params_m']:.1f}M trainable)", b["adapter_weights"]),
+        (f"adapter weights ({b['trainable_params'] / 1e6:.1f}M trainable)", b["adapter_weights"]),
         ("gradients", b["gradients"]),
         (f"optimizer states ({b['optimizer']})", b["optimizer_states"]),
         (f"activations at the peak ({ad['peak_phase']} phase)", b["activations"]),

@@ -99,7 +99,8 @@ def memory_stats(device: str) -> dict:
         gb = 2**30
         return {"vram_alloc_gb": torch.cuda.memory_allocated() / gb,
                 "vram_reserved_gb": torch.cuda.memory_reserved() / gb,
-                "vram_peak_gb": torch.cuda.max_memory_allocated() / gb}
+                "vram_peak_gb": torch.cuda.max_memory_allocated() / gb,
+                "vram_peak_reserved_gb": torch.cuda.max_memory_reserved() / gb}  # what the planner predicts
     try:
         import psutil
         return {"rss_gb": psutil.Process().memory_info().rss / 2**30}

@@ -56,8 +56,6 @@ def sft_args(cfg: TrainConfig, hw, run_dir: Path, precision: str, has_eval: bool
         weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
         optim=cfg.resolved_optimizer(hw),
         bf16=precision == "bf16", fp16=precision == "fp16", use_cpu=not hw.cuda,
-        activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5's name for it
-        activation_checkpointing_kwargs={"use_reentrant": False} if cfg.gradient_checkpointing else None,
         logging_steps=cfg.logging_steps, logging_first_step=True,
         eval_strategy="steps" if eval_every else "no", eval_steps=eval_every,
         save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
@@ -67,8 +65,18 @@ def sft_args(cfg: TrainConfig, hw, run_dir: Path, precision: str, has_eval: bool
         dataloader_num_workers=0,  # the truncation counters live in the collator, in this process
         packing=False, padding_free=False,
     )
+    kwargs.update(_checkpointing_args(SFTConfig, cfg.gradient_checkpointing))
     kwargs.update(overrides)
     return SFTConfig(**kwargs)
+
+
+def _checkpointing_args(config_cls, on: bool) -> dict:
+    """transformers 5.23 calls it activation_checkpointing; 5.17 (seen on GPU hosts) gradient_checkpointing."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return {key: on, f"{key}_kwargs": {"use_reentrant": False} if on else None}
 
 
 def _save_output(trainer, prepared, cfg: TrainConfig, run_dir: Path) -> Path:

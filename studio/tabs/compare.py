@@ -38,7 +38,7 @@ def build(state, shared: dict) -> dict:
         for i in range(SIDES):
             with gr.Column(elem_classes="ts-panel ts-side", min_width=280):
                 title = gr.HTML(f'<div class="ts-side-title">{["Base", "Run A", "Run B"][i]}</div>')
-                text = gr.Code(label="Answer", interactive=False, lines=8, elem_id=f"cmp-answer-{i}")
+                text = gr.Code(label="Answer", interactive=False, lines=8, wrap_lines=True, elem_id=f"cmp-answer-{i}")
                 verdict = gr.HTML(elem_id=f"cmp-verdict-{i}")
                 picture = gr.HTML()
                 js = gr.JSON(label="Structured", elem_id=f"cmp-json-{i}")

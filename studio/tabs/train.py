@@ -58,7 +58,7 @@ def build(state, shared: dict) -> dict:
             for group, names in T.grouped_fields().items():
                 with gr.Accordion(group, open=group.startswith("Optimisation")):
                     with gr.Row():
-                        for i, name in enumerate(names):
+                        for name in names:
                             knobs[name] = _knob(name, values.get(name))
         with gr.Column(scale=3, elem_classes="ts-panel"):
             budget = gr.Dropdown(T.GPU_BUDGETS, value=16.0, label="GPU budget", elem_id="train-budget",
