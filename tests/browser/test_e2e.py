@@ -217,6 +217,7 @@ def test_compare_base_and_run(page, server):
     pg = page
     _open(pg, server, "keys", "Compare")
     pg.wait_for_function("document.querySelector('#cmp-run-a input').value.includes('completed')", timeout=60_000)
+    pg.wait_for_function("document.querySelector('#cmp-record input').value.includes('labeled')", timeout=60_000)
     pg.click("#cmp-go")
     pg.wait_for_selector("#cmp-verdict-0 :text('confidence')", timeout=240_000)
     pg.wait_for_selector("#cmp-verdict-1 :text('confidence')", timeout=60_000)
