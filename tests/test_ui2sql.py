@@ -277,3 +277,30 @@ def test_target_keeps_an_unparsable_label_as_written():
     assert TASK.target(rec("  CREATE TABLE t (id INT,, x TEXT)  ")) == \
         "CREATE TABLE t (id INT,, x TEXT)"
     assert TASK.target(rec("")) == ""
+
+
+def test_last_table_without_semicolon_is_not_dropped():
+    """An annotator typing a second table must see its errors, never a silently shorter schema."""
+    from core.tasks.ui2sql import parse
+
+    good = parse("CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT PRIMARY KEY)")
+    assert good.ok and [t["name"] for t in good.data["tables"]] == ["a", "b"]
+    bad = parse("CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, x INT)")
+    assert not bad.ok and (bad.errors[0].line, bad.errors[0].column) == (2, 24)
+    chatter = parse("Here:\nCREATE TABLE a (id INT PRIMARY KEY);\n"
+                    "CREATE TABLE b (id INT PRIMARY KEY, a_id INT REFERENCES a(id))\nHope this helps (really).")
+    assert chatter.ok and len(chatter.data["tables"]) == 2
+
+
+def test_invalid_sql_saves_as_an_unlabeled_draft(tmp_path):
+    from PIL import Image
+
+    from core.dataset import Dataset
+
+    ds = Dataset.create(tmp_path / "ds", "ui2sql")
+    rec, _ = ds.add_image(Image.new("RGB", (32, 32), (10, 200, 30)))
+    draft = "CREATE TABLE a (\n  id INT,,\n  name TEXT\n)"
+    saved = ds.set_fields(rec["id"], {"sql": draft})
+    assert saved["status"] == "unlabeled" and ds.get(rec["id"])["fields"]["sql"] == draft
+    fixed = ds.set_fields(rec["id"], {"sql": "CREATE TABLE a (id INT PRIMARY KEY, name TEXT)"})
+    assert fixed["status"] == "labeled"

@@ -57,10 +57,33 @@ def extract_sql(text: str) -> str:
         return text                      # no recognisable statement: let the parser explain
     start = m.start() + len(m.group(0)) - len(m.group(0).lstrip())
     semi = text.rfind(";", start)
-    if semi >= 0:
+    # A statement after the last ';' (the final table without its ';') is SQL, not chatter.
+    tails = list(_STMT_ANY.finditer(text, max(semi + 1, start)))
+    if semi >= 0 and not tails:
         end = semi + 1
-    else:                                # no ';': up to the end of the line with the last ')'
-        paren = text.rfind(")", start)
-        nl = text.find("\n", paren) if paren >= 0 else -1
-        end = len(text) if paren < 0 or nl < 0 else nl
+    else:                                # no ';' after the last statement: to its column list's end
+        end = _statement_end(text, tails[-1].start() if tails else start)
     return _blank(text, [(start, end)])
+
+
+def _statement_end(text: str, pos: int) -> int:
+    """End of the line holding the ')' that closes the first '(' after pos (quotes skipped);
+    the end of the text when it never closes (a cut-off answer)."""
+    depth, quote, i = 0, "", text.find("(", pos)
+    if i < 0:
+        return len(text)
+    while i < len(text):
+        c = text[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"`":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                nl = text.find("\n", i)
+                return len(text) if nl < 0 else nl
+        i += 1
+    return len(text)

@@ -124,7 +124,9 @@ class Ui2SqlTask:
         return {"sql": parsed.data.get("sql") or ""}
 
     def is_labeled(self, record: dict) -> bool:
-        return bool(_sql_of(record).strip())
+        # SQL that does not parse is a draft: it is kept, but the record stays unlabeled.
+        sql = _sql_of(record)
+        return bool(sql.strip()) and self.parse(sql).ok
 
 
 def _table_issues(t: dict, by_name: dict[str, dict]) -> list[Issue]:
