@@ -193,22 +193,11 @@ def create_api(engine_provider: Callable | None = None, max_upload_bytes: int = 
     @app.post(f"{PREFIX}/keys/analyze", response_model=KeysAnalysis, responses=errors)
     def analyze_key(image: UploadFile | None = File(None, description="Photo of the key (PNG, JPEG, ...)")):
         """Reads a key photo: keyway, bitting and brand, plus the keyway catalog's figures."""
-        from core.keyways import find_keyway
+        from core.keys_app import keys_app_json
 
         picture = _read_image(image, app.state.max_upload_bytes)
-        task, answer = _answer(provider, "keys", picture, gen)
-        parsed = answer.parsed
-        out = {"success": parsed.ok, "confidence": answer.confidence, "raw": answer.text}
-        if not parsed.ok:
-            problems = [e.message for e in parsed.errors if e.severity == "error"]
-            out["error"] = "The model's answer did not parse: " + ("; ".join(problems) or "no fields")
-            return out
-        fields = task.fields_from_parsed(parsed)
-        kw = find_keyway(fields["keyway"])
-        out.update(keyway=fields["keyway"], bitting=fields["bitting"], brand=fields["brand"] or (kw.brand if kw else None))
-        if kw is not None:
-            out.update(kw.api_figures())
-        return out
+        _task, answer = _answer(provider, "keys", picture, gen)
+        return keys_app_json(answer)
 
     @app.post(f"{PREFIX}/ui2sql", response_model=Ui2SqlResult, responses=errors)
     def ui2sql(image: UploadFile | None = File(None, description="Screenshot of an application's UI"),

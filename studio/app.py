@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 
 from core.errors import StudioError
-from studio import theme
+from studio import api_endpoints, theme
 from studio.common import StudioState, dataset_choices, esc, seed_demo_datasets
 from studio.tabs import annotate, compare, datasets, evaluate, export, train
 
@@ -75,6 +75,7 @@ def build_app(state: StudioState) -> gr.Blocks:
         cmp_tab.select(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
         eval_tab.select(eval_ui["refresh"], None, eval_ui["run"])
         export_tab.select(export_ui["refresh"], None, export_ui["run"])
+        api_endpoints.register(state)  # named endpoints for gradio_client: check_sql, compare
     return blocks
 
 

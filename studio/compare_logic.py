@@ -26,19 +26,17 @@ def _engine(state, model_ref: str):
 
 
 def side_for(state, run: str | None, base_model: str):
-    """(engine, adapter name or None, title) for the base model (run None) or a run."""
-    from core.infer import read_run_config, resolve_run_dir
+    """(engine, adapter name or None, title) for the base model (run None) or a run. A LoRA run is
+    its base model with the run's adapter switched on; a full fine-tune loads its own RUN/model/."""
+    from core.infer import resolve_run_dir, run_weights
 
     if not run:
         return _engine(state, base_model), None, f"base · {base_model}"
     run_dir = resolve_run_dir(run)
-    if (run_dir / "adapter" / "adapter_config.json").is_file():
-        eng = _engine(state, read_run_config(run_dir)["model"])
-        return eng, eng.add_adapter(run_dir), f"run · {run_dir.name}"
-    if (run_dir / "model" / "config.json").is_file():  # a full fine-tune: its own weights
-        return _engine(state, str(run_dir / "model")), None, f"run · {run_dir.name}"
-    raise StudioError(f"Run '{run_dir.name}' has no trained output yet.",
-                      "Wait for it to finish (or stop it: a stopped run saves its output), then compare.")
+    model, has_adapter = run_weights(run_dir)
+    eng = _engine(state, model)
+    return eng, (eng.add_adapter(run_dir) if has_adapter else None), f"run · {run_dir.name}" + (
+        "" if has_adapter else " (full fine-tune)")
 
 
 def answer(state, image, task, record: dict | None, run: str | None, base_model: str, max_new_tokens: int):
@@ -49,22 +47,10 @@ def answer(state, image, task, record: dict | None, run: str | None, base_model:
 
 
 def phone_app_json(ans) -> dict:
-    """The Keylike app's JSON for a keys answer (the same shape as POST /api/v1/keys/analyze)."""
-    from core.keyways import FIGURE_KEYS, find_keyway
+    """The Keylike app's JSON for a keys answer: the same builder as POST /api/v1/keys/analyze."""
+    from core.keys_app import keys_app_json
 
-    parsed = ans.parsed
-    out = {"success": bool(parsed and parsed.ok), "keyway": None, "bitting": None, "brand": None,
-           "confidence": ans.confidence, **{k: None for k in FIGURE_KEYS}, "error": None, "raw": ans.text}
-    if not out["success"]:
-        problems = [e.message for e in (parsed.errors if parsed else []) if e.severity == "error"]
-        out["error"] = "The model's answer did not parse: " + ("; ".join(problems) or "no fields")
-        return out
-    d = parsed.data
-    kw = find_keyway(d.get("keyway"))
-    out.update(keyway=d.get("keyway"), bitting=d.get("bitting"), brand=d.get("brand") or (kw.brand if kw else None))
-    if kw is not None:
-        out.update(kw.api_figures())
-    return out
+    return keys_app_json(ans)
 
 
 def verdict_html(ans, task, record: dict | None) -> str:

@@ -53,12 +53,12 @@ def memory_figure(events: list[dict], budget_gb: float | None = None) -> go.Figu
     xa, ya = _xy(events, "log", "vram_alloc_gb")
     xr, yr = _xy(events, "log", "vram_reserved_gb")
     if xa or xr:
-        fig = _base("GPU memory", "GB")
+        fig = _base("GPU memory", "GiB")
         fig.add_scatter(x=xa, y=ya, mode="lines", name="allocated", line={"color": INDIGO, "width": 2})
         fig.add_scatter(x=xr, y=yr, mode="lines", name="reserved", line={"color": TEAL, "width": 2},
                         fill="tonexty", fillcolor="rgba(13,148,136,0.08)")
     else:
-        fig = _base("Memory", "GB")
+        fig = _base("Memory", "GiB")
         xs, ys = _xy(events, "log", "rss_gb")
         if xs:
             fig.add_scatter(x=xs, y=ys, mode="lines", name="process RAM (CPU run)",
@@ -67,7 +67,7 @@ def memory_figure(events: list[dict], budget_gb: float | None = None) -> go.Figu
             _empty_note(fig)
     if budget_gb:
         fig.add_hline(y=budget_gb, line={"color": ROSE, "dash": "dash", "width": 1.5},
-                      annotation_text=f"budget {budget_gb:g} GB", annotation_position="top left",
+                      annotation_text=f"GPU budget {budget_gb:.2f} GiB usable", annotation_position="top left",
                       annotation_font={"color": ROSE, "size": 11})
     return fig
 

@@ -22,14 +22,11 @@ GROUPS = {
     "Optimisation": ["batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler",
                      "warmup_ratio", "num_epochs", "max_steps", "weight_decay", "max_grad_norm", "optimizer",
                      "precision", "gradient_checkpointing"],
-    "Bookkeeping": ["logging_steps", "eval_steps", "save_steps", "save_total_limit", "seed", "gpus", "backend"],
+    "Bookkeeping": ["logging_steps", "eval_steps", "save_steps", "save_total_limit", "seed", "backend"],
 }
-SET_ELSEWHERE = ("model_id", "task", "dataset")
+SET_ELSEWHERE = ("model_id", "task", "dataset", "gpus")  # gpus: the "GPUs" control by the Start button
 CHOICES = {"method": C.METHODS, "optimizer": C.OPTIMIZERS, "precision": C.PRECISIONS,
            "lr_scheduler": C.SCHEDULERS, "backend": C.BACKENDS}
-GPU_BUDGETS = [("T4 · 16 GB", 16.0), ("L4 · 24 GB", 24.0), ("A10G · 24 GB", 24.0), ("A100 · 40 GB", 40.0),
-               ("A100 · 80 GB", 80.0), ("H100 · 80 GB", 80.0)]
-GPU_KEYS = {16.0: "t4", 24.0: "l4", 40.0: "a100-40", 80.0: "a100-80"}
 DEFAULTS_PRESET = "Defaults for the model"
 
 
@@ -64,9 +61,9 @@ def preset_config(preset: str | None, model_id: str | None) -> C.TrainConfig:
 
 
 def config_from_knobs(values: dict[str, object], model_id: str, dataset_path: str, task: str,
-                      demo_mode: bool = False) -> tuple[C.TrainConfig, list[str]]:
+                      demo_mode: bool = False, gpus: int = 1) -> tuple[C.TrainConfig, list[str]]:
     """Knob values (by field name) -> a TrainConfig, plus notes about what demo mode changed."""
-    data: dict = {"model_id": model_id, "dataset": dataset_path, "task": task}
+    data: dict = {"model_id": model_id, "dataset": dataset_path, "task": task, "gpus": max(1, int(gpus or 1))}
     for name, v in values.items():
         if name not in C.FIELDS or name in SET_ELSEWHERE:
             continue
@@ -107,7 +104,7 @@ def start(state, cfg: C.TrainConfig) -> Path:
         raise StudioError(f"The '{cfg.train_split}' split of {ds.name} has no labeled records.",
                           "Label some images, then press Re-split in the Datasets tab.")
     run_dir = create_run(cfg, state.workspace)
-    start_run_subprocess(run_dir)
+    start_run_subprocess(run_dir, resume=False, gpus=cfg.gpus)  # gpus > 1: under accelerate launch
     return run_dir
 
 
@@ -203,52 +200,3 @@ def live(run_dir: str | None) -> tuple[dict, list[dict]]:
     if not run_dir or not Path(run_dir).is_dir():
         return {}, []
     return run_status(run_dir), read_events(run_dir)
-
-
-_MODEL_CONFIGS: dict[str, dict] = {}
-
-
-def _model_config(model_id: str) -> dict:
-    """The model's shapes for the planner without any download: the published shapes of registry
-    models, or the config.json of a local / demo model."""
-    from core import memory, models
-
-    if model_id not in _MODEL_CONFIGS:
-        cfg = memory.published_config(model_id)
-        if cfg is None:
-            info = models.get_model_info(model_id)
-            if info.hub_id is not None:
-                raise StudioError(f"The planner does not know the shapes of {model_id}.",
-                                  "Plan it from the CLI with --model-config FILE.")
-            cfg = models.read_model_config(model_id)
-        _MODEL_CONFIGS[model_id] = cfg
-    return _MODEL_CONFIGS[model_id]
-
-
-def planner_html(cfg: C.TrainConfig | None, budget_gb: float) -> str:
-    """The memory planner's predicted peak next to the budget, once core/memory.py exists."""
-    gpu = GPU_KEYS.get(float(budget_gb or 16), str(budget_gb))
-    try:
-        from core import memory  # noqa: F401  (issue 7)
-    except ImportError:
-        return (f'<div class="ts-gauge"><div class="ts-gauge-head">Budget <b>{budget_gb:g} GB</b></div>'
-                '<div class="ts-muted">The memory planner is not installed yet; the predicted peak will show here.</div></div>')
-    if cfg is None:
-        return '<div class="ts-gauge ts-muted">Set a valid config to see the predicted peak memory.</div>'
-    try:
-        res = memory.plan(_model_config(cfg.model_id), cfg, gpu, backend="unsloth" if cfg.backend == "unsloth" else "hf")
-    except StudioError as e:
-        return f'<div class="ts-gauge ts-muted">Planner: {esc(e.message)}</div>'
-    except Exception as e:  # noqa: BLE001 - the gauge must never break the tab
-        return f'<div class="ts-gauge ts-muted">Planner failed: {esc(type(e).__name__)}: {esc(e)}</div>'
-    peak = float(res.get("predicted_peak_gb") or 0)
-    fits = bool(res.get("fits", peak <= budget_gb))
-    pct = min(100.0, 100 * peak / budget_gb) if budget_gb else 0
-    advice = res.get("advice") or []
-    return (f'<div class="ts-gauge"><div class="ts-gauge-head">Predicted peak <b>{peak:.1f} GB</b> of '
-            f'{budget_gb:g} GB {badge("fits" if fits else "does not fit", "ok" if fits else "err")}</div>'
-            f'<div class="ts-progress"><div class="ts-progress-bar {"" if fits else "ts-bar-err"}" '
-            f'style="width:{pct:.0f}%"></div></div>'
-            + ("<ul>" + "".join(f"<li>{esc(a if isinstance(a, str) else a.get('change', a))}</li>"
-                                 for a in advice[:4]) + "</ul>" if advice and not fits else "") + "</div>")
-

@@ -156,8 +156,9 @@ def test_train_config_from_knobs_and_demo_cap(state):
     assert cfg.max_steps == T.DEMO_MAX_STEPS and notes
     with pytest.raises(StudioError):
         T.config_from_knobs(vals, "google/gemma-3-4b-it", str(ds), "keys", demo_mode=True)
-    gauge = T.planner_html(T.preset_config("Ghost Architect (T4)", "demo"), 16.0)
-    assert "Predicted peak" in gauge and "GB" in gauge
+    from studio.planner_logic import planner_html
+    gauge = planner_html(T.preset_config("Ghost Architect (T4)", "demo"), "t4")
+    assert "Predicted peak" in gauge and "GiB" in gauge
     kp = T.knob_values(T.preset_config("Keylike", "demo"))
     assert kp["lora_r"] == 32 and kp["finetune_vision_layers"] is True
     grouped = {n for names in T.grouped_fields().values() for n in names}

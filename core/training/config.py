@@ -139,10 +139,12 @@ class TrainConfig:
 
     def resolved_backend(self, hw: Hardware) -> str:
         """'auto' takes Unsloth on one CUDA GPU when it imports, except for Gemma 3n, whose first
-        Unsloth step compiled for over 7 minutes on an H100 without finishing."""
+        Unsloth step compiled for over 7 minutes on an H100 without finishing, and except for DoRA,
+        which skips Unsloth's fast LoRA kernels (measured on an H100: 1.54 s/step vs 1.37 s on hf,
+        bench/RESULTS.md)."""
         if self.backend != "auto":
             return self.backend
-        if not (hw.cuda and hw.unsloth and self.gpus == 1 and self.method == "lora"):
+        if not (hw.cuda and hw.unsloth and self.gpus == 1 and self.method == "lora" and not self.use_dora):
             return "hf"
         from core import models
         try:

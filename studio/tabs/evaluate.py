@@ -29,13 +29,39 @@ def result_rows(rows: list[dict]) -> list[list]:
     return out
 
 
+def view(run: str | None, split: str) -> tuple[str, list[list]]:
+    """(summary Markdown, per-record rows) of the run's saved evaluation on split, if any."""
+    from core.evaluate import load_results
+
+    if not run:
+        return "Pick a run and press Evaluate.", []
+    try:
+        found = load_results(run, split)
+    except (StudioError, ValueError, OSError) as e:
+        return f"Earlier results could not be read: {esc(e)}", []
+    if found is None:
+        return f"No evaluation of this run on '{esc(split)}' yet.", []
+    return summary_md(found[1]), result_rows(found[0])
+
+
+def run_eval(run: str | None, split: str, base: bool, limit, progress=None) -> tuple[str, list[list]]:
+    """Scores a LoRA or full fine-tune run through core.evaluate (base too when asked), then shows it."""
+    from core.evaluate import evaluate_run
+
+    if not run:
+        raise StudioError("No run picked.", "Pick a finished run.")
+    evaluate_run(run, split=split, base=bool(base), limit=int(limit) if limit else None, progress=progress)
+    return view(run, split)
+
+
 def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, elem_classes="ts-panel"):
             run = gr.Dropdown([], label="Run", elem_id="eval-run")
             split = gr.Dropdown(["val", "test", "train"], value="val", label="Split")
             base = gr.Checkbox(True, label="Also score the base model (for comparison)")
-            limit = gr.Number(None, label="Only the first N records (empty = all)", precision=0, minimum=1)
+            limit = gr.Number(None, label="Only the first N records (empty = all)", precision=0, minimum=1,
+                              elem_id="eval-limit")
             with gr.Row():
                 refresh = gr.Button("Refresh runs", size="sm")
                 go = gr.Button("Evaluate", variant="primary", elem_id="eval-go")
@@ -46,31 +72,13 @@ def build(state, shared: dict) -> dict:
     def on_refresh():
         return gr.update(choices=run_choices(state, finished_only=True))
 
-    def on_run(r, s):
-        from core.evaluate import load_results
-
-        if not r:
-            return "Pick a run and press Evaluate.", []
-        try:
-            found = load_results(r, s)
-        except (StudioError, ValueError, OSError) as e:
-            return f"Earlier results could not be read: {esc(e)}", []
-        if found is None:
-            return f"No evaluation of this run on '{esc(s)}' yet.", []
-        return summary_md(found[1]), result_rows(found[0])
-
     @guard
     def on_go(r, s, b, n, progress=gr.Progress()):
-        from core.evaluate import evaluate_run
-
-        if not r:
-            raise StudioError("No run picked.", "Pick a finished run.")
-        summ = evaluate_run(r, split=s, base=bool(b), limit=int(n) if n else None,
-                            progress=lambda d, t: progress(d / max(t, 1), desc=f"{d}/{t} records"))
-        return on_run(r, s)[0] if summ else "", on_run(r, s)[1]
+        # a sync handler: Gradio runs it in a worker thread, so the page stays live while it works
+        return run_eval(r, s, b, n, progress=lambda d, t: progress(d / max(t, 1), desc=f"{d}/{t} records"))
 
     refresh.click(on_refresh, None, run)
-    run.change(on_run, [run, split], [summary, rows])
-    split.change(on_run, [run, split], [summary, rows])
+    run.change(view, [run, split], [summary, rows])
+    split.change(view, [run, split], [summary, rows])
     go.click(on_go, [run, split, base, limit], [summary, rows], concurrency_limit=1, concurrency_id="models")
     return {"refresh": on_refresh, "run": run}

@@ -8,6 +8,7 @@ import gradio as gr
 from core import models
 from core.errors import StudioError
 from core.training import config as C
+from studio import planner_logic as P
 from studio import plots
 from studio import train_logic as T
 from studio.common import guard, open_dataset, warn
@@ -41,7 +42,10 @@ def _knob(name: str, value):
 
 
 def build(state, shared: dict) -> dict:
+    from core.training.hardware import detect
+
     ds_dd = shared["dataset"]
+    hw = detect()
     start_cfg = C.default_config("demo")
     values = T.knob_values(start_cfg)
     knobs: dict[str, gr.components.Component] = {}
@@ -55,15 +59,20 @@ def build(state, shared: dict) -> dict:
                 preset = gr.Dropdown([T.DEFAULTS_PRESET, *C.PRESETS], value=T.DEFAULTS_PRESET, label="Preset",
                                      elem_id="train-preset", scale=2,
                                      info="The two seed documents' settings, or sensible defaults for the model.")
+            preset_note = gr.Markdown(P.preset_note(None), elem_id="train-preset-note")
             for group, names in T.grouped_fields().items():
                 with gr.Accordion(group, open=group.startswith("Optimisation")):
                     with gr.Row():
                         for name in names:
                             knobs[name] = _knob(name, values.get(name))
         with gr.Column(scale=3, elem_classes="ts-panel"):
-            budget = gr.Dropdown(T.GPU_BUDGETS, value=16.0, label="GPU budget", elem_id="train-budget",
+            budget = gr.Dropdown(P.GPU_BUDGETS, value=P.DEFAULT_GPU, label="GPU budget", elem_id="train-budget",
                                  info="What the run must fit in (the seeds train on a 16 GB T4).")
-            gauge = gr.HTML(T.planner_html(None, 16.0), elem_id="train-gauge")
+            gauge = gr.HTML(P.planner_html(None, P.DEFAULT_GPU), elem_id="train-gauge")
+            gctl = P.gpu_control(hw)
+            gpus = gr.Slider(1, max(2, gctl["maximum"]), value=1, step=1, label="GPUs", info=gctl["info"],
+                             interactive=gctl["interactive"], elem_id="train-gpus")
+            backend_note = gr.HTML(elem_id="train-backend")
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
@@ -72,7 +81,8 @@ def build(state, shared: dict) -> dict:
             status = gr.HTML(elem_id="train-status-box")
     with gr.Row():
         loss_plot = gr.Plot(plots.loss_figure([]), show_label=False, elem_id="train-loss")
-        mem_plot = gr.Plot(plots.memory_figure([], 16.0), show_label=False, elem_id="train-mem")
+        mem_plot = gr.Plot(plots.memory_figure([], P.usable_gib(P.DEFAULT_GPU)), show_label=False,
+                           elem_id="train-mem")
     with gr.Row():
         lr_plot = gr.Plot(plots.lr_figure([]), show_label=False, elem_id="train-lr")
         tput_plot = gr.Plot(plots.throughput_figure([]), show_label=False, elem_id="train-tput")
@@ -89,14 +99,16 @@ def build(state, shared: dict) -> dict:
     def cfg_from(data: dict):
         vals = {n: data[c] for n, c in knobs.items()}
         ds = open_dataset(state, data[ds_dd])
-        return T.config_from_knobs(vals, data[model], str(ds.path), ds.task.name, state.demo_mode)
+        return T.config_from_knobs(vals, data[model], str(ds.path), ds.task.name, state.demo_mode,
+                                   gpus=int(data[gpus] or 1) if gctl["interactive"] else 1)
 
     def on_gauge(data):
         try:
             cfg, _ = cfg_from(data)
         except StudioError:
             cfg = None
-        return T.planner_html(cfg, float(data[budget] or 16))
+        return {gauge: P.planner_html(cfg, data[budget]), backend_note: P.backend_note(cfg, hw, cfg.gpus if cfg else 1),
+                preset_note: P.preset_note(data[preset], data[budget] or P.DEFAULT_GPU)}
 
     def on_preset(p, m):
         try:
@@ -147,7 +159,7 @@ def build(state, shared: dict) -> dict:
         if sig == prev:
             return [gr.skip()] * 5 + [log, prev, gr.skip()]
         rows = runs_view()[2] if sig["status"] != (prev or {}).get("status") else gr.skip()
-        return [T.status_html(st, events), plots.loss_figure(events), plots.memory_figure(events, float(bud or 0)),
+        return [T.status_html(st, events), plots.loss_figure(events), plots.memory_figure(events, P.usable_gib(bud)),
                 plots.lr_figure(events), plots.throughput_figure(events), log, sig, rows]
 
     def on_load(path_unused=None):
@@ -163,11 +175,12 @@ def build(state, shared: dict) -> dict:
         rid = (evt.row_value or [None])[0]
         return str(workspace.runs_dir(state.workspace) / rid) if rid else gr.skip()
 
-    inputs_all = {model, budget, ds_dd, *knob_list}
-    gr.on([c.change for c in (model, budget, ds_dd, *knob_list)], on_gauge, inputs_all, gauge,
-          trigger_mode="always_last", show_progress="hidden")
+    inputs_all = {model, budget, ds_dd, gpus, preset, *knob_list}
+    gr.on([c.change for c in (model, budget, ds_dd, gpus, preset, *knob_list)], on_gauge, inputs_all,
+          [gauge, backend_note, preset_note], trigger_mode="always_last", show_progress="hidden")
     preset.input(on_preset, [preset, model], [model, *knob_list])
-    model.input(lambda m: on_preset(T.DEFAULTS_PRESET, m), model, [model, *knob_list])
+    model.input(lambda m: {**on_preset(T.DEFAULTS_PRESET, m), preset: T.DEFAULTS_PRESET}, model,
+                [model, preset, *knob_list])
     start_btn.click(on_start, inputs_all, [run_dd, runs_df, last])
     stop_btn.click(on_stop, run_dd, None)
     resume_btn.click(on_resume, run_dd, None)

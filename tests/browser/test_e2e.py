@@ -169,6 +169,26 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg.screenshot(path=str(ART / "tab_annotate_sql.png"), full_page=True)
 
 
+def test_memory_gauge_for_the_seed_preset(page, server):
+    """The Ghost Architect preset fits a T4 at 1024 tokens and not at 2048, as measured (and as
+    `python -m core plan` predicts)."""
+    pg = page
+    _open(pg, server, "ui2sql", "Train")
+    _pick(pg, "train-preset", "Ghost Architect (T4)")
+    pg.wait_for_selector("#train-gauge :text('13.67 GiB')", timeout=60_000)
+    gauge = pg.inner_text("#train-gauge")
+    assert "14.75 GiB" in gauge and "does not fit" not in gauge and "fits" in gauge
+    note = pg.inner_text("#train-preset-note")
+    assert "1024 tokens" in note and "2048 tokens" in note and "does not fit" in note
+    pg.get_by_text("Data", exact=True).click()  # a closed accordion
+    pg.fill("#knob-max_seq_length input", "2048")
+    pg.locator("#knob-max_seq_length input").press("Tab")
+    pg.wait_for_selector("#train-gauge :text('does not fit')", timeout=30_000)
+    assert "lora_r 64" in pg.inner_text("#train-gauge")  # the planner's advice
+    assert "trains on CPU" in pg.inner_text("#train-gpus") or pg.locator("#train-gpus input").first.is_disabled()
+    pg.screenshot(path=str(ART / "tab_train_planner.png"), full_page=True)
+
+
 def _start_run(pg, server, steps: int) -> str:
     _open(pg, server, "keys", "Train")
     pg.fill("#knob-max_steps input", str(steps))
@@ -223,8 +243,29 @@ def test_compare_base_and_run(page, server):
     pg.wait_for_selector("#cmp-verdict-1 :text('confidence')", timeout=60_000)
     assert "keyway acc" in pg.inner_text("#cmp-verdict-1")  # scored against the record's label
     pg.screenshot(path=str(ART / "tab_compare.png"), full_page=True)
-    for tab in ("Evaluate", "Export"):
-        pg.click(f"button[role=tab]:has-text('{tab}')")
-        pg.wait_for_timeout(1500)
-        pg.screenshot(path=str(ART / f"tab_{tab.lower()}.png"), full_page=True)
+    assert not pg.outside_requests, f"requests left the machine: {pg.outside_requests[:5]}"
+
+
+def _pick_completed_run(pg, elem_id: str):
+    pg.click(f"#{elem_id} input")
+    pg.locator(f"#{elem_id}").get_by_role("option").filter(has_text="completed").first.click()
+
+
+def test_evaluate_and_export_a_full_finetune_run(page, server):
+    """The demo model trains method=full: Evaluate scores it, Export offers merged (no adapter)."""
+    pg = page
+    _open(pg, server, "keys", "Evaluate")
+    _pick_completed_run(pg, "eval-run")
+    pg.fill("#eval-limit input", "2")
+    pg.click("#eval-go")
+    pg.wait_for_selector("#eval-summary :text('keyway')", timeout=240_000)
+    pg.screenshot(path=str(ART / "tab_evaluate.png"), full_page=True)
+    pg.click("button[role=tab]:has-text('Export')")
+    _pick_completed_run(pg, "export-run")
+    pg.wait_for_selector("#export-where :text('full fine-tune')", timeout=30_000)
+    assert pg.locator("#export-format input[value=merged]").is_checked()
+    assert pg.locator("#export-format input[value=adapter]").count() == 0
+    pg.click("#export-go")
+    pg.wait_for_selector("#export-where :text('Exported to')", timeout=240_000)
+    pg.screenshot(path=str(ART / "tab_export.png"), full_page=True)
     assert not pg.outside_requests, f"requests left the machine: {pg.outside_requests[:5]}"

@@ -1,0 +1,100 @@
+"""Real clients against `python app.py` (free port, temp workspace): gradio_client calls the
+studio's named endpoints (check_sql, compare) and requests posts to the REST API on the same server."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+gradio_client = pytest.importorskip("gradio_client")
+requests = pytest.importorskip("requests")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("client") / "workspace"
+    port = _free_port()
+    env = {**os.environ, "TRINITY_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("SPACE_ID", None)
+    log_path = ws.parent / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workspace", str(ws)],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(url + "/api/v1/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(log_path.read_text()[-3000:])
+                time.sleep(1)
+        yield {"url": url, "ws": ws}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def client(studio):
+    return gradio_client.Client(studio["url"] + "/", verbose=False)
+
+
+def test_named_endpoints_are_listed(client):
+    named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/check_sql", "/compare"} <= set(named)
+
+
+def test_check_sql_reports_line_and_tables(client):
+    bad = client.predict("CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, a_id INT);",
+                         api_name="/check_sql")
+    assert bad["ok"] is False and any(e.get("line") == 2 for e in bad["errors"])
+    good = client.predict("CREATE TABLE a (id INT PRIMARY KEY);\n"
+                          "CREATE TABLE b (id INT PRIMARY KEY, a_id INT REFERENCES a(id));", api_name="/check_sql")
+    assert good["ok"] is True and [t["name"] for t in good["data"]["tables"]] == ["a", "b"]
+
+
+def test_compare_answers_with_the_phone_app_json(client, studio):
+    from core.api import KeysAnalysis
+
+    rec = json.loads((studio["ws"] / "datasets" / "keys" / "records.jsonl").read_text().splitlines()[0])
+    out = client.predict("keys", rec["id"], "", 24, api_name="/compare")
+    assert out["record"] == rec["id"] and out["task"] == "keys" and out["label"].startswith("KEYWAY:")
+    side = out["sides"][0]
+    assert side["title"] == "base · demo" and 0 < side["confidence"] <= 1
+    assert set(side["app_json"]) == set(KeysAnalysis.model_fields) and side["app_json"]["raw"] == side["text"]
+    with pytest.raises(Exception, match="not a dataset name"):
+        client.predict("../etc", rec["id"], "", 24, api_name="/compare")
+
+
+def test_rest_api_on_the_same_server(studio):
+    img = sorted((studio["ws"] / "datasets" / "keys" / "images").glob("*.png"))[0]
+    r = requests.post(studio["url"] + "/api/v1/keys/analyze", files={"image": ("key.png", img.read_bytes(),
+                                                                               "image/png")}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert {"success", "keyway", "bitting", "brand", "confidence", "estimatedAnnualProduction",
+            "manufacturingComplexity", "marketPenetration", "timeInMarket"} <= set(body)
+    assert isinstance(body["success"], bool) and (body["success"] or body["error"])
+    assert requests.post(studio["url"] + "/api/v1/keys/analyze", timeout=30).status_code in (400, 422)
+    bad = requests.post(studio["url"] + "/api/v1/keys/analyze", files={"image": ("x.png", b"not an image")}, timeout=30)
+    assert bad.status_code == 400 and bad.json()["success"] is False

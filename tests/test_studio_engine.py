@@ -1,0 +1,189 @@
+"""The studio against the engine: the memory gauge agrees with `python -m core plan`, the GPUs
+control, one phone-app JSON builder for the API and Compare, and Evaluate / Export on a real
+(full fine-tune) demo run trained by the Train tab's own start()."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+
+from core.errors import StudioError
+
+torch.set_num_threads(1)
+GHOST = "Ghost Architect (T4)"
+
+
+@pytest.fixture
+def state(workspace):
+    from studio.common import make_state, seed_demo_datasets
+
+    st = make_state(workspace)
+    seed_demo_datasets(st)
+    return st
+
+
+def _cli_plan(capsys, *extra) -> dict:
+    from core.__main__ import main
+
+    assert main(["plan", "--preset", GHOST, "--gpu", "t4", "--json", *extra]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("seq,fits", [(1024, True), (2048, False)])
+def test_gauge_agrees_with_the_plan_cli_for_the_seed_preset(state, capsys, seq, fits):
+    """The knobs as the Train tab sends them (preset -> knob values -> config) give the CLI's number."""
+    from studio import planner_logic as P
+    from studio import train_logic as T
+
+    vals = T.knob_values(T.preset_config(GHOST, None))
+    vals["max_seq_length"] = seq
+    cfg, _ = T.config_from_knobs(vals, "google/gemma-3-12b-it", str(state.datasets_dir / "ui2sql"), "ui2sql")
+    html = P.planner_html(cfg, "t4")
+    cli = _cli_plan(capsys, "--set", f"max_seq_length={seq}")
+    assert f'data-peak="{cli["predicted_peak_gb"]:.3f}"' in html
+    assert cli["fits"] is fits and f'data-fits="{str(fits).lower()}"' in html
+    assert "14.75 GiB" in html and "CUDA context" in html and "frozen weights (nf4 4-bit)" in html
+    if not fits:  # the planner's advice, each with the peak it leads to
+        assert cli["advice"] and all(a["change"].replace(">", "&gt;") in html for a in cli["advice"][:4])
+
+
+def test_preset_note_quotes_the_measured_table():
+    from studio.planner_logic import measured_rows, preset_note
+    from core.training.config import preset
+
+    rows = {r["train_config"]["max_seq_length"]: r["measured_peak_reserved_gb"] for r in measured_rows(preset(GHOST))}
+    assert rows[1024] == pytest.approx(13.195, abs=0.01) and rows[2048] == pytest.approx(14.385, abs=0.01)
+    note = preset_note(GHOST, "t4")
+    assert "at **1024 tokens**: 13.20 GiB reserved" in note and "**fits**" in note
+    assert "at **2048 tokens**, accumulation 1: 14.38 GiB" in note and "**does not fit**" in note
+    assert "Not measured" in preset_note("Keylike", "t4")
+    assert "fits" in preset_note(GHOST, "a100-40") and "does not fit" not in preset_note(GHOST, "a100-40")
+
+
+def test_gpus_control_and_backend_note():
+    from core.training.config import preset
+    from core.training.hardware import Hardware
+    from studio import planner_logic as P
+
+    two = Hardware(cuda=True, gpu_count=2, gpu_name="H200", vram_gb=139, bitsandbytes=True, unsloth=True)
+    assert P.gpu_control(two) == {"interactive": True, "maximum": 2, "info": P.gpu_control(two)["info"]}
+    one, cpu = Hardware(cuda=True, gpu_count=1, gpu_name="T4", vram_gb=15), Hardware(cpu_count=2)
+    assert not P.gpu_control(one)["interactive"] and "One GPU" in P.gpu_control(one)["info"]
+    assert not P.gpu_control(cpu)["interactive"] and "No CUDA GPU" in P.gpu_control(cpu)["info"]
+    cfg = preset(GHOST, gpus=2)
+    note = P.backend_note(cfg, two, 2)
+    assert "<b>hf</b> on 2 GPUs" in note and "Unsloth" in note  # Unsloth falls back to HF on several GPUs
+    assert "<b>unsloth</b>" in P.backend_note(preset(GHOST), two, 1)
+    forced = preset(GHOST, gpus=2, backend="unsloth")
+    assert "ts-msg-err" in P.backend_note(forced, two, 2)
+
+
+def test_start_passes_the_gpu_count(state, monkeypatch):
+    from core.training import hardware, runs
+    from studio import train_logic as T
+
+    seen = {}
+    monkeypatch.setattr(runs, "start_run_subprocess", lambda run_dir, resume=False, gpus=None: seen.update(
+        run=run_dir, resume=resume, gpus=gpus))
+    monkeypatch.setattr(hardware, "detect", lambda: hardware.Hardware(cuda=True, gpu_count=2, gpu_name="X",
+                                                                      vram_gb=80, bitsandbytes=True))
+    vals = T.knob_values(T.preset_config(None, "demo"))
+    cfg, _ = T.config_from_knobs(vals, "demo", str(state.datasets_dir / "keys"), "keys", gpus=2)
+    run = T.start(state, cfg)
+    assert seen == {"run": run, "resume": False, "gpus": 2}
+    assert json.loads((run / "config.json").read_text())["gpus"] == 2
+    cfg, _ = T.config_from_knobs(vals, "demo", str(state.datasets_dir / "keys"), "keys", demo_mode=True, gpus=2)
+    assert cfg.gpus == 1  # demo mode: one device
+
+
+def test_one_phone_app_json_for_the_api_and_compare():
+    from core.api import KeysAnalysis
+    from core.infer import Answer
+    from core.keys_app import keys_app_json
+    from core.keyways import FIGURE_KEYS, get_keyway
+    from core.tasks import get_task
+    from studio.compare_logic import phone_app_json
+
+    task = get_task("keys")
+    text = "KEYWAY: KW1\nBITTING: 3,3,1,6,2\nBRAND: Kwikset"
+    ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.7, parsed=task.parse(text))
+    out = keys_app_json(ans)
+    assert out == phone_app_json(ans) and set(out) == set(KeysAnalysis.model_fields)
+    assert (out["keyway"], out["bitting"], out["brand"], out["confidence"]) == ("KW1", [3, 3, 1, 6, 2], "Kwikset", 0.7)
+    assert {k: out[k] for k in FIGURE_KEYS} == get_keyway("KW1").api_figures()
+    from_parsed = keys_app_json(task.parse(text), confidence=0.5)
+    assert from_parsed["confidence"] == 0.5 and from_parsed["raw"] == "" and from_parsed["keyway"] == "KW1"
+    from core.tasks.base import Parsed
+    odd = keys_app_json(Parsed(ok=True, data={"keyway": "ZZ9", "bitting": [1, 2, 3], "brand": "Acme"}), 0.4)
+    assert odd["success"] and odd["keyway"] == "ZZ9" and all(odd[k] is None for k in FIGURE_KEYS)  # not in the catalog
+    bad = keys_app_json(task.parse("no key here"), confidence=0.1)
+    assert bad["success"] is False and bad["error"].startswith("The model's answer did not parse")
+
+
+# ---------------------------------------------------------------- a real demo run (full fine-tune)
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """Two steps of the demo model through the Train tab's start(): a subprocess, as in the UI."""
+    import os
+
+    from studio.common import make_state, seed_demo_datasets
+    from studio import train_logic as T
+
+    ws = tmp_path_factory.mktemp("studio-run") / "workspace"
+    old = os.environ.get("TRINITY_WORKSPACE")
+    st = make_state(ws)
+    seed_demo_datasets(st)
+    vals = {**T.knob_values(T.preset_config(None, "demo")), "max_steps": 2, "save_steps": 2, "logging_steps": 1}
+    cfg, _ = T.config_from_knobs(vals, "demo", str(st.datasets_dir / "keys"), "keys")
+    run = T.start(st, cfg)
+    deadline = time.time() + 240
+    while time.time() < deadline and T.live(str(run))[0].get("status") in ("created", "running"):
+        time.sleep(1)
+    status = T.live(str(run))[0]
+    assert status["status"] == "completed", (status, T.log_tail(run))
+    yield st, run
+    if old is None:
+        os.environ.pop("TRINITY_WORKSPACE", None)
+    else:
+        os.environ["TRINITY_WORKSPACE"] = old
+
+
+def test_evaluate_tab_scores_a_full_finetune_demo_run(demo_run):
+    from studio.tabs.evaluate import run_eval, view
+
+    st, run = demo_run
+    assert (run / "model" / "config.json").is_file() and not (run / "adapter").exists()
+    calls = []
+    summary, rows = run_eval(str(run), "val", True, 2, progress=lambda d, t: calls.append((d, t)))
+    assert len(rows) == 2 and calls and calls[-1][0] == calls[-1][1]
+    assert "keyway" in summary and "base" in summary.lower()
+    assert view(str(run), "val") == (summary, rows)  # reopening the run shows the saved results
+    assert (run / "eval" / "val.summary.json").is_file() and (run / "eval" / "val.jsonl").is_file()
+
+
+def test_export_tab_follows_the_run_kind(demo_run):
+    from studio.tabs.export import FORMATS, do_export, formats_for
+
+    st, run = demo_run
+    choices, value, note = formats_for(str(run))
+    assert value == "merged" and ("LoRA adapter (PEFT)", "adapter") not in choices and "full fine-tune" in note
+    with pytest.raises(StudioError, match="no adapter"):
+        do_export(str(run), "adapter", None, False)
+    steps = []
+    where, summary = do_export(str(run), "merged", None, False, progress=lambda f, m: steps.append(m))
+    res = json.loads(summary)
+    assert res["run_kind"] == "full" and (run / "export" / "merged" / "config.json").is_file() and steps
+    assert formats_for(None)[1] == "adapter" and formats_for(None)[0] == FORMATS
+
+
+def test_export_defaults_to_the_adapter_for_a_lora_run(tmp_path):
+    from studio.tabs.export import FORMATS, formats_for
+
+    run = tmp_path / "lora-run"
+    (run / "adapter").mkdir(parents=True)
+    (run / "adapter" / "adapter_config.json").write_text("{}")
+    (run / "config.json").write_text(json.dumps({"model_id": "demo", "task": "keys"}))
+    choices, value, note = formats_for(str(run))
+    assert (choices, value) == (FORMATS, "adapter") and "LoRA run" in note
