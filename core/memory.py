@@ -362,3 +362,29 @@ def published_config(model_id: str) -> dict | None:
         return {"model_type": "gemma3n", "text_config": text, "vision_config": {"hidden_size": 2048},
                 "audio_config": {"hidden_size": 1536}}
     return None
+
+
+def oom_advice(train_config, gpu_gb_total: float | None, backend: str = "hf") -> str | None:
+    """The planner's advice for a run that just ran out of memory on a GPU of gpu_gb_total GiB:
+    'Planner: <change> (predicted X GiB); ...', or None when the model's shapes are unknown."""
+    from core import models
+
+    c = _cfg_dict(train_config)
+    mc = published_config(c["model_id"])  # known shapes first: no hub round trip after a crash
+    if mc is None:
+        try:
+            mc = models.read_model_config(c["model_id"])
+        except Exception:  # noqa: BLE001
+            mc = None
+    if not mc or not gpu_gb_total:
+        return None
+    result = plan(mc, c, gpu_gb_total, backend)
+    if result["fits"]:
+        # It ran out of memory all the same (other processes, fragmentation): ask for changes that
+        # take the prediction at least 10% below what was predicted.
+        tighter = max(0.5, result["predicted_peak_gb"] * 0.9 + CUDA_CONTEXT_GB)
+        result = {**plan(mc, c, tighter, backend), "predicted_peak_gb": result["predicted_peak_gb"]}
+    tips = [f"{a['change']} (predicted {a['predicted_peak_gb']:.1f} GiB)" if a.get("predicted_peak_gb")
+            else a["change"] for a in result["advice"][:3]]
+    head = f"Planner: predicted peak {result['predicted_peak_gb']:.1f} GiB on this {gpu_gb_total:.0f} GiB GPU"
+    return head + (". To fit: " + "; ".join(tips) + "." if tips else ".")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.errors import StudioError
 from studio.common import badge, esc
 from studio.er_diagram import er_svg
 

@@ -141,16 +141,18 @@ def preset_note(name: str | None, gpu: str = DEFAULT_GPU) -> str:
         verdict = "fits" if p["fits"] else "does **not** fit"
         return (f"{head} Not measured on a GPU yet; the planner predicts {p['predicted_peak_gb']:.2f} GiB + "
                 f"{memory.CUDA_CONTEXT_GB:.1f} GiB CUDA context: {verdict} a {label} ({cap:.2f} GiB usable).")
-    parts = []
+    lines = []
     for r in rows:
         t, got = r["train_config"], r["measured_peak_reserved_gb"]
-        ok = got + memory.CUDA_CONTEXT_GB <= cap
+        need = got + memory.CUDA_CONTEXT_GB
+        ok = need <= cap
         extra = "" if t["gradient_accumulation_steps"] == cfg.gradient_accumulation_steps else \
-            f", accumulation {t['gradient_accumulation_steps']}"
-        parts.append(f"at **{t['max_seq_length']} tokens**{extra}: {got:.2f} GiB reserved + "
-                     f"{memory.CUDA_CONTEXT_GB:.1f} GiB context → {'**fits**' if ok else '**does not fit**'}")
-    return (f"{head} Measured on a lent GPU ({esc(rows[0].get('device', 'GPU'))}, random weights with the published "
-            f"shapes) against a {label} ({cap:.2f} GiB usable): " + "; ".join(parts) + ".")
+            f", gradient accumulation {t['gradient_accumulation_steps']}"
+        lines.append(f"- **{'Fits' if ok else 'Does not fit'} the {label} at {t['max_seq_length']} tokens** (measured "
+                     f"{got:.2f} GiB reserved + {memory.CUDA_CONTEXT_GB:.1f} GiB CUDA context = {need:.2f} "
+                     f"{'≤' if ok else '>'} {cap:.2f} GiB usable{extra})")
+    return (f"{head}\n\n" + "\n".join(lines) + f"\n\nMeasured on a lent {esc(rows[0].get('device', 'GPU'))} with "
+            "random weights of the published shapes (assets/memory_measurements.json).")
 
 
 # ---------------------------------------------------------------------- GPUs: N

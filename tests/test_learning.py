@@ -13,7 +13,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "learn_keys.py"
 
 # Clean renders (variation 0) of one 5-cut keyway; seeds fixed in learn_keys.py.
-BUDGET = dict(n_train=1024, n_test=64, steps=300, batch_size=16, lr=1e-3, variation=0.0, keyways="SC1",
+BUDGET = dict(n_train=1536, n_test=64, steps=500, batch_size=16, lr=1e-3, variation=0.0, keyways="SC1",
               seed=3407, threads=2)
 
 

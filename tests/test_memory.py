@@ -135,3 +135,18 @@ def test_bad_input_is_a_studio_error():
     with pytest.raises(StudioError):
         memory.plan(model, {"lora_r": "many"}, "t4")
     assert memory.gpu_gb("A100_80") == memory.GPUS["a100-80"] and memory.gpu_gb("24") == 24.0
+
+
+def test_oom_advice_names_a_change_that_lowers_the_prediction():
+    """After a real OOM the job's end event carries the planner's advice for that GPU."""
+    import re
+
+    from core.memory import oom_advice
+    from core.training.config import preset
+
+    cfg = preset("Ghost Architect (T4)")
+    text = oom_advice(cfg, 15.0)  # the planner thinks it fits 15 GiB, yet it ran out: advice anyway
+    peak = float(re.search(r"predicted peak ([0-9.]+) GiB", text).group(1))
+    lowered = [float(x) for x in re.findall(r"\(predicted ([0-9.]+) GiB\)", text)]
+    assert lowered and all(x < peak for x in lowered), text
+    assert "a smaller model" in oom_advice(cfg, 4.0)

@@ -59,8 +59,6 @@ def test_sql_check_reports_line_and_column_and_tables():
     assert svg.count("ts-er-table") == 2 and "marker-end" in svg  # two boxes, one FK arrow
 
 
-@pytest.mark.xfail(strict=True, reason="core/dataset.py _status_for turns a wanted 'unlabeled' into 'labeled' "
-                   "for any non-empty SQL; issue 4 wants invalid SQL saved as an unlabeled draft")
 def test_invalid_sql_saves_as_a_draft_and_nothing_is_lost(state):
     from studio.annotate_logic import save
 

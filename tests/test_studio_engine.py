@@ -56,10 +56,11 @@ def test_preset_note_quotes_the_measured_table():
     rows = {r["train_config"]["max_seq_length"]: r["measured_peak_reserved_gb"] for r in measured_rows(preset(GHOST))}
     assert rows[1024] == pytest.approx(13.195, abs=0.01) and rows[2048] == pytest.approx(14.385, abs=0.01)
     note = preset_note(GHOST, "t4")
-    assert "at **1024 tokens**: 13.20 GiB reserved" in note and "**fits**" in note
-    assert "at **2048 tokens**, accumulation 1: 14.38 GiB" in note and "**does not fit**" in note
+    assert "**Fits the T4 · 16 GB at 1024 tokens** (measured 13.20 GiB reserved" in note
+    assert "**Does not fit the T4 · 16 GB at 2048 tokens** (measured 14.38 GiB" in note
     assert "Not measured" in preset_note("Keylike", "t4")
-    assert "fits" in preset_note(GHOST, "a100-40") and "does not fit" not in preset_note(GHOST, "a100-40")
+    big = preset_note(GHOST, "a100-40")
+    assert "Fits the A100 · 40 GB at 2048 tokens" in big and "Does not fit" not in big
 
 
 def test_gpus_control_and_backend_note():
@@ -75,7 +76,7 @@ def test_gpus_control_and_backend_note():
     cfg = preset(GHOST, gpus=2)
     note = P.backend_note(cfg, two, 2)
     assert "<b>hf</b> on 2 GPUs" in note and "Unsloth" in note  # Unsloth falls back to HF on several GPUs
-    assert "<b>unsloth</b>" in P.backend_note(preset(GHOST), two, 1)
+    assert "<b>unsloth</b>" in P.backend_note(preset(GHOST, use_dora=False), two, 1)  # one GPU, no DoRA
     forced = preset(GHOST, gpus=2, backend="unsloth")
     assert "ts-msg-err" in P.backend_note(forced, two, 2)
 

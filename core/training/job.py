@@ -305,10 +305,29 @@ def run_job(run_dir: str | os.PathLike, resume: bool = False, progress: bool | N
         text = _scrub(f"{type(e).__name__}: {e}")
         print(_scrub(traceback.format_exc()), file=sys.stderr)
         if _is_oom(e):
-            _end(writer, "failed", error=text, hint=oom_hint(cfg))
+            _end(writer, "failed", error=text, hint=_oom_hint_with_plan(cfg))
             return 3
         _end(writer, "failed", error=text[:2000], hint="See log.txt in the run folder for the full traceback.")
         return 1
+
+
+def _oom_hint_with_plan(cfg: TrainConfig) -> str:
+    """The memory planner's advice for this GPU first, then the generic list of what to lower."""
+    hint = oom_hint(cfg)
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return hint
+        from core.memory import oom_advice
+
+        total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory / 2**30
+        from core.training.hardware import detect
+
+        planned = oom_advice(cfg, total, cfg.resolved_backend(detect()))
+        return f"{planned} {hint}" if planned else hint
+    except Exception:  # noqa: BLE001 - advice is best effort; the failure itself is already reported
+        return hint
 
 
 def _is_oom(e: BaseException) -> bool:

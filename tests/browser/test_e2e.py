@@ -172,14 +172,18 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
 def test_memory_gauge_for_the_seed_preset(page, server):
     """The Ghost Architect preset fits a T4 at 1024 tokens and not at 2048, as measured (and as
     `python -m core plan` predicts)."""
+    from core.training.config import preset
+    from studio.planner_logic import plan_for
+
+    peak = plan_for(preset("Ghost Architect (T4)"), "t4")["predicted_peak_gb"]  # = python -m core plan --gpu t4
     pg = page
     _open(pg, server, "ui2sql", "Train")
     _pick(pg, "train-preset", "Ghost Architect (T4)")
-    pg.wait_for_selector("#train-gauge :text('13.67 GiB')", timeout=60_000)
+    pg.wait_for_selector(f"#train-gauge :text('{peak:.2f} GiB')", timeout=60_000)
     gauge = pg.inner_text("#train-gauge")
     assert "14.75 GiB" in gauge and "does not fit" not in gauge and "fits" in gauge
     note = pg.inner_text("#train-preset-note")
-    assert "1024 tokens" in note and "2048 tokens" in note and "does not fit" in note
+    assert "Fits the T4 · 16 GB at 1024 tokens" in note and "Does not fit the T4 · 16 GB at 2048 tokens" in note
     pg.get_by_text("Data", exact=True).click()  # a closed accordion
     pg.fill("#knob-max_seq_length input", "2048")
     pg.locator("#knob-max_seq_length input").press("Tab")
