@@ -80,8 +80,6 @@ def _weight_loading_calls():
                     yield path, node, parents
 
 
-@pytest.mark.xfail(strict=True, reason="core/demo_pretrain.py:172 loads the demo model folder without "
-                   "use_safetensors=True (reported to the lead)")
 def test_every_model_weight_load_insists_on_safetensors():
     """A folder anyone could have written (a download, the workspace) must not unpickle weights."""
     missing = []
