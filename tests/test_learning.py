@@ -27,7 +27,10 @@ def _bench():
 def test_full_finetune_reads_held_out_bitting(tmp_path):
     result = _bench().run(tmp_path / "learn", log=lambda *a: None, **BUDGET)
     assert result["steps"] == BUDGET["steps"]
-    assert result["dataset"]["test"] == BUDGET["n_test"]        # held-out seeds, none seen in training
+    held = result["dataset"]
+    # held-out seeds; at variation 0 a few draw a training picture again and are dropped
+    assert held["test"] + held["test_dropped_as_duplicates"] == BUDGET["n_test"]
+    assert held["test"] >= 0.9 * BUDGET["n_test"]
     assert result["last_loss"] < 0.5 * result["first_loss"]
     assert result["format_compliance"] == 1.0
     assert result["position_accuracy"] >= 0.6, result
