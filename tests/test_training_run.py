@@ -65,7 +65,7 @@ def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path):
     from core.training.runs import create_run, list_runs, run_status, start_run_subprocess, stop_run
 
     cfg = default_config("demo", CPU_ONLY, dataset=str(KEYS), task="keys", method="lora", learning_rate=5e-3,
-                         max_steps=8, batch_size=2, logging_steps=1, save_steps=100, eval_split="")
+                         max_steps=60, batch_size=2, logging_steps=1, save_steps=100, eval_split="")
     run = create_run(cfg, run_id="stop-resume")
     assert run.parent == workspace / "runs" and run_status(run)["status"] == "created"
 
@@ -75,7 +75,7 @@ def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path):
         while time.time() < deadline and proc.poll() is None:
             if any(e["type"] == "log" and e["step"] >= 2 for e in read_events(run)):
                 break
-            time.sleep(0.5)
+            time.sleep(0.1)  # a quiet machine runs a step in well under a second
         assert run_status(run)["status"] == "running"
         stop_run(run)
         assert proc.wait(timeout=180) == 0, (run / "log.txt").read_text()[-3000:]
@@ -86,7 +86,7 @@ def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path):
     end = last_of(events, "end")
     assert end["status"] == "stopped" and end["stopped_by"] == "STOP file", end
     stopped_at = end["step"]
-    assert 2 <= stopped_at < 8
+    assert 2 <= stopped_at < 60
     ckpt = last_of(events, "checkpoint")
     assert ckpt["step"] == stopped_at and Path(ckpt["path"]).is_dir()
     assert run_status(run)["status"] == "stopped"
@@ -95,9 +95,9 @@ def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path):
     events = read_events(run)
     start, end = last_of(events, "start"), last_of(events, "end")
     assert start["resumed_from_step"] == stopped_at
-    assert end["status"] == "completed" and end["step"] == 8
+    assert end["status"] == "completed" and end["step"] == 60
     resumed_logs = [e["step"] for e in events[events.index(start):] if e["type"] == "log"]
-    assert resumed_logs == list(range(stopped_at + 1, 9))
+    assert resumed_logs == list(range(stopped_at + 1, 61))
     # the LR schedule continues too: linear decay means lr keeps falling from where it stopped
     lrs = [e["lr"] for e in events if e["type"] == "log"]
     assert lrs[-1] < lrs[stopped_at - 1]
