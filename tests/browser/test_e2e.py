@@ -185,6 +185,9 @@ def test_memory_gauge_for_the_seed_preset(page, server):
     note = pg.inner_text("#train-preset-note")
     assert "Fits the T4 · 16 GB at 1024 tokens" in note and "Does not fit the T4 · 16 GB at 2048 tokens" in note
     pg.get_by_text("Data", exact=True).click()  # a closed accordion
+    # The preset fills every knob in its own event: wait for it to land, or it overwrites our edit.
+    pg.wait_for_function("document.querySelector('#knob-max_seq_length input')?.value === '1024'",
+                         timeout=30_000)
     pg.fill("#knob-max_seq_length input", "2048")
     pg.locator("#knob-max_seq_length input").press("Tab")
     pg.wait_for_selector("#train-gauge :text('does not fit')", timeout=30_000)
