@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,13 @@ ART = ROOT / "test-artifacts"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
+    # Gradio 6.31 now and then answers an event's SSE stream with 404 (the session's queue entry is
+    # already gone: routes.py sse_stream), leaving that event's spinner up for good; seen in about
+    # one CI run in two, on different tests. A fresh page recovers, so each test gets one more try.
+    pytest.mark.flaky(reruns=1),
+]
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
 
@@ -123,7 +130,8 @@ def _new_dataset(pg, server, name: str, task_label: str, image: Path):
 def test_label_a_key_photo(page, server):
     pg, ws = page, server["ws"]
     key_png = sorted((ROOT / "assets/demo/keys/images").glob("*.png"))[0]
-    _new_dataset(pg, server, "e2e-keys", "Key photo", key_png)
+    name = f"e2e-keys-{uuid.uuid4().hex[:6]}"  # a rerun gets a dataset of its own
+    _new_dataset(pg, server, name, "Key photo", key_png)
     pg.screenshot(path=str(ART / "tab_datasets.png"), full_page=True)
     pg.click("button[role=tab]:has-text('Annotate')")
     pg.wait_for_selector("#ann-header .ts-warn", timeout=30_000)  # the new record: unlabeled
@@ -134,7 +142,7 @@ def test_label_a_key_photo(page, server):
     pg.wait_for_selector("#ann-target :text('BITTING: 1,2,5,3,7')", timeout=20_000)
     pg.keyboard.press("Control+s")  # the save shortcut
     pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
-    rec = _records(ws, "e2e-keys")[0]
+    rec = _records(ws, name)[0]
     assert rec["status"] == "labeled" and rec["fields"] == {"keyway": "SC1", "bitting": [1, 2, 5, 3, 7],
                                                             "brand": "Schlage"}
     pg.screenshot(path=str(ART / "tab_annotate_keys.png"), full_page=True)
@@ -143,7 +151,8 @@ def test_label_a_key_photo(page, server):
 def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg, ws = page, server["ws"]
     shot = sorted((ROOT / "assets/demo/ui2sql/images").glob("*.png"))[0]
-    _new_dataset(pg, server, "e2e-sql", "UI screenshot", shot)
+    name = f"e2e-sql-{uuid.uuid4().hex[:6]}"
+    _new_dataset(pg, server, name, "UI screenshot", shot)
     pg.click("button[role=tab]:has-text('Annotate')")
     pg.wait_for_selector("#ann-sql .cm-content", timeout=30_000)
     bad = "CREATE TABLE users (\n  id INT PRIMARY KEY,,\n  name TEXT\n);"
@@ -152,7 +161,7 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg.wait_for_selector("#ann-sql-status :text('line 2')", timeout=30_000)
     pg.click("#ann-save")
     pg.wait_for_selector("#ann-save-msg :text('Saved as a draft')", timeout=30_000)
-    assert _records(ws, "e2e-sql")[0]["fields"]["sql"] == bad  # nothing lost
+    assert _records(ws, name)[0]["fields"]["sql"] == bad  # nothing lost
     pg.screenshot(path=str(ART / "tab_annotate_sql_error.png"), full_page=True)
     pg.locator("#ann-sql .cm-content").focus()
     pg.keyboard.press("Control+a")
@@ -162,7 +171,7 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg.wait_for_selector("#ann-sql-status :text('valid')", timeout=30_000)
     pg.click("#ann-save")
     pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
-    rec = _records(ws, "e2e-sql")[0]
+    rec = _records(ws, name)[0]
     assert rec["status"] == "labeled" and rec["fields"]["sql"] == good
     pg.click("button[role=tab]:has-text('Diagram')")
     pg.wait_for_selector("#ann-er svg .ts-er-table", timeout=10_000)
