@@ -4,15 +4,12 @@ shown, uploaded file names never used as paths, the studio bound to loopback unl
 from __future__ import annotations
 
 import ast
-import io
 import json
 import os
 import pickle
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -288,48 +285,21 @@ def test_demo_mode_keeps_users_inside_the_workspace(tmp_path):
 
 
 # ---- the real process binds loopback ------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_app_process_listens_on_loopback_only(tmp_path):
+def test_app_process_listens_on_loopback_only(tmp_path, start_studio):
     import psutil
     import requests
 
-    port = _free_port()
-    env = dict(os.environ, TRINITY_WORKSPACE=str(tmp_path / "ws"), GRADIO_ANALYTICS_ENABLED="False",
-               OMP_NUM_THREADS="1", HF_TOKEN=SECRET)
-    env.pop("SPACE_ID", None)
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert time.time() < deadline, "the studio did not start"
-            time.sleep(0.5)
-        listening = [c.laddr for c in psutil.Process(proc.pid).net_connections(kind="inet")
+    env = {"GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": "1", "HF_TOKEN": SECRET}
+    with start_studio(tmp_path / "ws", env) as s:
+        listening = [c.laddr for c in psutil.Process(s.proc.pid).net_connections(kind="inet")
                      if c.status == psutil.CONN_LISTEN]
         assert listening and all(a.ip == "127.0.0.1" for a in listening), listening
-        page = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+        page = requests.get(s.url + "/", timeout=10)
         assert page.status_code == 200 and SECRET not in page.text
-        assert SECRET not in requests.get(f"http://127.0.0.1:{port}/config", timeout=10).text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    out = proc.stdout.read()
-    assert SECRET not in out
+        assert SECRET not in requests.get(s.url + "/config", timeout=10).text
+        port = s.url.rsplit(":", 1)[1]
+    assert SECRET not in s.log.read_text()
+    env = dict(os.environ, TRINITY_WORKSPACE=str(tmp_path / "ws"), **env)
     r = subprocess.run([sys.executable, "app.py", "--host", "0.0.0.0", "--port", str(port)], cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "Refusing to expose the studio (0.0.0.0)" in r.stderr

@@ -3,12 +3,6 @@ studio's named endpoints (check_sql, compare) and requests posts to the REST API
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,40 +12,10 @@ gradio_client = pytest.importorskip("gradio_client")
 requests = pytest.importorskip("requests")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    ws = tmp_path_factory.mktemp("client") / "workspace"
-    port = _free_port()
-    env = {**os.environ, "TRINITY_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("SPACE_ID", None)
-    log_path = ws.parent / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workspace", str(ws)],
-                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "/api/v1/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(log_path.read_text()[-3000:])
-                time.sleep(1)
-        yield {"url": url, "ws": ws}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def studio(tmp_path_factory, start_studio):
+    with start_studio(tmp_path_factory.mktemp("client") / "workspace", {"OMP_NUM_THREADS": "1"}) as s:
+        yield {"url": s.url, "ws": s.ws}
 
 
 @pytest.fixture(scope="module")

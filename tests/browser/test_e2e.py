@@ -5,13 +5,6 @@ run, Stop works, a second run finishes), then Compare. Screenshots go to test-ar
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -33,46 +26,10 @@ pytestmark = [
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    ws = tmp_path_factory.mktemp("e2e") / "workspace"
-    port = _free_port()
-    env = {**os.environ, "TRINITY_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1"}
-    env.pop("SPACE_ID", None)
-    log = open(ws.parent / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workspace", str(ws)], cwd=ROOT,
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/api/v1/health", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((ws.parent / "server.log").read_text()[-3000:])
-            time.sleep(1)
-    else:
-        proc.kill()
-        raise RuntimeError("the studio did not start in 120 s")
-    yield {"url": url, "ws": ws}
-    for pid_file in (ws / "runs").glob("*/pid"):  # training jobs this test started
-        try:
-            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-        except (OSError, ValueError):
-            pass
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+def server(tmp_path_factory, start_studio):
+    with start_studio(tmp_path_factory.mktemp("e2e") / "workspace") as s:
+        yield {"url": s.url, "ws": s.ws}
 
 
 @pytest.fixture(autouse=True)
