@@ -124,37 +124,6 @@ def train_config(model_path: str, dataset: Path, overrides: dict, max_steps: int
 
 
 # ------------------------------------------------------------------ one job, in its own process
-def _compat_sft_config() -> None:
-    """transformers 5.17 (on the GPU box) still calls it gradient_checkpointing; the job writes
-    transformers 5.23's activation_checkpointing. Renamed at the SFTConfig call only."""
-    import core.training.job as job
-
-    orig = job.sft_args
-
-    def sft_args(*a, **k):
-        import dataclasses
-
-        import trl
-
-        real = trl.SFTConfig
-        names = {f.name for f in dataclasses.fields(real)}
-        if "activation_checkpointing" in names:
-            return orig(*a, **k)
-
-        def patched(**kw):
-            kw["gradient_checkpointing"] = kw.pop("activation_checkpointing", False)
-            kw["gradient_checkpointing_kwargs"] = kw.pop("activation_checkpointing_kwargs", None)
-            return real(**kw)
-
-        trl.SFTConfig = patched
-        try:
-            return orig(*a, **k)
-        finally:
-            trl.SFTConfig = real
-
-    job.sft_args = sft_args
-
-
 def _probe_phases(probe: dict) -> None:
     """Records CUDA memory when the model is loaded and when the text decoder first runs (after
     the vision tower): the planner's phases, measured without touching the job's code."""
@@ -185,7 +154,6 @@ def _probe_phases(probe: dict) -> None:
 
 
 def cmd_job(a) -> None:
-    _compat_sft_config()
     probe: dict = {}
     _probe_phases(probe)
     from core.training.job import run_job
