@@ -200,3 +200,39 @@ def test_collator_trains_on_the_answer_only_and_counts_truncation(workspace):
     with pytest.raises(StudioError, match="image tokens"):
         CountingVisionCollator(processor=processor, max_length=30, completion_only_loss=True)(
             [dict(ex) for ex in batch_in])
+
+
+def test_data_workers_train_the_same_and_count_truncation(workspace, monkeypatch):
+    """Collating in worker processes (the GPU default) trains on the same batches in the same order,
+    and the truncation the workers count reaches the end event."""
+    from core import models
+    from core.dataset import Dataset
+    from core.training.config import default_config
+    from core.training.data import CountingVisionCollator, VisionExamples
+    from core.training.hardware import CPU_ONLY
+    from core.training.job import run_job
+    from core.training.runs import create_run
+
+    processor = models.load_processor("demo")
+    ds = Dataset.open(KEYS)
+    examples = VisionExamples(ds, ds.task, "train", 96)
+    out = CountingVisionCollator(processor=processor, completion_only_loss=True)([examples[i] for i in range(8)])
+    lengths = out["attention_mask"].sum(1)
+    limit = int(lengths.max()) - 3  # cuts the longest answers, never a prompt
+
+    ends, losses = {}, {}
+    for workers in ("0", "2"):
+        monkeypatch.setenv("TRINITY_DATA_WORKERS", workers)
+        cfg = default_config("demo", CPU_ONLY, dataset=str(KEYS), task="keys", method="lora", max_steps=4,
+                             batch_size=2, logging_steps=1, save_steps=100, eval_split="",
+                             max_seq_length=limit, lora_dropout=0.0)
+        run = create_run(cfg, run_id=f"workers-{workers}")
+        assert run_job(run, progress=False) == 0, last_of(read_events(run), "end")
+        ends[workers] = last_of(read_events(run), "end")
+        losses[workers] = [e["loss"] for e in read_events(run) if e["type"] == "log"]
+    assert losses["0"] == pytest.approx(losses["2"], rel=1e-5)
+    t0, t2 = ends["0"]["truncation"], ends["2"]["truncation"]
+    # workers prefetch ahead of the trainer, so they may have collated more examples by the end
+    assert t2["examples_seen"] >= t0["examples_seen"] >= 8
+    assert t2["longest_tokens"] == t0["longest_tokens"] > limit
+    assert t2["truncated"] >= t0["truncated"] >= 1

@@ -109,12 +109,38 @@ def load_splits(cfg, processor=None):
     return train, (ev if ev is not None and len(ev) else None), side
 
 
-@dataclass
 class TruncationStats:
-    """What max_seq_length cut off, across all batches of this process."""
-    truncated: int = 0
-    examples_seen: int = 0
-    longest: int = 0
+    """What max_seq_length cut off, across all batches. `share()` moves the counters into shared
+    memory so that data-loader worker processes (forked after it) count into the same place."""
+
+    FIELDS = ("truncated", "examples_seen", "longest")
+
+    def __init__(self):
+        self._values = [0, 0, 0]
+        self._lock = None
+
+    def share(self) -> "TruncationStats":
+        import multiprocessing as mp
+
+        if self._lock is None:
+            self._values = mp.RawArray("q", self._values)
+            self._lock = mp.Lock()
+        return self
+
+    def add(self, truncated: int, seen: int, longest: int) -> None:
+        if self._lock is None:
+            self._add(truncated, seen, longest)
+        else:
+            with self._lock:
+                self._add(truncated, seen, longest)
+
+    def _add(self, truncated: int, seen: int, longest: int) -> None:
+        v = self._values
+        v[0], v[1], v[2] = v[0] + truncated, v[1] + seen, max(v[2], longest)
+
+    truncated = property(lambda self: int(self._values[0]))
+    examples_seen = property(lambda self: int(self._values[1]))
+    longest = property(lambda self: int(self._values[2]))
 
     def to_dict(self) -> dict:
         return {"truncated": self.truncated, "examples_seen": self.examples_seen, "longest_tokens": self.longest}
@@ -125,9 +151,8 @@ def truncate_batch(out: dict, limit: int | None, stats: TruncationStats) -> dict
     start), counting the examples that lose tokens. A cut inside the prompt would drop image tokens
     and crash the model with an opaque shape error, so that fails with advice instead."""
     lengths = out["attention_mask"].sum(dim=1)
-    stats.examples_seen += len(lengths)
-    stats.longest = max(stats.longest, int(lengths.max()))
     if limit is None or out["input_ids"].shape[1] <= limit:
+        stats.add(0, len(lengths), int(lengths.max()))
         return out
     answer = out["labels"] != -100
     prompt_len = torch.where(answer.any(1), answer.int().argmax(1), lengths)
@@ -135,7 +160,7 @@ def truncate_batch(out: dict, limit: int | None, stats: TruncationStats) -> dict
         raise StudioError(
             f"max_seq_length={limit} is shorter than a prompt with its image tokens ({int(prompt_len.max())} tokens).",
             f"Raise max_seq_length to at least {int(lengths.max())} (the longest example in this batch).")
-    stats.truncated += int((lengths > limit).sum())
+    stats.add(int((lengths > limit).sum()), len(lengths), int(lengths.max()))
     for key in ("input_ids", "attention_mask", "labels", "token_type_ids", "mm_token_type_ids"):
         if key in out and getattr(out[key], "dim", lambda: 0)() == 2:
             out[key] = out[key][:, :limit]
@@ -146,8 +171,8 @@ def truncate_batch(out: dict, limit: int | None, stats: TruncationStats) -> dict
 class CountingVisionCollator(DataCollatorForVisionLanguageModeling):
     """TRL's collator, plus counting what max_length cuts off (TRL truncates silently).
 
-    The batch is built untruncated (TRL flushes it left), then cut by truncate_batch. Use with
-    dataloader_num_workers=0: the counters live in this process.
+    The batch is built untruncated (TRL flushes it left), then cut by truncate_batch. With data
+    loader workers, call `stats.share()` before they start so that their counts reach the trainer.
     """
 
     stats: TruncationStats | None = None
