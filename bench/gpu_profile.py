@@ -127,6 +127,7 @@ class StepTimer:
 
 
 def variant_job(a) -> dict:
+    import torch
     import transformers
 
     from bench import gpu_memory
@@ -158,14 +159,19 @@ def variant_job(a) -> dict:
     t0 = time.time()
     rc = run_job(run_dir, progress=False)
     from core.training.events import read_events
-    end = next((e for e in read_events(run_dir) if e["type"] == "end"), {})
+    events = read_events(run_dir)
+    end = next((e for e in events if e["type"] == "end"), {})
+    losses = [e.get("loss") for e in events if e["type"] == "log"]
+    notes = [e.get("message") for e in events if e["type"] == "info" and e.get("message")]
     steady = lambda xs: round(statistics.median(xs[2:]) * 1e3, 1) if len(xs) > 2 else None
     # each optimizer step has one fetch and one training_step at grad accumulation 1
     rest = [s - f - t for s, f, t in zip(timer.step, timer.fetch, timer.train)]
     return {"rc": rc, "status": end.get("status"), "error": end.get("error"), "wall_s": round(time.time() - t0, 1),
             "ms": {"step": steady(timer.step), "fetch+collate": steady(timer.fetch),
                    "training_step": steady(timer.train), "rest (clip, optimizer, log, callbacks)": steady(rest)},
-            "step_ms_all": [round(x * 1e3) for x in timer.step], "profile": timer.profile, "dtypes": census}
+            "step_ms_all": [round(x * 1e3) for x in timer.step], "losses": losses, "notes": notes,
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2) if torch.cuda.is_available() else None,
+            "profile": timer.profile, "dtypes": census}
 
 
 def variant_bare(a) -> dict:
@@ -259,7 +265,8 @@ def cmd_drive(a) -> None:
         (out / f"profile-{name}.log").write_text(p.stdout + p.stderr)
         res = json.loads(jf.read_text()) if jf.exists() else {"error": (p.stdout + p.stderr)[-2000:]}
         results[name] = res
-        print(f"=== {name} ({time.time() - t:.0f}s): {json.dumps({k: res.get(k) for k in ('ms', 'error', 'status')})}",
+        print(f"=== {name} ({time.time() - t:.0f}s): "
+              f"{json.dumps({k: res.get(k) for k in ('ms', 'error', 'status', 'peak_reserved_gib', 'losses', 'notes')})}",
               flush=True)
         prof = res.get("profile") or {}
         print(json.dumps({k: prof.get(k) for k in ("step_wall_ms", "gpu_busy_ms", "gpu_busy_share",
@@ -280,7 +287,8 @@ def cmd_drive(a) -> None:
 
 
 # variant tags: "job:w0" runs the job with these environment settings
-TAGS = {"w0": ["TRINITY_DATA_WORKERS=0"], "w2": ["TRINITY_DATA_WORKERS=2"], "peftdora": ["FAST_DORA=0"]}
+TAGS = {"w0": ["TRINITY_DATA_WORKERS=0"], "w2": ["TRINITY_DATA_WORKERS=2"], "peftdora": ["FAST_DORA=0", "FAST_LORA=0"],
+        "peft": ["FAST_LORA=0"]}
 OVER = {"trinity": {"use_dora": True}, "peftdora": {"use_dora": True}, "b4": {"batch_size": 4}}
 
 

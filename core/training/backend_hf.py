@@ -1,7 +1,8 @@
 """The transformers + PEFT + TRL backend: runs anywhere (CPU, any CUDA GPU).
 
 It prepares what SFTTrainer needs - the model (4-bit when asked) with its LoRA/DoRA/rsLoRA
-adapter, the processor and the collator - and leaves the training loop to TRL. The adapter is made
+adapter, the processor and the collator - and leaves the training loop to TRL. Adapted layers are
+fused (core/training/fast_lora.py) and DoRA norms cached (fast_dora.py). The adapter is made
 here (not from SFTTrainer's `peft_config`) so that DoRA layers can be swapped for the fast ones
 (core/training/fast_dora.py) before training; SFTTrainer still enables input grads for
 checkpointing, casts the adapters of a quantized model to bf16 and adds its fused LM head (the
@@ -57,6 +58,25 @@ def disable_avx512_bf16_repack(model) -> int:
     return n
 
 
+def prepare_kbit(model, gradient_checkpointing: bool, keep_16bit: bool):
+    """PEFT's prepare_model_for_kbit_training, without its upcast of every 16-bit weight to fp32
+    under bf16. That upcast turns Gemma's embedding (tied to the LM head: 262k x hidden) into
+    fp32 - +1.25 GiB at 4B, +2 GiB at 12B - and with it the whole residual stream, so every layer
+    casts back and forth (measured: thousands of extra kernels a step). Gemma's RMSNorm already
+    computes in fp32. Under fp16 (T4) the upcast stays: fp16 activations of Gemma 3 overflow."""
+    if not keep_16bit:
+        from peft import prepare_model_for_kbit_training
+
+        return prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                               gradient_checkpointing_kwargs={"use_reentrant": False})
+    for p in model.parameters():
+        p.requires_grad_(False)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    return model
+
+
 def lora_config(cfg, model):
     from peft import LoraConfig
 
@@ -74,11 +94,7 @@ def prepare(cfg, hw, precision: str) -> Prepared:
     model, processor = load_base(cfg, device, weight_dtype(cfg, precision))
     notes = []
     if getattr(model, "is_loaded_in_4bit", False):
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=cfg.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+        model = prepare_kbit(model, cfg.gradient_checkpointing, keep_16bit=precision == "bf16")
         if device == "cpu" and disable_avx512_bf16_repack(model):
             notes.append("avx512_bf16 weight repacking turned off on the 4-bit layers")
     if cfg.method == "full":
@@ -99,7 +115,18 @@ def add_adapter(model, peft_config, notes: list[str]):
     model = get_peft_model(model, peft_config)
     if peft_config.use_dora:
         notes += fast_dora_note(model)
+    notes += fast_lora_note(model)
     return model
+
+
+def fast_lora_note(model) -> list[str]:
+    """Fuses each adapted linear layer into one autograd function (core/training/fast_lora.py)
+    unless FAST_LORA=0 is set; returns the note for the events."""
+    from core.training.fast_lora import enable_fast_lora
+
+    n = enable_fast_lora(model)
+    return [f"fast LoRA: {n} layers train through one fused function each"] if n else \
+        ["fast LoRA off: PEFT's layers"]
 
 
 def fast_dora_note(model) -> list[str]:

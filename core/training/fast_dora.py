@@ -65,15 +65,19 @@ class FastDoraLinearLayer(DoraLinearLayer):
         a_t = A.detach().to(acc).t()
         cached = getattr(self, "_fast_w_norm2", None)
         need_norm = cached is None or cached[0] != (weight.shape, weight.device)
-        w_norm2 = torch.empty(weight.shape[0], device=weight.device, dtype=acc) if need_norm else cached[1]
-        wa = torch.empty(weight.shape[0], A.shape[0], device=weight.device, dtype=acc)
-        for i in range(0, weight.shape[0], _ROW_CHUNK):
-            rows = weight[i:i + _ROW_CHUNK].to(acc)
-            wa[i:i + _ROW_CHUNK] = rows @ a_t
-            if need_norm:
-                w_norm2[i:i + _ROW_CHUNK] = rows.pow(2).sum(1)
-        if need_norm:
+        if need_norm:  # once per layer: ||W_o||^2 in fp32, a bounded chunk at a time
+            w_norm2 = torch.empty(weight.shape[0], device=weight.device, dtype=acc)
+            for i in range(0, weight.shape[0], _ROW_CHUNK):
+                w_norm2[i:i + _ROW_CHUNK] = weight[i:i + _ROW_CHUNK].to(acc).pow(2).sum(1)
             self._fast_w_norm2 = ((weight.shape, weight.device), w_norm2)
+        else:
+            w_norm2 = cached[1]
+        if weight.dtype in (torch.bfloat16, torch.float16):
+            # every optimizer step: one tensor-core product (fp32 accumulation); it only feeds the
+            # cross term, a small correction to ||W_o||^2
+            wa = (weight @ a_t.to(weight.dtype)).to(acc)
+        else:
+            wa = weight.to(acc) @ a_t
         return w_norm2, wa
 
     @torch.no_grad()

@@ -1,0 +1,146 @@
+"""Fast LoRA (one fused autograd function per adapted layer) must train exactly like PEFT's layers."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("peft")
+from peft import LoraConfig, PeftModel, get_peft_model  # noqa: E402
+
+from core.training.fast_dora import enable_fast_dora  # noqa: E402
+from core.training.fast_lora import FastLoraMixin, enable_fast_lora  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.up = nn.Linear(24, 40, bias=False)
+        self.down = nn.Linear(40, 24, bias=True)
+
+    def forward(self, x):
+        return self.down(torch.tanh(self.up(x)))
+
+
+def _pair(seed: int, dora: bool = False, dropout: float = 0.0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    cfg = LoraConfig(r=4, lora_alpha=8, use_dora=dora, use_rslora=True, lora_dropout=dropout,
+                     target_modules=["up", "down"])
+    ref = get_peft_model(Tiny().to(dtype), cfg)
+    for n, p in ref.named_parameters():
+        if "lora_B" in n or "lora_A" in n:
+            p.data.normal_(0, 0.3)
+        if "lora_magnitude_vector" in n:
+            p.data.mul_(1 + 0.1 * torch.randn_like(p))
+    fast = copy.deepcopy(ref)
+    if dora:
+        enable_fast_dora(fast)
+    assert enable_fast_lora(fast) == 2
+    return ref, fast
+
+
+def _grads(model, x, seed=0):
+    model.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    torch.manual_seed(seed)  # the same dropout masks in both models
+    out = model(x)
+    (out.pow(2).sum() + out.sum()).backward()
+    return out.detach(), x.grad, {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _assert_same(ref, fast, x, tol=1e-10):
+    out_r, gx_r, g_r = _grads(ref, x)
+    out_f, gx_f, g_f = _grads(fast, x)
+    torch.testing.assert_close(out_f, out_r, rtol=tol, atol=tol)
+    torch.testing.assert_close(gx_f, gx_r, rtol=tol, atol=tol)
+    assert g_f.keys() == g_r.keys() and g_r
+    for n in g_r:
+        torch.testing.assert_close(g_f[n], g_r[n], rtol=tol, atol=tol, msg=n)
+
+
+@pytest.mark.parametrize("dora", [False, True])
+def test_fast_lora_matches_peft_forward_and_backward(dora):
+    ref, fast = _pair(0, dora=dora)
+    _assert_same(ref, fast, torch.randn(3, 5, 24, dtype=torch.float64))
+    assert all(isinstance(m, FastLoraMixin) for m in fast.modules() if hasattr(m, "lora_A"))
+
+
+def test_fast_lora_with_dropout_matches_peft():
+    ref, fast = _pair(1, dropout=0.3)
+    _assert_same(ref, fast, torch.randn(4, 24, dtype=torch.float64))
+
+
+def test_fast_lora_falls_back_where_it_does_not_apply():
+    """Inference, disabled adapters and DoRA + dropout take PEFT's own forward, with the same results."""
+    ref, fast = _pair(2, dora=True, dropout=0.2)
+    x = torch.randn(4, 24, dtype=torch.float64)
+    _assert_same(ref, fast, x)  # DoRA + dropout: PEFT's formula
+    ref.eval(), fast.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), ref(x))
+        with fast.disable_adapter(), ref.disable_adapter():
+            torch.testing.assert_close(fast(x), ref(x))
+
+
+def test_fast_lora_trains_the_same_in_bf16():
+    """The training dtype: bf16 weights and activations, same steps as PEFT's layers within bf16 noise."""
+    ref, fast = _pair(3, dora=True, dtype=torch.bfloat16)
+    x = torch.randn(16, 24, dtype=torch.bfloat16)
+    opts = [torch.optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.05) for m in (ref, fast)]
+    for _ in range(3):
+        for m, opt in zip((ref, fast), opts):
+            opt.zero_grad()
+            m(x).float().pow(2).mean().backward()
+            opt.step()
+    for (n, p_r), (_, p_f) in zip(ref.named_parameters(), fast.named_parameters()):
+        torch.testing.assert_close(p_f.float(), p_r.float(), rtol=2e-2, atol=2e-2, msg=n)
+
+
+def test_fast_lora_adapter_loads_with_plain_peft(tmp_path):
+    _, fast = _pair(4, dora=True)
+    fast.save_pretrained(tmp_path / "a")
+    torch.manual_seed(4)
+    loaded = PeftModel.from_pretrained(Tiny().double(), tmp_path / "a")
+    x = torch.randn(6, 24, dtype=torch.float64)
+    fast.eval(), loaded.eval()
+    torch.testing.assert_close(loaded(x), fast(x), rtol=1e-10, atol=1e-10)
+
+
+def test_fast_lora_on_4bit_base_matches_peft():
+    bnb = pytest.importorskip("bitsandbytes")
+    torch.manual_seed(5)
+    lin = nn.Linear(64, 32, bias=False)
+    q = bnb.nn.Linear4bit(64, 32, bias=False, compute_dtype=torch.float32, quant_type="nf4")
+    q.weight = bnb.nn.Params4bit(lin.weight.data.clone(), requires_grad=False, quant_type="nf4")
+    if getattr(q.weight, "quant_state", None) is None and hasattr(q.weight, "_quantize"):
+        q.weight = q.weight._quantize("cpu")
+    if getattr(q.weight, "quant_state", None) is None:
+        pytest.skip("this bitsandbytes build cannot quantize on the CPU")
+    if hasattr(q, "support_avx512bf16_for_cpu"):
+        q.support_avx512bf16_for_cpu = False
+    for dora in (False, True):
+        ref = get_peft_model(nn.Sequential(copy.deepcopy(q)),
+                             LoraConfig(r=8, lora_alpha=16, use_dora=dora, use_rslora=True, target_modules=["0"]))
+        for n, p in ref.named_parameters():
+            if "lora_B" in n:
+                p.data.normal_(0, 0.2)
+        fast = copy.deepcopy(ref)
+        if dora:
+            enable_fast_dora(fast)
+        assert enable_fast_lora(fast) == 1
+        _assert_same(ref, fast, torch.randn(5, 64), tol=1e-4)
+
+
+def test_backend_uses_fast_lora_unless_switched_off(monkeypatch):
+    from core.training.backend_hf import add_adapter
+
+    notes: list[str] = []
+    model = add_adapter(Tiny(), LoraConfig(r=4, lora_alpha=4, target_modules=["up"]), notes)
+    assert any(isinstance(m, FastLoraMixin) for m in model.modules()) and "fast LoRA: 1" in notes[-1]
+    monkeypatch.setenv("FAST_LORA", "0")
+    model = add_adapter(Tiny(), LoraConfig(r=4, lora_alpha=4, target_modules=["up"]), [])
+    assert not any(isinstance(m, FastLoraMixin) for m in model.modules())
