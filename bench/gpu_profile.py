@@ -113,6 +113,8 @@ class StepTimer:
 
     def start_profile(self):
         import torch
+        if os.environ.get("TRINITY_PROFILE") == "0":
+            return
         acts = [torch.profiler.ProfilerActivity.CPU] + (
             [torch.profiler.ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
         self.prof = torch.profiler.profile(activities=acts)
@@ -120,6 +122,8 @@ class StepTimer:
         self.prof_t0 = time.perf_counter()
 
     def stop_profile(self, steps: int):
+        if self.prof is None:
+            return
         _sync()
         wall = time.perf_counter() - self.prof_t0
         self.prof.__exit__(None, None, None)
@@ -288,7 +292,7 @@ def cmd_drive(a) -> None:
 
 # variant tags: "job:w0" runs the job with these environment settings
 TAGS = {"w0": ["TRINITY_DATA_WORKERS=0"], "w2": ["TRINITY_DATA_WORKERS=2"], "peftdora": ["FAST_DORA=0", "FAST_LORA=0"],
-        "peft": ["FAST_LORA=0"]}
+        "peft": ["FAST_LORA=0"], "compile": ["TRINITY_COMPILE=1"], "np": ["TRINITY_PROFILE=0"]}
 OVER = {"trinity": {"use_dora": True}, "peftdora": {"use_dora": True}, "b4": {"batch_size": 4}}
 
 
