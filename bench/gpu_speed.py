@@ -53,6 +53,13 @@ PLANS = {
         ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 4}, "hf", {})),
         ("eval", "eval_speed demo", ()),
     ],
+    # Unsloth in its own call: each process imports it (~35 s) and compiles on its first step
+    "unsloth": [
+        ("anchor", "Unsloth QLoRA", ("D", "1,4")),
+        ("job", "job auto (Unsloth) QLoRA", ("4b", {**Q4, "batch_size": 1}, "auto", {})),
+        ("job", "job unsloth Trinity (fast DoRA)", ("4b", {**TRINITY, "batch_size": 1}, "unsloth", {})),
+        ("job", "job auto (Unsloth) QLoRA", ("4b", {**Q4, "batch_size": 4}, "auto", {})),
+    ],
     "rest": [
         ("anchor", "HF+PEFT QLoRA (baseline)", ("A", "1,4")),
         ("job", "job auto Trinity fast DoRA", ("4b", {**TRINITY, "batch_size": 1}, "auto", {})),
@@ -193,7 +200,8 @@ def main() -> None:
             if det[0].startswith("D") and not getattr(anchor, "_probed", False):
                 anchor._probed = anchor.probe_unsloth(lambda s: print(s[-1500:], flush=True))
                 os.environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "") + os.pathsep + anchor.STUB_DIR
-            for r in run_anchor(anchor, a.anchor, det[0], det[1], "/tmp/gemma3_4b", min(240, left - 5)):
+            limit = 360 if det[0].startswith("D") else 240  # Unsloth: import + first-step compile
+            for r in run_anchor(anchor, a.anchor, det[0], det[1], "/tmp/gemma3_4b", min(limit, left - 5)):
                 keep(kind, label, r)
         elif kind == "job":
             size, over, backend, env = det
