@@ -34,11 +34,24 @@ if str(REPO) not in sys.path:
 
 SEQ = 822
 Q4 = {"load_in_4bit": True, "lora_r": 64, "lora_alpha": 64, "use_rslora": True, "max_seq_length": SEQ,
-      "max_steps": 10, "seed": 3407}
+      "max_steps": 8, "seed": 3407}
 TRINITY = {**Q4, "use_dora": True}
 # item: (kind, label, details). anchor: (variant, batches); job: (size, overrides, backend, env)
 PLANS = {
     # in order of what matters most; whatever the deadline leaves out is listed as skipped
+    # everything on the hf path, fast layers vs PEFT's own on the same data and seed
+    "hf": [
+        ("build12b", "12B build (background)", ()),
+        ("anchor", "HF+PEFT QLoRA (baseline)", ("A", "1,4")),
+        ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 1}, "hf", {})),
+        ("job", "job hf QLoRA, PEFT layers", ("4b", {**Q4, "batch_size": 1}, "hf", {"FAST_LORA": "0"})),
+        ("job", "job hf Trinity (fast LoRA+DoRA)", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
+        ("job", "job hf Trinity, PEFT layers", ("4b", {**TRINITY, "batch_size": 1}, "hf",
+                                                {"FAST_LORA": "0", "FAST_DORA": "0"})),
+        ("job", "job hf 12B Trinity", ("12b", {**TRINITY, "batch_size": 1, "max_steps": 4}, "hf", {})),
+        ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 4}, "hf", {})),
+        ("job", "job hf Trinity (fast LoRA+DoRA)", ("4b", {**TRINITY, "batch_size": 4}, "hf", {})),
+    ],
     "all": [
         ("build12b", "12B build (background)", ()),
         ("anchor", "HF+PEFT QLoRA (baseline)", ("A", "1,4")),

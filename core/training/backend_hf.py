@@ -102,10 +102,6 @@ def prepare(cfg, hw, precision: str) -> Prepared:
             p.requires_grad_(True)
     if cfg.method == "lora":
         model = add_adapter(model, lora_config(cfg, model), notes)
-    from core.training.compile_layers import compile_blocks, compile_wanted
-
-    if hw.cuda and compile_wanted(hw, cfg):
-        notes.append(f"torch.compile: {compile_blocks(model)} blocks compile on the first step")
     collator = CountingVisionCollator(processor=processor, max_length=cfg.max_seq_length,
                                       completion_only_loss=True)
     return Prepared("hf", model, processor, collator, None, notes=notes)

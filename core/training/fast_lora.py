@@ -142,7 +142,7 @@ class FastLoraMixin:
         out_dtype = x.dtype if type(base.weight).__name__ == "Params4bit" else _compute_dtype(base, x)
         return _FusedLora.apply(x, xd, A, B, mag, base, float(s), norm, out_dtype)
 
-    # Kept out of torch.compile graphs (core/training/compile_layers.py): the layer holds a module
+    # Kept out of torch.compile graphs (Unsloth compiles whole blocks): the layer holds a module
     # and calls bitsandbytes and PEFT, which graphs need not trace; the code around it compiles.
     forward = torch.compiler.disable(forward)
 
