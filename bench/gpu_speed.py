@@ -297,7 +297,94 @@ def layer_bench() -> str:
     return "| one nf4 layer 2560->10240, 822 tokens, fwd+bwd | median |\n|---|---|\n" + "\n".join(lines)
 
 
-if __name__ == "__main__" and sys.argv[1:2] == ["layer"]:
+def stack_bench(blocks: int = 8, iters: int = 12) -> str:
+    """Host-bound regime in miniature: `blocks` checkpointed blocks of five nf4 Gemma-3-4B
+    projections (q, o, gate, up, down) with r=64 LoRA, 822 tokens, forward + backward, timed
+    unsynchronised (as training runs) and synchronised after every call; PEFT's layers vs fast
+    LoRA (and without its torch.compiler.disable wrapper). CUDA sync debug mode counts the
+    implicit host-device synchronisations of one iteration."""
+    import copy
+    import warnings
+
+    import bitsandbytes as bnb
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from torch import nn
+    from torch.utils.checkpoint import checkpoint
+
+    import core.training.fast_lora as fl
+
+    shapes = {"q": (2560, 2048), "o": (2048, 2560), "gate": (2560, 10240), "up": (2560, 10240), "down": (10240, 2560)}
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            for name, (i, o) in shapes.items():
+                q = bnb.nn.Linear4bit(i, o, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4",
+                                      compress_statistics=True)
+                q.weight = bnb.nn.Params4bit(torch.randn(o, i) * 0.02, requires_grad=False, quant_type="nf4",
+                                             compress_statistics=True)
+                setattr(self, name, q)
+
+        def forward(self, x):
+            x = x + self.o(self.q(x))
+            return x + self.down(nn.functional.gelu(self.gate(x), approximate="tanh") * self.up(x))
+
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(Block() for _ in range(blocks))
+
+        def forward(self, x):
+            for b in self.blocks:
+                x = checkpoint(b, x, use_reentrant=False)
+            return x
+
+    torch.manual_seed(0)
+    base = Stack().cuda()
+    x = torch.randn(1, 822, 2560, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    peft_model = get_peft_model(base, LoraConfig(r=64, lora_alpha=64, use_rslora=True,
+                                                 target_modules=list(shapes)))
+    for p in peft_model.parameters():
+        if p.requires_grad:
+            p.data = p.data.to(torch.bfloat16)
+    fast = copy.deepcopy(peft_model)
+    fl.enable_fast_lora(fast)
+    plain = fl.FastLoraMixin.forward
+
+    def run(model, sync_each: bool) -> float:
+        for _ in range(3):
+            model(x).float().pow(2).mean().backward()
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(iters):
+            model(x).float().pow(2).mean().backward()
+            if sync_each:
+                torch.cuda.synchronize()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - t) / iters * 1e3
+
+    def syncs(model) -> int:
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode(1)
+            model(x).float().pow(2).mean().backward()
+            torch.cuda.set_sync_debug_mode(0)
+        return sum("synchroniz" in str(m.message) for m in w)
+
+    lines = [f"| {blocks} checkpointed blocks x 5 nf4 layers, r=64, 822 tokens | unsynced ms/iter | synced ms/iter "
+             "| implicit syncs per iter |", "|---|---|---|---|"]
+    for name, model, fwd in [("PEFT layers", peft_model, plain), ("fast LoRA", fast, plain),
+                             ("fast LoRA without compiler.disable", fast, fl.FastLoraMixin._forward)]:
+        fl.FastLoraMixin.forward = fwd
+        lines.append(f"| {name} | {run(model, False):.1f} | {run(model, True):.1f} | {syncs(model)} |")
+    fl.FastLoraMixin.forward = plain
+    return "\n".join(lines)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["stack"]:
+    print(stack_bench(), flush=True)
+elif __name__ == "__main__" and sys.argv[1:2] == ["layer"]:
     print(layer_bench())
 elif __name__ == "__main__" and sys.argv[1:2] == ["eval"]:
     print(json.dumps(run_eval(Path(sys.argv[2]), 200)))

@@ -7,10 +7,10 @@ step of a 4B model is bound by the host launching those small operations (measur
 ~20k kernel launches per step, the GPU busy 30% of the time, bench/RESULTS.md). Here the whole
 layer is one function with a hand-written backward:
 
-    forward:   W = dequant(W4);  xa = x A^T;  y = x W^T + s xa B^T            (DoRA: y *= m / n)
+    forward:   xa = x A^T;  y = x W^T + s xa B^T                              (DoRA: y *= m / n)
     backward:  dB = s g^T xa;  ga = s g B;  dA = ga^T x;  dx = g W + ga A     (DoRA: g *= m / n)
 
-W is dequantized again in backward instead of kept (as bitsandbytes does). For DoRA the norm n
+x W^T of a 4-bit W is bitsandbytes' fused kernel; backward dequantizes W (as bitsandbytes does). For DoRA the norm n
 of W + sBA comes from the fast DoRA layer (core/training/fast_dora.py: cached between optimizer
 steps); m's gradient is sum_t g * y_pre / n. The parameters, their names and the saved adapter are
 PEFT's own: only the forward of the layer class is replaced, and it falls back to PEFT's forward
@@ -40,6 +40,17 @@ def _dequantized(base: nn.Module, dtype: torch.dtype) -> torch.Tensor:
     return weight.to(dtype)
 
 
+def _base_matmul(x2: torch.Tensor, base: nn.Module, dtype: torch.dtype) -> torch.Tensor:
+    """x W^T. A 4-bit W goes through bitsandbytes' own fused kernel (one op, no dense copy of W),
+    as in PEFT's forward; backward needs the dense W and dequantizes it."""
+    weight = base.weight
+    if type(weight).__name__ == "Params4bit":
+        import bitsandbytes as bnb
+
+        return bnb.matmul_4bit(x2, weight.t(), quant_state=weight.quant_state).to(dtype)
+    return x2 @ weight.to(dtype).t()
+
+
 def _compute_dtype(base: nn.Module, x: torch.Tensor) -> torch.dtype:
     if type(base.weight).__name__ == "Params4bit":
         return getattr(base, "compute_dtype", None) or x.dtype
@@ -56,9 +67,8 @@ class _FusedLora(torch.autograd.Function):
         x2 = x.reshape(-1, shape[-1]).to(dt)
         xd2 = x2 if xd is x else xd.reshape(-1, shape[-1]).to(dt)
         a, b = A.to(dt), B.to(dt)
-        w = _dequantized(base, dt)
         xa = xd2 @ a.t()                                   # (T, r)
-        y = x2 @ w.t()
+        y = _base_matmul(x2, base, dt)
         y.addmm_(xa, b.t(), alpha=scaling)                 # x W^T + s (x A^T) B^T
         pre = None
         if mag is not None:
@@ -127,7 +137,7 @@ class FastLoraMixin:
             return None  # DoRA scales the base output of the dropped-out input: PEFT's formula
         return name, dropout, dora
 
-    def forward(self, x, *args, **kwargs):
+    def _forward(self, x, *args, **kwargs):
         fused = self._fused_args(x, args, kwargs)
         if fused is None:
             return super().forward(x, *args, **kwargs)
@@ -144,7 +154,7 @@ class FastLoraMixin:
 
     # Kept out of torch.compile graphs (Unsloth compiles whole blocks): the layer holds a module
     # and calls bitsandbytes and PEFT, which graphs need not trace; the code around it compiles.
-    forward = torch.compiler.disable(forward)
+    forward = torch.compiler.disable(_forward)
 
 
 def _fast_class(cls: type) -> type:
