@@ -292,7 +292,7 @@ def cmd_drive(a) -> None:
 
 # variant tags: "job:w0" runs the job with these environment settings
 TAGS = {"w0": ["TRINITY_DATA_WORKERS=0"], "w2": ["TRINITY_DATA_WORKERS=2"], "peftdora": ["FAST_DORA=0", "FAST_LORA=0"],
-        "peft": ["FAST_LORA=0"], "np": ["TRINITY_PROFILE=0"]}
+        "peft": ["FAST_LORA=0"], "fused": ["FAST_LORA=all"], "np": ["TRINITY_PROFILE=0"]}
 OVER = {"trinity": {"use_dora": True}, "peftdora": {"use_dora": True}, "b4": {"batch_size": 4}}
 
 

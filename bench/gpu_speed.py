@@ -43,8 +43,8 @@ PLANS = {
     "hf": [
         ("build12b", "12B build (background)", ()),
         ("anchor", "HF+PEFT QLoRA (baseline)", ("A", "1,4")),
-        ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 1}, "hf", {})),
-        ("job", "job hf QLoRA, PEFT layers", ("4b", {**Q4, "batch_size": 1}, "hf", {"FAST_LORA": "0"})),
+        ("job", "job hf QLoRA, fused layers", ("4b", {**Q4, "batch_size": 1}, "hf", {"FAST_LORA": "all"})),
+        ("job", "job hf QLoRA (default: PEFT layers)", ("4b", {**Q4, "batch_size": 1}, "hf", {})),
         ("job", "job hf Trinity (fast LoRA+DoRA)", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
         ("job", "job hf Trinity, PEFT layers", ("4b", {**TRINITY, "batch_size": 1}, "hf",
                                                 {"FAST_LORA": "0", "FAST_DORA": "0"})),
@@ -301,8 +301,7 @@ def stack_bench(blocks: int = 8, iters: int = 12) -> str:
     """Host-bound regime in miniature: `blocks` checkpointed blocks of five nf4 Gemma-3-4B
     projections (q, o, gate, up, down) with r=64 LoRA, 822 tokens, forward + backward, timed
     unsynchronised (as training runs) and synchronised after every call; PEFT's layers vs fast
-    LoRA (and without its torch.compiler.disable wrapper). CUDA sync debug mode counts the
-    implicit host-device synchronisations of one iteration."""
+    LoRA. CUDA sync debug mode counts the implicit host-device synchronisations of one iteration."""
     import copy
     import warnings
 
@@ -349,8 +348,7 @@ def stack_bench(blocks: int = 8, iters: int = 12) -> str:
         if p.requires_grad:
             p.data = p.data.to(torch.bfloat16)
     fast = copy.deepcopy(peft_model)
-    fl.enable_fast_lora(fast)
-    plain = fl.FastLoraMixin.forward
+    fl.enable_fast_lora(fast, "all")
 
     def run(model, sync_each: bool) -> float:
         for _ in range(3):
@@ -374,11 +372,8 @@ def stack_bench(blocks: int = 8, iters: int = 12) -> str:
 
     lines = [f"| {blocks} checkpointed blocks x 5 nf4 layers, r=64, 822 tokens | unsynced ms/iter | synced ms/iter "
              "| implicit syncs per iter |", "|---|---|---|---|"]
-    for name, model, fwd in [("PEFT layers", peft_model, plain), ("fast LoRA", fast, plain),
-                             ("fast LoRA without compiler.disable", fast, fl.FastLoraMixin._forward)]:
-        fl.FastLoraMixin.forward = fwd
+    for name, model in [("PEFT layers", peft_model), ("fast LoRA", fast)]:
         lines.append(f"| {name} | {run(model, False):.1f} | {run(model, True):.1f} | {syncs(model)} |")
-    fl.FastLoraMixin.forward = plain
     return "\n".join(lines)
 
 

@@ -39,7 +39,7 @@ def _pair(seed: int, dora: bool = False, dropout: float = 0.0, dtype=torch.float
     fast = copy.deepcopy(ref)
     if dora:
         enable_fast_dora(fast)
-    assert enable_fast_lora(fast) == 2
+    assert enable_fast_lora(fast, "all") == 2
     return ref, fast
 
 
@@ -131,16 +131,23 @@ def test_fast_lora_on_4bit_base_matches_peft():
         fast = copy.deepcopy(ref)
         if dora:
             enable_fast_dora(fast)
-        assert enable_fast_lora(fast) == 1
+        assert enable_fast_lora(fast, "all") == 1
         _assert_same(ref, fast, torch.randn(5, 64), tol=1e-4)
 
 
-def test_backend_uses_fast_lora_unless_switched_off(monkeypatch):
+def test_backend_fuses_dora_layers_by_default(monkeypatch):
+    """Measured policy: DoRA layers fused, plain LoRA layers PEFT's own; FAST_LORA=all / 0 override."""
     from core.training.backend_hf import add_adapter
 
+    def fused(cfg, notes=None):
+        model = add_adapter(Tiny(), cfg, notes if notes is not None else [])
+        return sum(isinstance(m, FastLoraMixin) for m in model.modules())
+
     notes: list[str] = []
-    model = add_adapter(Tiny(), LoraConfig(r=4, lora_alpha=4, target_modules=["up"]), notes)
-    assert any(isinstance(m, FastLoraMixin) for m in model.modules()) and "fast LoRA: 1" in notes[-1]
+    assert fused(LoraConfig(r=4, lora_alpha=4, use_dora=True, target_modules=["up", "down"]), notes) == 2
+    assert "fast LoRA: 2" in notes[-1]
+    assert fused(LoraConfig(r=4, lora_alpha=4, target_modules=["up", "down"])) == 0
+    monkeypatch.setenv("FAST_LORA", "all")
+    assert fused(LoraConfig(r=4, lora_alpha=4, target_modules=["up", "down"])) == 2
     monkeypatch.setenv("FAST_LORA", "0")
-    model = add_adapter(Tiny(), LoraConfig(r=4, lora_alpha=4, target_modules=["up"]), [])
-    assert not any(isinstance(m, FastLoraMixin) for m in model.modules())
+    assert fused(LoraConfig(r=4, lora_alpha=4, use_dora=True, target_modules=["up", "down"])) == 0

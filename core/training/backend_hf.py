@@ -1,8 +1,8 @@
 """The transformers + PEFT + TRL backend: runs anywhere (CPU, any CUDA GPU).
 
 It prepares what SFTTrainer needs - the model (4-bit when asked) with its LoRA/DoRA/rsLoRA
-adapter, the processor and the collator - and leaves the training loop to TRL. Adapted layers are
-fused (core/training/fast_lora.py) and DoRA norms cached (fast_dora.py). The adapter is made
+adapter, the processor and the collator - and leaves the training loop to TRL. DoRA layers are
+fused (core/training/fast_lora.py) with their norms cached (fast_dora.py). The adapter is made
 here (not from SFTTrainer's `peft_config`) so that DoRA layers can be swapped for the fast ones
 (core/training/fast_dora.py) before training; SFTTrainer still enables input grads for
 checkpointing, casts the adapters of a quantized model to bf16 and adds its fused LM head (the
@@ -120,13 +120,12 @@ def add_adapter(model, peft_config, notes: list[str]):
 
 
 def fast_lora_note(model) -> list[str]:
-    """Fuses each adapted linear layer into one autograd function (core/training/fast_lora.py)
-    unless FAST_LORA=0 is set; returns the note for the events."""
+    """Fuses adapted linear layers into one autograd function each (core/training/fast_lora.py:
+    the DoRA ones by default); returns the note for the events."""
     from core.training.fast_lora import enable_fast_lora
 
     n = enable_fast_lora(model)
-    return [f"fast LoRA: {n} layers train through one fused function each"] if n else \
-        ["fast LoRA off: PEFT's layers"]
+    return [f"fast LoRA: {n} layers train through one fused function each"] if n else []
 
 
 def fast_dora_note(model) -> list[str]:

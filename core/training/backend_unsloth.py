@@ -79,10 +79,10 @@ def prepare(cfg, hw, precision: str) -> Prepared:
     )
     _check_applied(model, cfg)
     notes = []
-    if cfg.use_dora:  # Unsloth's fast LoRA kernels skip DoRA layers, which fall back to PEFT's:
-        from core.training.backend_hf import fast_dora_note, fast_lora_note  # ours take them
+    if cfg.use_dora:  # Unsloth's fast LoRA kernels skip DoRA layers, which fall back to PEFT's
+        from core.training.backend_hf import fast_dora_note
 
-        notes += fast_dora_note(model) + fast_lora_note(model)
+        notes += fast_dora_note(model)
     FastVisionModel.for_training(model)
     side = cfg.image_size
     inner = UnslothVisionDataCollator(
