@@ -52,6 +52,13 @@ PLANS = {
         ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 4}, "hf", {})),
         ("job", "job hf Trinity (fast LoRA+DoRA)", ("4b", {**TRINITY, "batch_size": 4}, "hf", {})),
     ],
+    # the DoRA comparison alone (short call): fused vs PEFT's layers, and plain QLoRA, same data
+    "dora": [
+        ("job", "job hf Trinity (fast LoRA+DoRA)", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
+        ("job", "job hf Trinity, PEFT layers", ("4b", {**TRINITY, "batch_size": 1}, "hf",
+                                                {"FAST_LORA": "0", "FAST_DORA": "0"})),
+        ("job", "job hf QLoRA (default: PEFT layers)", ("4b", {**Q4, "batch_size": 1}, "hf", {})),
+    ],
     "all": [
         ("build12b", "12B build (background)", ()),
         ("anchor", "HF+PEFT QLoRA (baseline)", ("A", "1,4")),

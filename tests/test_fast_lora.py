@@ -100,6 +100,26 @@ def test_fast_lora_trains_the_same_in_bf16():
         torch.testing.assert_close(p_f.float(), p_r.float(), rtol=2e-2, atol=2e-2, msg=n)
 
 
+def test_fresh_dora_adapter_leaves_the_bf16_model_unchanged():
+    """A new DoRA adapter (B = 0) scales by exactly 1 in bf16: training starts from the base
+    model's outputs, not a rounding-perturbed copy (the norm was once used unrounded, and the
+    first loss on the GPU differed from PEFT's by 0.2%)."""
+    torch.manual_seed(6)
+    cfg = LoraConfig(r=8, lora_alpha=8, use_dora=True, use_rslora=True, target_modules=["up", "down"])
+    net = Tiny().to(torch.bfloat16)
+    net.down.register_parameter("bias", None)  # Gemma's projections have none (a bias rounds differently)
+    ref = get_peft_model(net, cfg)
+    fast = copy.deepcopy(ref)
+    enable_fast_dora(fast)
+    assert enable_fast_lora(fast) == 2
+    x = torch.randn(32, 24, dtype=torch.bfloat16)
+    with fast.disable_adapter():
+        base_out = fast(x)
+    out = fast(x)
+    assert torch.equal(out, base_out)
+    torch.testing.assert_close(out, ref(x), rtol=1e-2, atol=1e-2)  # PEFT's own formula rounds by ~1 ulp
+
+
 def test_fast_lora_adapter_loads_with_plain_peft(tmp_path):
     _, fast = _pair(4, dora=True)
     fast.save_pretrained(tmp_path / "a")

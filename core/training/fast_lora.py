@@ -72,6 +72,9 @@ class _FusedLora(torch.autograd.Function):
         y.addmm_(xa, b.t(), alpha=scaling)                 # x W^T + s (x A^T) B^T
         pre = None
         if mag is not None:
+            # the norm rounded to the compute dtype first, as PEFT does: a fresh adapter's
+            # magnitude is that rounded norm, so the scale starts at exactly 1
+            norm = norm.to(dt)
             scale = (mag / norm).to(dt)
             pre, y = y, y * scale
         else:
@@ -93,7 +96,7 @@ class _FusedLora(torch.autograd.Function):
         if mag is not None:
             if ctx.needs_input_grad[4]:
                 acc = torch.float64 if dt == torch.float64 else torch.float32
-                d_mag = ((g.to(acc) * pre.to(acc)).sum(0) / norm).to(mag.dtype)
+                d_mag = ((g.to(acc) * pre.to(acc)).sum(0) / norm.to(acc)).to(mag.dtype)
             g = g * scale
         a, b = A.to(dt), B.to(dt)
         d_b = (g.t() @ xa).mul_(s).to(B.dtype) if ctx.needs_input_grad[3] else None
