@@ -11,16 +11,16 @@ no weights needed), and memory is bytes per parameter / per token / per image. A
 
 What a run holds at its peak (HF backend = transformers + PEFT + TRL, as core/training runs it):
 - frozen weights: 4-bit nf4 linear layers (0.5 byte + block scales); every other weight
-  (embeddings, norms, projector) is upcast to fp32 by peft's prepare_model_for_kbit_training.
-  Without 4-bit, everything is 16-bit.
+  (embeddings, norms, projector) stays 16-bit under bf16 and is upcast to fp32 under fp16 (peft's
+  prepare_model_for_kbit_training, which the job keeps for fp16 only). Without 4-bit, all 16-bit.
 - adapter weights, their gradients (fp32) and optimizer states (adamw_8bit: 2 bytes per weight).
 - activations, in two phases whose larger one sets the peak:
   * vision phase: the SigLIP tower encodes the batch's images; its attention over 4096 patches is
     the largest transient (about 1 GiB per image).
   * text phase: with gradient checkpointing, each decoder layer keeps its input and one layer is
     recomputed at a time; without it every layer keeps all its activations. The loss over the 262k
-    vocabulary is computed in tiles by TRL's fused LM head (no full logits), but in 4-bit the fp32
-    tied embedding is cast to 16-bit for it.
+    vocabulary is computed in tiles by TRL's fused LM head (no full logits); under fp16 4-bit the
+    fp32 tied embedding is cast to 16-bit for it.
 - allocator overhead: reserved = allocated * (1 + f) + c. CUDA's own context (~0.6 GiB, outside
   torch's allocator) is added only to decide whether the run fits.
 """
@@ -35,6 +35,7 @@ from core.errors import StudioError
 GiB = 2**30
 # Total memory CUDA reports for each card (torch.cuda.get_device_properties().total_memory), GiB.
 GPUS = {"t4": 14.75, "l4": 21.96, "a10g": 21.99, "a100-40": 39.39, "a100-80": 79.25, "h100": 79.18}
+NO_BF16 = {"t4"}  # of GPUS: cards without bf16, where precision 'auto' means fp16
 CUDA_CONTEXT_GB = 0.60  # measured on the H100: context + cuBLAS, outside torch's allocator
 
 # Fitted constants (python3 bench/gpu_memory.py fit; see bench/RESULTS.md). Everything else is counted.
@@ -169,9 +170,12 @@ def estimate(model_config: dict, train_config, backend: str = "hf") -> dict:
         wbytes = 4  # fp32 master weights (core/training/backend_hf.weight_dtype)
     linear = s["text_linear"] + s["other_linear"] + (s["vision_params"] - _vision_nonlinear(s)) + s["audio_params"]
     nonlinear = s["embed"] + s["norms"] + s["other_16bit"] + _vision_nonlinear(s)
+    # HF under fp16 (T4): peft's prepare_model_for_kbit_training upcasts every non-4-bit weight to
+    # fp32, and the fp32 embedding makes the residual stream fp32; under bf16 the job keeps them
+    # 16-bit (core/training/backend_hf.prepare_kbit), as Unsloth does
+    fp32_stream = q4 and not unsloth and c["precision"] == "fp16"
     if q4:
-        # HF: peft upcasts every non-4-bit weight to fp32; Unsloth keeps them 16-bit
-        frozen = linear * NF4_BYTES[bool(c["double_quant"])] + nonlinear * (2 if unsloth else 4)
+        frozen = linear * NF4_BYTES[bool(c["double_quant"])] + nonlinear * (4 if fp32_stream else 2)
     else:
         frozen = (linear + nonlinear) * wbytes
     n_train = adapter_params(s, c) if not full else linear + nonlinear
@@ -187,7 +191,6 @@ def estimate(model_config: dict, train_config, backend: str = "hf") -> dict:
     b, seq = c["batch_size"], c["max_seq_length"]
     T = b * seq
     h, inter, L = s["h"], s["inter"], s["L"]
-    fp32_stream = q4 and not unsloth  # fp32 embeddings -> fp32 residual stream
     path = "q4" if fp32_stream else "16"
     layer_elems = 7 * h + 4 * s["q"] + 2 * s["kv"] + 3 * inter  # tensors one decoder layer saves, per token
     if c["use_dora"] and not full:
@@ -306,6 +309,8 @@ def plan(model_config: dict, train_config, gpu, backend: str = "hf") -> dict:
     does, the shortest chain of changes, in order, that fits."""
     cap = gpu_gb(gpu)
     c = _cfg_dict(train_config)
+    if c["precision"] == "auto" and str(gpu).strip().lower() in NO_BF16:
+        c["precision"] = "fp16"  # what the job resolves 'auto' to there (core/training/config.py)
     est = estimate(model_config, c, backend)
     fits = est["predicted_peak_gb"] + CUDA_CONTEXT_GB <= cap
     advice = []
