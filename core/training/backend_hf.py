@@ -1,10 +1,9 @@
 """The transformers + PEFT + TRL backend: runs anywhere (CPU, any CUDA GPU).
 
 It prepares what SFTTrainer needs - the model (4-bit when asked) with its LoRA/DoRA/rsLoRA
-adapter, the processor and the collator - and leaves the training loop to TRL. DoRA layers are
-fused (core/training/fast_lora.py) with their norms cached (fast_dora.py). The adapter is made
-here (not from SFTTrainer's `peft_config`) so that DoRA layers can be swapped for the fast ones
-(core/training/fast_dora.py) before training; SFTTrainer still enables input grads for
+adapter, the processor and the collator - and leaves the training loop to TRL. The adapter is made
+here (not from SFTTrainer's `peft_config`) so that DoRA layers can be swapped for fused ones with
+a cached norm (core/training/fast_lora.py, fast_dora.py) before training; SFTTrainer still enables input grads for
 checkpointing, casts the adapters of a quantized model to bf16 and adds its fused LM head (the
 loss over the 262k vocabulary is computed in chunks, never as full logits).
 """
@@ -63,7 +62,8 @@ def prepare_kbit(model, gradient_checkpointing: bool, keep_16bit: bool):
     under bf16. That upcast turns Gemma's embedding (tied to the LM head: 262k x hidden) into
     fp32 - +1.25 GiB at 4B, +2 GiB at 12B - and with it the whole residual stream, so every layer
     casts back and forth (measured: thousands of extra kernels a step). Gemma's RMSNorm already
-    computes in fp32. Under fp16 (T4) the upcast stays: fp16 activations of Gemma 3 overflow."""
+    computes in fp32. Under fp16 (T4) PEFT's behaviour stays as it was: no T4 here to test a 16-bit
+    residual stream in fp16, whose range Gemma 3's activations are reported to exceed."""
     if not keep_16bit:
         from peft import prepare_model_for_kbit_training
 

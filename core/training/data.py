@@ -111,8 +111,6 @@ class TruncationStats:
     """What max_seq_length cut off, across all batches. `share()` moves the counters into shared
     memory so that data-loader worker processes (forked after it) count into the same place."""
 
-    FIELDS = ("truncated", "examples_seen", "longest")
-
     def __init__(self):
         self._values = [0, 0, 0]
         self._lock = None

@@ -10,9 +10,9 @@ layer is one function with a hand-written backward:
     forward:   xa = x A^T;  y = x W^T + s xa B^T                              (DoRA: y *= m / n)
     backward:  dB = s g^T xa;  ga = s g B;  dA = ga^T x;  dx = g W + ga A     (DoRA: g *= m / n)
 
-x W^T of a 4-bit W is bitsandbytes' fused kernel; backward dequantizes W (as bitsandbytes does). For DoRA the norm n
-of W + sBA comes from the fast DoRA layer (core/training/fast_dora.py: cached between optimizer
-steps); m's gradient is sum_t g * y_pre / n. The parameters, their names and the saved adapter are
+x W^T of a 4-bit W is bitsandbytes' fused kernel; backward dequantizes W (as bitsandbytes does).
+For DoRA the norm n of W + sBA comes from the fast DoRA layer (core/training/fast_dora.py: cached
+between optimizer steps); m's gradient is sum_t g * y_pre / n. The parameters, their names and the saved adapter are
 PEFT's own: only the forward of the layer class is replaced, and it falls back to PEFT's forward
 for anything it does not cover (inference, merged or disabled adapters, several adapters, mixed
 batches, other LoRA variants, DoRA with dropout, trainable bias, fan_in_fan_out).
