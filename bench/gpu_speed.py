@@ -12,8 +12,11 @@ checkpointing, bf16, 8-bit AdamW:
 Each item runs in its own process (peak memory is per process). Prints a table of tokens/s and peak
 reserved memory as ratios to the plain baseline of the same batch size; writes OUT/speed.json.
 
-  export PYTHONPATH=$PWD/.gpusite HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 UNSLOTH_OFFLINE=1
-  python3 bench/gpu_speed.py --plan all --anchor .gpusite/anchor_bench.py --out $OUT --deadline 540
+  export PYTHONPATH=$PWD/.gpusite:$PWD/.gpusite_extra HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 UNSLOTH_OFFLINE=1
+  python3 bench/gpu_speed.py --plan hf --anchor .gpuspeed/anchor_bench.py --out $OUT --deadline 575
+Plans: hf (baseline, job with fused vs PEFT layers, 12B, b4), dora (the DoRA comparison alone),
+unsloth (Unsloth's anchor and our job on it: each process compiles for minutes), all / rest (the
+first pass). `python3 bench/gpu_speed.py stack` / `layer` are layer micro-benchmarks.
 """
 from __future__ import annotations
 
