@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-SEQ = 822
-Q4 = {"load_in_4bit": True, "lora_r": 64, "lora_alpha": 64, "use_rslora": True, "max_seq_length": SEQ,
-      "seed": 3407, "batch_size": 1}
+from bench.gpu_speed import Q4 as SPEED_Q4  # noqa: E402  (the same configuration as the speed table)
+
+Q4 = {**{k: v for k, v in SPEED_Q4.items() if k != "max_steps"}, "batch_size": 1}
 PROFILE_STEPS = (6, 7)  # steady steps traced by torch.profiler (1-based optimizer steps)
 
 

@@ -84,3 +84,21 @@ def start_studio():
                 proc.wait()
 
     return run
+
+
+@pytest.fixture
+def wait_for_event():
+    """wait(run, proc, pred, timeout): polls RUN/events.jsonl until an event satisfies pred, the
+    process ends or the timeout passes; returns whether such an event was seen."""
+    import time
+
+    from core.training.events import read_events
+
+    def wait(run, proc, pred, timeout: float) -> bool:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None:
+            if any(pred(e) for e in read_events(run)):
+                return True
+            time.sleep(0.1)
+        return any(pred(e) for e in read_events(run))
+    return wait

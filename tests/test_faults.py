@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -136,7 +135,8 @@ def _job_env() -> dict:
     return dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
 
 
-def test_kill_9_mid_training_then_resume_continues_from_the_checkpoint(workspace, one_thread, monkeypatch):
+def test_kill_9_mid_training_then_resume_continues_from_the_checkpoint(workspace, one_thread, monkeypatch,
+                                                                       wait_for_event):
     from core.training.events import last_of, read_events
     from core.training.job import last_checkpoint, run_job
     from core.training.runs import list_runs, run_status, start_run_subprocess
@@ -146,11 +146,7 @@ def test_kill_9_mid_training_then_resume_continues_from_the_checkpoint(workspace
     _cfg, run = _small_run("killed", max_steps=40, save_steps=3, save_total_limit=20)
     proc = start_run_subprocess(run)
     try:
-        deadline = time.time() + 300
-        while time.time() < deadline and proc.poll() is None:
-            if any(e["type"] == "checkpoint" and e["step"] >= 6 for e in read_events(run)):
-                break
-            time.sleep(0.1)
+        wait_for_event(run, proc, lambda e: e["type"] == "checkpoint" and e["step"] >= 6, 300)
         assert proc.poll() is None, (run / "log.txt").read_text()[-3000:]
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -112,7 +111,7 @@ def test_unsloth_falls_back_to_hf_on_several_gpus():
 
 
 # ------------------------------------------------------------------------- real 2-rank runs
-def test_two_ranks_train_stop_on_sigterm_and_resume(workspace, tmp_path, demo_model_path):
+def test_two_ranks_train_stop_on_sigterm_and_resume(workspace, tmp_path, demo_model_path, wait_for_event):
     """2 ranks over gloo: one events file, one start/end per launch, global batch = 2 x per-device,
     per-rank memory, SIGTERM to the launcher stops both ranks at one checkpoint, resume continues."""
     from core.training.runs import create_run, run_status, start_run_subprocess
@@ -120,11 +119,7 @@ def test_two_ranks_train_stop_on_sigterm_and_resume(workspace, tmp_path, demo_mo
     run = create_run(_config(demo_model_path, max_steps=24), run_dir=tmp_path / "run")
     proc = start_run_subprocess(run, gpus=2)
     try:
-        deadline = time.time() + 150
-        while time.time() < deadline and proc.poll() is None:
-            if any(e["type"] == "log" and e["step"] >= 3 for e in read_events(run)):
-                break
-            time.sleep(0.3)
+        wait_for_event(run, proc, lambda e: e["type"] == "log" and e["step"] >= 3, 150)
         assert run_status(run)["status"] == "running", (run / "log.txt").read_text()[-3000:]
         os.kill(proc.pid, signal.SIGTERM)  # the launcher; torchrun forwards it to both ranks
         proc.wait(timeout=90)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -57,7 +56,7 @@ def test_cli_full_finetune_loss_falls(workspace, tmp_path):
     assert sum(p.numel() for p in model.parameters()) == start["total_params"]
 
 
-def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path):
+def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path, wait_for_event):
     """The UI path: a detached job, a STOP file, then --resume from the checkpoint it saved."""
     from core.training.config import default_config
     from core.training.hardware import CPU_ONLY
@@ -71,11 +70,7 @@ def test_stop_then_resume_continues_and_adapter_loads(workspace, tmp_path):
 
     proc = start_run_subprocess(run)
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline and proc.poll() is None:
-            if any(e["type"] == "log" and e["step"] >= 2 for e in read_events(run)):
-                break
-            time.sleep(0.1)  # a quiet machine runs a step in well under a second
+        wait_for_event(run, proc, lambda e: e["type"] == "log" and e["step"] >= 2, 240)
         assert run_status(run)["status"] == "running"
         stop_run(run)
         assert proc.wait(timeout=180) == 0, (run / "log.txt").read_text()[-3000:]

@@ -31,13 +31,10 @@ _CLASSES: dict[type, type] = {}
 
 
 def _dequantized(base: nn.Module, dtype: torch.dtype) -> torch.Tensor:
-    """The base weight as a dense (out, in) matrix of `dtype`."""
-    weight = base.weight
-    if type(weight).__name__ == "Params4bit":
-        import bitsandbytes.functional as bnbf
+    """The base weight as a dense (out, in) matrix of `dtype` (PEFT's helper: any quantization)."""
+    from peft.utils.integrations import dequantize_module_weight
 
-        return bnbf.dequantize_4bit(weight.data, weight.quant_state).to(dtype)
-    return weight.to(dtype)
+    return dequantize_module_weight(base).to(dtype)
 
 
 def _base_matmul(x2: torch.Tensor, base: nn.Module, dtype: torch.dtype) -> torch.Tensor:
@@ -170,8 +167,14 @@ def fast_lora_policy() -> str:
     plain LoRA layers were slower than PEFT's (1.24 vs 0.86 s/step): PEFT's plain layer is a few
     C++ ops plus bitsandbytes' kernel, and a Python autograd function adds host time per call in
     a step that is bound by the host. So plain LoRA keeps PEFT's layers unless asked."""
-    value = os.environ.get("FAST_LORA", "dora").lower()
-    return {"0": "none", "off": "none", "1": "all"}.get(value, value if value in ("all", "dora", "none") else "dora")
+    value = os.environ.get("FAST_LORA", "dora").strip().lower()
+    value = {"0": "none", "off": "none", "1": "all"}.get(value, value)
+    if value not in ("all", "dora", "none"):
+        from core.errors import StudioError
+
+        raise StudioError(f"FAST_LORA must be dora, all or 0, not '{value}'.",
+                          "Unset it for the measured default (DoRA layers fused).")
+    return value
 
 
 def enable_fast_lora(model, policy: str | None = None) -> int:

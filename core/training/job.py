@@ -83,12 +83,12 @@ def data_workers(hw) -> int:
     import multiprocessing
 
     forced = os.environ.get("TRINITY_DATA_WORKERS")
+    if forced is not None and not forced.strip().isdigit():
+        raise StudioError(f"TRINITY_DATA_WORKERS must be a whole number of processes, not '{forced}'.",
+                          "Unset it (the default suits the machine) or set e.g. TRINITY_DATA_WORKERS=2.")
     if multiprocessing.get_start_method() != "fork" or (forced is None and not hw.cuda):
         return 0
-    try:
-        return max(int(forced), 0) if forced is not None else max(1, min(4, (os.cpu_count() or 2) // 2))
-    except ValueError:
-        return 0
+    return int(forced) if forced is not None else max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def _checkpointing_args(config_cls, on: bool) -> dict:
