@@ -20,7 +20,7 @@ from pathlib import Path
 from core import images as imgs
 from core.errors import StudioError
 from core.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, inside
-from core.tasks import Task, get_task
+from core.tasks import Task, all_tasks, task_for_dataset
 
 STATUSES = ("unlabeled", "labeled", "reviewed")
 SPLITS = ("train", "val", "test")
@@ -48,14 +48,17 @@ class Dataset:
     def __init__(self, path: Path, meta: dict):
         self.path = Path(path).resolve()
         self._meta = meta
-        self.task: Task = get_task(meta["task"])
+        self.task: Task = task_for_dataset(meta, self.path.name)
         self._local = threading.local()
 
     # ---- create / open -------------------------------------------------------------------
     @classmethod
-    def create(cls, path, task: str, name: str | None = None) -> "Dataset":
+    def create(cls, path, task: str, name: str | None = None, config: dict | None = None) -> "Dataset":
+        """config: the task's per-dataset settings stored in dataset.json (the json task's
+        {"schema": {...}}); the task checks them before anything is written."""
         path = Path(path)
-        get_task(task)  # unknown task -> StudioError before anything is written
+        extra = {k: v for k, v in (config or {}).items() if k not in ("format", "name", "task", "created", "split")}
+        task_for_dataset({"task": task, "name": name or path.name, **extra})  # bad task/config -> StudioError, nothing written
         if (path / META_FILE).exists():
             raise StudioError(f"{path} is already a dataset.", "Open it instead, or pick another folder.")
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -63,7 +66,7 @@ class Dataset:
                               "Pick a new folder name; the studio never writes into other folders.")
         (path / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT_VERSION, "name": name or path.name, "task": task,
-                "created": _now(), "split": None}
+                "created": _now(), "split": None, **extra}
         atomic_write_text(path / RECORDS_FILE, "")
         atomic_write_json(path / META_FILE, meta)  # written last: its presence marks a dataset
         return cls(path, meta)
@@ -80,7 +83,8 @@ class Dataset:
         except (OSError, ValueError) as e:
             raise StudioError(f"{meta_path} is not valid JSON: {e}.", "Fix or restore the file.") from e
         if not isinstance(meta, dict) or not isinstance(meta.get("task"), str):
-            raise StudioError(f"{meta_path} does not name a task.", 'Add "task": "ui2sql" or "keys".')
+            raise StudioError(f"{meta_path} does not name a task.",
+                              f'Add "task": one of {", ".join(all_tasks())}.')
         return cls(path, meta)
 
     @classmethod

@@ -22,7 +22,7 @@ import re
 from core.errors import StudioError
 from core.keyways import (GENERIC, Keyway, all_keyways, find_keyway, normalize_brand,
                           normalize_code)
-from core.tasks.base import Field, Issue, Parsed
+from core.tasks.base import BaseTask, Field, Issue, Parsed
 
 LABELS = ("KEYWAY", "BITTING", "BRAND", "CONFIDENCE")
 # A label, then ":" or "=" (or a spaced dash). Markdown bold/bullets around it are tolerated.
@@ -106,9 +106,16 @@ def bitting_issues(bitting, keyway: Keyway | None, where: str = "") -> list[Issu
     return issues
 
 
-class KeysTask:
+class KeysTask(BaseTask):
     name = "keys"
     title = "Key photo -> keyway, bitting, brand"
+    # The seed's sampling settings: three short lines.
+    generation = {"max_new_tokens": 150, "temperature": 0.3, "top_p": 0.9}
+    system_prompt = ("You are a locksmith's assistant. From the key photo, answer exactly three lines: "
+                     "KEYWAY, BITTING (depth digits, comma-separated) and BRAND.")
+    headline_metric = "bitting_exact"
+    # The keys seed's format-compliance bands (share of answers carrying every expected field).
+    bands = {"format_compliance": (("excellent", 0.90), ("good", 0.75))}
 
     @property
     def fields(self) -> list[Field]:
