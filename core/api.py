@@ -193,7 +193,7 @@ def create_api(engine_provider: Callable | None = None, max_upload_bytes: int = 
     @app.post(f"{PREFIX}/keys/analyze", response_model=KeysAnalysis, responses=errors)
     def analyze_key(image: UploadFile | None = File(None, description="Photo of the key (PNG, JPEG, ...)")):
         """Reads a key photo: keyway, bitting and brand, plus the keyway catalog's figures."""
-        from core.keys_app import keys_app_json
+        from core.tasks.keys.app_json import keys_app_json
 
         picture = _read_image(image, app.state.max_upload_bytes)
         _task, answer = _answer(provider, "keys", picture, gen)

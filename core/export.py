@@ -321,7 +321,7 @@ def sample_inputs(cfg: dict, n: int = 2) -> list[tuple]:
     except (StudioError, OSError, KeyError, ValueError):
         pairs = []
     if len(pairs) < n:
-        from core.synth.keys import sample
+        from core.tasks.keys.render import sample
 
         prompt = _task_prompt(cfg.get("task"))
         pairs += [(sample(seed)[0], prompt) for seed in range(len(pairs), n)]

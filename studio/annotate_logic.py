@@ -6,10 +6,10 @@ import threading
 
 from core.dataset import Dataset
 from core.errors import StudioError
-from core.keyways import all_keyways, brands, find_keyway, normalize_code
+from core.tasks.keys.catalog import all_keyways, brands, find_keyway, normalize_code
 from core.tasks.ui2sql import parse as parse_sql
 from studio.common import badge, esc
-from studio.er_diagram import er_svg
+from core.tasks.ui2sql.er_diagram import er_svg
 
 MAX_POSITIONS = 12
 FILTERS = ("all", "unlabeled", "labeled", "reviewed")

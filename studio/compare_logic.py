@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from studio.common import badge, esc
-from studio.er_diagram import er_svg
+from core.tasks.ui2sql.er_diagram import er_svg
 
 MAX_ENGINES = 3  # each holds a model in memory; beyond this the oldest is dropped
 
@@ -47,7 +47,7 @@ def answer(state, image, task, record: dict | None, run: str | None, base_model:
 
 def phone_app_json(ans) -> dict:
     """The Keylike app's JSON for a keys answer: the same builder as POST /api/v1/keys/analyze."""
-    from core.keys_app import keys_app_json
+    from core.tasks.keys.app_json import keys_app_json
 
     return keys_app_json(ans)
 

@@ -21,7 +21,7 @@ import uvicorn
 from PIL import Image
 
 from core.api import EngineProvider, create_api
-from core.keyways import get_keyway
+from core.tasks.keys.catalog import get_keyway
 from core.workspace import REPO
 from test_infer import TARGET_A, demo_dir, key_image, run_folder  # noqa: F401  (demo_dir is a fixture)
 

@@ -102,8 +102,8 @@ def test_start_passes_the_gpu_count(state, monkeypatch):
 def test_one_phone_app_json_for_the_api_and_compare():
     from core.api import KeysAnalysis
     from core.infer import Answer
-    from core.keys_app import keys_app_json
-    from core.keyways import FIGURE_KEYS, get_keyway
+    from core.tasks.keys.app_json import keys_app_json
+    from core.tasks.keys.catalog import FIGURE_KEYS, get_keyway
     from core.tasks import get_task
     from studio.compare_logic import phone_app_json
 

@@ -2,15 +2,15 @@
 
 The label is SQL text (fields["sql"]); the training target is that SQL in canonical form: one
 CREATE TABLE per table, formatted by sqlglot in its generic dialect, comments dropped. Parsing
-(model answers and labels alike) lives in _sql_parse.py, metrics and the diff in _sql_score.py.
+(model answers and labels alike) lives in parse.py, metrics and the diff in score.py.
 """
 from __future__ import annotations
 
 from core.errors import StudioError
-from core.tasks._sql_parse import (DIALECTS, MAX_CHARS, dialect_name, join_statements, parse_sql,
+from core.tasks.ui2sql.parse import (DIALECTS, MAX_CHARS, dialect_name, join_statements, parse_sql,
                                    render, sqlglot_dialect)
-from core.tasks._sql_score import schema_diff as _schema_diff
-from core.tasks._sql_score import score_schemas, type_family
+from core.tasks.ui2sql.score import schema_diff as _schema_diff
+from core.tasks.ui2sql.score import score_schemas, type_family
 from core.tasks.base import BaseTask, Field, Issue, Parsed
 
 __all__ = ["TASK", "Ui2SqlTask", "parse", "transpile", "schema_diff", "type_family", "DIALECTS",
@@ -24,7 +24,7 @@ DEFAULT_PROMPT = (
 
 
 def parse(text, dialect: str | None = None) -> Parsed:
-    """Model or label text -> Parsed (see _sql_parse). dialect None tries generic, then
+    """Model or label text -> Parsed (see parse.py). dialect None tries generic, then
     postgres, mysql and sqlite, keeping the reading with the fewest errors. Never raises."""
     return parse_sql(text, dialect)[0]
 

@@ -11,7 +11,7 @@ not hold; they describe the keyway, not the photo.
 from __future__ import annotations
 
 from core.errors import StudioError
-from core.keyways import FIGURE_KEYS, get_keyway
+from core.tasks.keys.catalog import FIGURE_KEYS, get_keyway
 
 
 def keys_app_json(answer_or_parsed, confidence: float | None = None) -> dict:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 
 from core.errors import StudioError
-from core.keyways import (GENERIC, Keyway, all_keyways, find_keyway, normalize_brand,
+from core.tasks.keys.catalog import (GENERIC, Keyway, all_keyways, find_keyway, normalize_brand,
                           normalize_code)
 from core.tasks.base import BaseTask, Field, Issue, Parsed
 

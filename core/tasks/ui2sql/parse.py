@@ -1,6 +1,6 @@
 """SQL DDL text -> tables, columns and keys, for the ui2sql task. Never raises on bad input.
 
-Model answers come in any of PostgreSQL / MySQL / SQLite flavours. After _sql_extract has blanked
+Model answers come in any of PostgreSQL / MySQL / SQLite flavours. After extract.py has blanked
 the chatter (line/column numbers stay those of the text the user sees), we try the generic
 dialect, fall back to the others, and add the checks sqlglot's lenient parser lacks.
 """
@@ -14,7 +14,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from core.tasks._sql_extract import extract_sql
+from core.tasks.ui2sql.extract import extract_sql
 from core.tasks.base import Issue, Parsed
 
 MAX_CHARS = 100_000          # a screenshot's schema is a few KB; beyond this we refuse, fast
