@@ -40,32 +40,9 @@ class ErrorBody(BaseModel):
     hint: str = ""
 
 
-CATALOG_NOTE = "Catalog figure from assets/keyways.json (illustrative, not a measurement); null when the keyway is not in the catalog."
-
-
-class KeysAnalysis(BaseModel):
-    success: bool = Field(description="true when the model's answer parsed into keyway, bitting and brand")
-    keyway: str | None = Field(None, description="Keyway code, e.g. SC1")
-    bitting: list[int] | None = Field(None, description="Cut depths from bow to tip, digits 1-9")
-    brand: str | None = Field(None, description="Key brand, e.g. Schlage")
-    confidence: float | None = Field(None, description="Mean probability (0-1) the model gave the tokens of its answer's fields")
-    estimatedAnnualProduction: int | None = Field(None, description=CATALOG_NOTE)
-    manufacturingComplexity: str | None = Field(None, description=CATALOG_NOTE)
-    marketPenetration: float | None = Field(None, description=CATALOG_NOTE + " Share of the market, 0-1.")
-    timeInMarket: int | None = Field(None, description=CATALOG_NOTE + " Years.")
-    error: str | None = Field(None, description="Why the answer did not parse (success false)")
-    raw: str = Field("", description="The model's answer text")
-
-
-class Ui2SqlResult(BaseModel):
-    success: bool = True
-    sql: str = Field(description="The SQL schema the model wrote")
-    valid: bool = Field(description="true when every statement parsed as CREATE TABLE without errors")
-    errors: list[dict] = Field(default_factory=list, description="Problems with line/column where known")
-    tables: list[dict] = Field(default_factory=list, description="Tables with columns, primary and foreign keys")
-    transpiled: str | None = Field(None, description="The schema in the requested dialect (null without one)")
-    dialect: str | None = Field(None, description="The dialect transpiled to: generic, postgres, mysql or sqlite")
-    confidence: float | None = Field(None, description="Mean probability (0-1) of the answer's tokens")
+# The seed routes' payloads are the tasks' own (Task.route); imported here for OpenAPI.
+from core.tasks.keys.app_json import KeysAnalysis  # noqa: E402
+from core.tasks.ui2sql.route import Ui2SqlResult  # noqa: E402
 
 
 class Health(BaseModel):
@@ -203,24 +180,16 @@ def create_api(engine_provider: Callable | None = None, max_upload_bytes: int = 
     def ui2sql(image: UploadFile | None = File(None, description="Screenshot of an application's UI"),
                dialect: str | None = Form(None, description="generic, postgres, mysql or sqlite")):
         """Writes the SQL schema behind a UI screenshot, checks it, and converts it to a dialect."""
-        from core.tasks.ui2sql import DIALECTS, dialect_name, transpile
+        from core.tasks import get_task
 
-        target = None
-        if dialect:
-            target = dialect_name(dialect)
-            if target is None:
-                raise ApiError(400, f"Unknown SQL dialect '{dialect}'.", f"Use one of: {', '.join(DIALECTS)}.")
+        route = get_task("ui2sql").route
+        try:
+            route.check_params({"dialect": dialect})
+        except StudioError as e:
+            raise ApiError(400, e.message, e.hint) from None
         picture = _read_image(image, app.state.max_upload_bytes)
         _task, answer = _answer(provider, "ui2sql", picture, gen)
-        parsed = answer.parsed
-        out = {"sql": answer.text.strip(), "valid": parsed.ok, "errors": [e.to_dict() for e in parsed.errors],
-               "tables": parsed.data.get("tables") or [], "dialect": target, "confidence": answer.confidence}
-        if target:
-            try:
-                out["transpiled"] = transpile(answer.text, target)
-            except StudioError as e:
-                out["errors"].append({"severity": "error", "message": f"Not converted to {target}: {e.message}"})
-        return out
+        return route.build(answer.parsed, {"text": answer.text, "confidence": answer.confidence, "dialect": dialect})
 
     return app
 
