@@ -109,7 +109,8 @@ def build(state, shared: dict) -> dict:
         with gr.Column(scale=2, elem_classes="ts-panel"):
             gr.Markdown("#### New dataset")
             new_name = gr.Textbox(label="Name", placeholder="e.g. my-keys", max_lines=1)
-            new_task = gr.Radio([(t.title, n) for n, t in all_tasks().items()], value="keys", label="Task")
+            tasks = all_tasks()
+            new_task = gr.Radio([(t.title, n) for n, t in tasks.items()], value=next(iter(tasks), None), label="Task")
             create_btn = gr.Button("Create dataset", variant="primary", elem_id="ds-create")
     with gr.Row(equal_height=False):
         with gr.Column(elem_classes="ts-panel"):
