@@ -15,11 +15,11 @@ import io
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from core.demo_corpus import CORPUS_VERSION, corpus_lines
 from core.errors import StudioError
+from core.fsutil import atomic_dir
 
 RECIPE_VERSION = 1
 RECIPE_FILE = "demo_recipe.json"
@@ -167,9 +167,7 @@ def build_demo_model(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     from transformers import Gemma3ForConditionalGeneration, GenerationConfig
 
     out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "tokenizer.model").write_bytes(_train_sentencepiece())
         processor = _build_processor(tmp / "tokenizer.model")
         tok = processor.tokenizer
@@ -190,12 +188,6 @@ def build_demo_model(out_dir: str | os.PathLike, seed: int = 0) -> Path:
         recipe = {"recipe": RECIPE, "recipe_version": RECIPE_VERSION, "corpus_version": CORPUS_VERSION,
                   "hash": recipe_hash(), "seed": seed}
         (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
@@ -208,16 +200,11 @@ def ensure_demo_model(workspace: str | os.PathLike | None = None) -> Path:
         return target
     if target.exists():  # not written by us (builds are renamed into place whole): start over
         shutil.rmtree(target)
-    try:
-        built = build_demo_model(Path(tempfile.mkdtemp(prefix=".demo-build.", dir=target.parent)) / "m")
-    except Exception as e:  # building needs only installed packages; a failure here is an install problem
-        raise StudioError(f"Could not build the offline demo model: {e}",
-                          "Check that the packages in requirements.txt are installed (sentencepiece, "
-                          "transformers, torch).") from e
-    try:
-        os.replace(built, target)  # another process may have finished first: keep theirs
-    except OSError:
-        if not (target / RECIPE_FILE).is_file():
-            raise
-    shutil.rmtree(built.parent, ignore_errors=True)
+    with atomic_dir(target, keep_existing=True) as tmp:  # another process may finish first: keep theirs
+        try:
+            build_demo_model(tmp)
+        except Exception as e:  # building needs only installed packages; a failure here is an install problem
+            raise StudioError(f"Could not build the offline demo model: {e}",
+                              "Check that the packages in requirements.txt are installed (sentencepiece, "
+                              "transformers, torch).") from e
     return target

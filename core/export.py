@@ -11,7 +11,6 @@ at the very end, so a failed or interrupted export leaves nothing that looks com
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from core.errors import StudioError
-from core.fsutil import atomic_write_json, atomic_write_text
+from core.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 
 FORMATS = ("adapter", "merged", "gguf")
 SUMMARY_FILE = "export_summary.json"
@@ -60,8 +59,6 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
     if out == source.path or source.path in out.parents:
         raise StudioError(f"The output folder may not be inside the run's {source.path.name} folder.",
                           "Pick another folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     report = _Progress(progress, {"adapter": 3, "merged": 4, "gguf": 9}[fmt])
     started = time.perf_counter()
     from core import models
@@ -69,7 +66,7 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
     summary = {"format": fmt, "run": run.name, "run_dir": str(run), "base_model": cfg["model"],
                "base_source": models.resolve(cfg["model"]), "task": cfg.get("task"), "out_dir": str(out),
                "quant": quant, "run_kind": source.kind}
-    try:
+    with atomic_dir(out) as tmp:  # an interrupted export leaves no half folder that looks finished
         if fmt == "adapter":
             summary.update(_export_adapter(cfg, source.path, tmp, report))
         elif fmt == "merged":
@@ -83,12 +80,6 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
         report.step("writing the model card")
         atomic_write_text(tmp / "README.md", _card(fmt, run, cfg, summary))
         atomic_write_json(tmp / SUMMARY_FILE, summary)
-        if out.exists():
-            out.rmdir()  # empty (checked above); os.replace cannot replace a directory otherwise
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     report.done(f"exported to {out}")
     return summary
 
@@ -233,8 +224,8 @@ def _export_gguf(run: Path, cfg: dict, source: Weights, dest: Path, out: Path, q
     from core import export_gguf as gg
     from core.modelcard import OLLAMA_VISION_CAVEAT, modelfile, ollama_commands, ollama_name
 
-    work = Path(tempfile.mkdtemp(prefix=".work-", dir=dest))
-    try:
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=dest, ignore_cleanup_errors=True) as scratch:
+        work = Path(scratch)
         gg.converter_dir(report)  # fetched/unpacked before the slow merge, so a missing tool fails fast
         merged_meta, model, processor = _export_merged(cfg, source, work / "merged", report, keep_model=verify)
         samples, refs = [], []
@@ -258,8 +249,6 @@ def _export_gguf(run: Path, cfg: dict, source: Weights, dest: Path, out: Path, q
         mmproj = dest / f"mmproj-{name}-f16.gguf"
         report.step("converting the vision projector (mmproj, f16)")
         gg.convert(src, mmproj, mmproj=True, outtype="f16", progress=report)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     result = {"merged": merged_meta, "gguf": gg.describe(text), "mmproj": gg.describe(mmproj),
               "llama_cpp_python": gg.LLAMA_CPP_PYTHON, "notes": [], "layer_pattern_written": fixed_layers}
     report.step("checking the files with llama.cpp")

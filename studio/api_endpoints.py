@@ -10,19 +10,16 @@ Datasets and runs are named by their folder name inside the studio's workspace (
 """
 from __future__ import annotations
 
-import re
-
 import gradio as gr
 
 from core.errors import StudioError
+from core.names import is_valid_name
 from studio import compare_logic as K
 from studio.common import guard
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
 
 def _name(value: str, what: str) -> str:
-    if not isinstance(value, str) or not NAME.match(value) or ".." in value:
+    if not is_valid_name(value):
         raise StudioError(f"'{value}' is not a {what} name.", f"Give the {what}'s folder name (letters, digits, . _ -).")
     return value
 

@@ -14,6 +14,7 @@ import gradio as gr
 
 from core import workspace
 from core.errors import StudioError
+from core.fsutil import atomic_dir
 from core.workspace import ASSETS
 
 # A Space must not be exhausted by one visitor: small models, bounded runs (issue 4).
@@ -58,10 +59,8 @@ def seed_demo_datasets(state: StudioState) -> list[str]:
         except (OSError, ValueError):
             continue
         if task in installed and not dest.exists():
-            tmp = dest.with_name(f".{name}.copying")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".lock"))
-            os.replace(tmp, dest)  # a half copy never looks like a dataset
+            with atomic_dir(dest) as tmp:  # a half copy never looks like a dataset
+                shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".lock"), dirs_exist_ok=True)
             copied.append(name)
     return copied
 

@@ -85,7 +85,7 @@ def test_scratch_files_are_gone_and_user_folders_untouched(gguf_export):
     out = gguf_export["out"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["Modelfile", "README.md", "export_summary.json", "mmproj-r1-f16.gguf", "r1-f16.gguf"])
-    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]  # atomic_dir's scratch
     with safe_open(str(models.resolve("demo") + "/model.safetensors"), "pt") as f:
         assert not any(k.startswith("vision_tower.vision_model.") for k in f.keys())
 

@@ -2,7 +2,6 @@
 link to each bad record, re-split with a seed, export."""
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ import gradio as gr
 
 from core.dataset import Dataset
 from core.errors import StudioError
+from core.names import is_valid_name
 from core.tasks import all_tasks
 from studio.common import badge, dataset_choices, esc, guard, open_dataset
 
@@ -42,7 +42,7 @@ def overview_html(ds: Dataset | None) -> str:
 
 def create_dataset(datasets_dir: Path, name: str, task: str) -> Dataset:
     name = (name or "").strip()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+    if not is_valid_name(name):
         raise StudioError(f"'{name}' is not a usable dataset name.",
                           "Use letters, digits, '-', '_' or '.', starting with a letter or digit.")
     return Dataset.create(Path(datasets_dir) / name, task, name=name)
