@@ -1,6 +1,6 @@
 """The REST API answering a real HTTP client: uvicorn started by the test on 127.0.0.1 (a free
-port), requests from `requests`. Key analysis comes from a LoRA run trained in the test to
-memorise one answer; the error cases come back as documented JSON."""
+port), requests from `requests`. Key analysis comes from a LoRA run trained by the product's
+training job to memorise one answer; the error cases come back as documented JSON."""
 from __future__ import annotations
 
 import io
@@ -23,7 +23,7 @@ from PIL import Image
 from core.api import EngineProvider, create_api
 from core.tasks.keys.catalog import get_keyway
 from core.workspace import REPO
-from test_infer import TARGET_A, demo_dir, key_image, run_folder  # noqa: F401  (demo_dir is a fixture)
+from test_infer import TARGET_A, demo_dir, key_image  # noqa: F401  (demo_dir is a fixture)
 
 torch.set_num_threads(1)
 SQL = "CREATE TABLE users (\n  id INT PRIMARY KEY,\n  email TEXT NOT NULL\n);"
@@ -59,10 +59,10 @@ def png(im: Image.Image) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def runs(demo_dir, tmp_path_factory):
+def runs(trained_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("api_runs")
-    return {"keys": run_folder(demo_dir, root / "keys_run", TARGET_A, seed=1),
-            "ui2sql": run_folder(demo_dir, root / "sql_run", SQL, task="ui2sql", seed=3, steps=60)}
+    return {"keys": trained_run(TARGET_A, seed=1, into=root / "keys_run"),
+            "ui2sql": trained_run(SQL, task="ui2sql", seed=3, steps=60, into=root / "sql_run")}
 
 
 @pytest.fixture(scope="module")

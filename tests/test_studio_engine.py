@@ -1,5 +1,5 @@
 """The studio against the engine: the memory gauge agrees with `python -m core plan`, the GPUs
-control, one phone-app JSON builder for the API and Compare, and Evaluate / Export on a real
+control, the phone-app JSON builder, and Evaluate / Export on a real
 (full fine-tune) demo run trained by the Train tab's own start()."""
 from __future__ import annotations
 
@@ -99,19 +99,20 @@ def test_start_passes_the_gpu_count(state, monkeypatch):
     assert cfg.gpus == 1  # demo mode: one device
 
 
-def test_one_phone_app_json_for_the_api_and_compare():
-    from core.api import KeysAnalysis
+def test_phone_app_json_fields_catalog_figures_and_failures():
+    """keys_app_json, the builder behind POST /api/v1/keys/analyze and Compare's app JSON (that the
+    two answer alike on a live server is test_studio_client's)."""
     from core.infer import Answer
-    from core.tasks.keys.app_json import keys_app_json
+    from core.tasks.keys.app_json import KeysAnalysis, keys_app_json
     from core.tasks.keys.catalog import FIGURE_KEYS, get_keyway
     from core.tasks import get_task
-    from studio.compare_logic import payload
 
     task = get_task("keys")
     text = "KEYWAY: KW1\nBITTING: 3,3,1,6,2\nBRAND: Kwikset"
     ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.7, parsed=task.parse(text))
     out = keys_app_json(ans)
-    assert out == payload(ans, task) and set(out) == set(KeysAnalysis.model_fields)
+    assert set(out) == set(KeysAnalysis.model_fields) and out["success"] and out["error"] is None
+    assert out["raw"] == text
     assert (out["keyway"], out["bitting"], out["brand"], out["confidence"]) == ("KW1", "3,3,1,6,2", "Kwikset", 0.7)
     assert {k: out[k] for k in FIGURE_KEYS} == get_keyway("KW1").api_figures()
     from_parsed = keys_app_json(task.parse(text), confidence=0.5)

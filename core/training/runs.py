@@ -70,11 +70,8 @@ def create_run(config: TrainConfig, workspace_dir: str | os.PathLike | None = No
 def _pid_alive(pid: int) -> bool:
     """The job's process is running (not a zombie, not a recycled pid running something else)."""
     try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        return any("train" in arg for arg in proc.cmdline())
-    except psutil.NoSuchProcess:  # ZombieProcess is one too
+        return any("train" in arg for arg in psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:  # gone, or a zombie (psutil raises ZombieProcess, a NoSuchProcess)
         return False
     except psutil.AccessDenied:
         return True  # another user's process under that pid: it exists, its command line is private
