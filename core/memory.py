@@ -296,8 +296,13 @@ def plan(model_config: dict, train_config, gpu, backend: str = "hf") -> dict:
         if not advice:
             advice.append({"change": "a smaller model or a GPU with more memory", "set": {},
                            "predicted_peak_gb": None, "fits": False})
+    notes = []
+    if c["precision"] == "fp16":
+        notes.append("fp16 GPU (e.g. T4): planned from rows measured in bf16 plus the counted fp16 difference "
+                     "(peft upcasts the non-4-bit weights to fp32); no fp16 GPU was measured, so this is not a "
+                     "measurement.")
     return {"predicted_peak_gb": est["predicted_peak_gb"], "fits": fits, "gpu_gb": cap,
-            "breakdown": est["breakdown"], "advice": advice}
+            "breakdown": est["breakdown"], "advice": advice, "notes": notes}
 
 
 def oom_advice(train_config, gpu_gb_total: float | None, backend: str = "hf") -> str | None:

@@ -111,7 +111,8 @@ def test_cli_json_shape(tmp_path, capsys):
     mcfg.write_text(json.dumps(row["model_config"]))
     assert main(["plan", "--config", str(cfg), "--model-config", str(mcfg), "--gpu", "t4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"predicted_peak_gb", "fits", "breakdown", "advice"}
+    assert set(out) == {"predicted_peak_gb", "fits", "breakdown", "advice", "sequence", "notes"}
+    assert out["sequence"]["source"] == "max_seq_length"  # no dataset: says it assumed max_seq_length
     assert isinstance(out["fits"], bool) and out["predicted_peak_gb"] > 0
     for key in ("frozen_weights", "adapter_weights", "gradients", "optimizer_states", "activations",
                 "cuda_allocator_overhead"):
@@ -209,3 +210,87 @@ def test_bf16_qlora_keeps_16bit_weights_and_t4_auto_is_fp16():
     assert fp16["frozen_weights"] - bf16["frozen_weights"] > 1.0  # the 262k x 2560 embedding, 2 bytes more each
     on_t4, on_l4 = memory.plan(model, cfg, "t4"), memory.plan(model, cfg, "l4")
     assert on_t4["predicted_peak_gb"] > on_l4["predicted_peak_gb"]
+
+
+def _ui2sql_dataset(path, answers):
+    import io
+
+    from PIL import Image
+
+    from core.dataset import Dataset
+
+    ds = Dataset.create(path, task="ui2sql")
+    for i, sql in enumerate(answers):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (i * 40, 10, 200)).save(buf, format="PNG")
+        ds.add_image(buf.getvalue(), fields={"sql": sql})
+    ds.split(seed=0, min_records=10**6)  # everything trains
+    return ds
+
+
+def test_plan_from_the_dataset_counts_what_the_job_sees(tmp_path, demo_model_path, capsys):
+    """The planner's tokens per example are the dataset's longest example, counted with the model's
+    processor exactly as the job's collator builds it; the CLI and the Train tab's gauge agree."""
+    from core.__main__ import main
+    from core.models import load_processor
+    from core.training.data import CountingVisionCollator, load_splits
+    from studio.planner_logic import planner_html, plan_for
+
+    cols = ", ".join(f"c{i} INT" for i in range(40))
+    _ui2sql_dataset(tmp_path / "ds", ["CREATE TABLE a (id INT PRIMARY KEY);", f"CREATE TABLE b ({cols});"])
+    cfg = TrainConfig(model_id=str(demo_model_path), dataset=str(tmp_path / "ds"), task="ui2sql",
+                      max_seq_length=4096, load_in_4bit=False)
+    # the job's own count: its collator over every training example, untruncated
+    processor = load_processor(cfg.model_id)
+    train, _, _ = load_splits(cfg, processor)
+    collate = CountingVisionCollator(processor=processor, max_length=None, completion_only_loss=True)
+    job_longest = max(int(collate([train[i]])["attention_mask"].sum()) for i in range(len(train)))
+
+    res = plan_for(cfg, "t4")
+    seq = res["sequence"]
+    assert seq["source"] == "dataset" and "processor" in seq["how"]
+    assert seq["longest_example"] == seq["tokens"] == job_longest
+    assert res["predicted_peak_gb"] < memory.estimate(plan_model(cfg), cfg)["predicted_peak_gb"]
+    html = planner_html(cfg, "t4")
+    assert f'data-tokens="{job_longest}"' in html and "longest example" in html
+
+    cfg_file = tmp_path / "config.json"
+    cfg_file.write_text(json.dumps(cfg.to_dict()))
+    assert main(["plan", "--config", str(cfg_file), "--gpu", "t4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["predicted_peak_gb"] == res["predicted_peak_gb"] and out["sequence"]["tokens"] == job_longest
+    assert main(["plan", "--config", str(cfg_file), "--gpu", "t4", "--dataset", str(tmp_path / "ds")]) == 0
+    text = capsys.readouterr().out
+    assert f"the dataset's longest example is {job_longest} tokens" in text
+    # cut at max_seq_length: the plan says so
+    short = TrainConfig.from_dict({**cfg.to_dict(), "max_seq_length": job_longest - 5})
+    assert plan_for(short, "t4")["sequence"]["tokens"] == job_longest - 5
+    assert "cut to max_seq_length" in plan_for(short, "t4")["sequence"]["text"]
+
+
+def plan_model(cfg):
+    from studio.planner_logic import model_config
+
+    return model_config(cfg.model_id)
+
+
+def test_plan_without_a_processor_states_an_estimate(tmp_path):
+    from core.memory_data import plan_dataset
+
+    _ui2sql_dataset(tmp_path / "ds", ["CREATE TABLE a (id INT PRIMARY KEY);"])
+    n3 = memory.published_config("google/gemma-3n-E4B-it")
+    cfg = preset("Keylike", dataset=str(tmp_path / "ds"), task="ui2sql", model_id="google/gemma-3n-E4B-it")
+    res = plan_dataset(n3, cfg, "l4")  # offline test machine: no Gemma 3n processor here
+    seq = res["sequence"]
+    assert seq["source"] == "dataset" and seq["how"].startswith("estimated")
+    assert 256 < seq["tokens"] < 512
+    plain = memory.plan(n3, {**cfg.to_dict(), "max_seq_length": seq["tokens"]}, "l4")
+    assert plain["predicted_peak_gb"] == res["predicted_peak_gb"]
+    assert memory.plan(n3, cfg, "l4")["predicted_peak_gb"] > res["predicted_peak_gb"]
+
+
+def test_fp16_gpus_say_they_are_planned_not_measured():
+    model = _model(34)
+    cfg = TrainConfig(model_id="x", dataset="d", load_in_4bit=True)
+    assert any("not a measurement" in n and "bf16" in n for n in memory.plan(model, cfg, "t4")["notes"])
+    assert memory.plan(model, cfg, "l4")["notes"] == []
