@@ -3,7 +3,8 @@
 The collator pads a batch to its longest example and cuts at max_seq_length, so the planner's
 tokens per example are min(longest example, max_seq_length). The longest example is counted with
 the chosen model's own processor where it can be loaded here (chat template + tokenizer for the
-text, the processor's image expansion for each image); otherwise it is a stated estimate.
+text, the processor's image expansion for each image); otherwise it is a stated estimate. Only the
+CANDIDATES longest examples by characters are rendered, so a large dataset stays quick.
 `plan_dataset` is what both `python -m core plan --dataset D` and the Train tab's gauge call.
 """
 from __future__ import annotations
@@ -19,17 +20,22 @@ LABELED = ("labeled", "reviewed")  # the statuses the job trains on (core/traini
 EST_BYTES_PER_TOKEN = 3.0  # conservative for Gemma's tokenizer (~4 characters per English token)
 
 
+CANDIDATES = 64  # examples rendered exactly: the longest by characters (a target can take a SQL parse)
+
+
 def _examples(dataset: str, split: str):
+    """(dataset, [(record, prompt, target)] of the CANDIDATES longest by characters, usable count)."""
+    import json
+
     from core.dataset import Dataset
 
     ds = Dataset.open(dataset)
     task = ds.task
-    rows = []
-    for r in ds.records(split=split):
-        if r.get("status") not in LABELED or (getattr(task, "is_labeled", None) and not task.is_labeled(r)):
-            continue
-        rows.append((r, task.prompt(r), task.target(r)))
-    return ds, rows
+    usable = [r for r in ds.records(split=split) if r.get("status") in LABELED
+              and (not getattr(task, "is_labeled", None) or task.is_labeled(r))]
+    usable.sort(key=lambda r: len(task.prompt(r)) + len(json.dumps(r.get("fields") or {}, ensure_ascii=False)),
+                reverse=True)
+    return ds, [(r, task.prompt(r), task.target(r)) for r in usable[:CANDIDATES]], len(usable)
 
 
 def _messages(prompt: str, target: str) -> list[dict]:
@@ -56,30 +62,39 @@ def _count_with_processor(processor, ds, rows) -> tuple[int, str]:
 def _estimate(rows, mm_tokens: int) -> tuple[int, str]:
     longest = max(len((p + t).encode("utf-8")) for _, p, t in rows)
     n = math.ceil(longest / EST_BYTES_PER_TOKEN) + 16 + mm_tokens + 4
-    return n, (f"estimated: the model's processor is not on this machine, so ~{EST_BYTES_PER_TOKEN:g} bytes of text "
+    return n, (f"estimated: the model's processor is not downloaded here, so ~{EST_BYTES_PER_TOKEN:g} bytes of text "
                f"per token + {mm_tokens + 4} tokens per image")
+
+
+def _local_processor(model_id: str):
+    """The model's processor from this machine only (a model folder, the demo model, or the hub
+    cache): the gauge must not wait on the network. None when it is not here."""
+    try:
+        from transformers import AutoProcessor
+
+        from core import models
+
+        path = models.resolve(model_id)
+        return AutoProcessor.from_pretrained(path, local_files_only=True, **models._hub_kwargs())
+    except Exception:  # noqa: BLE001 - not downloaded / unknown id: fall back to the estimate
+        return None
 
 
 @lru_cache(maxsize=16)
 def _longest(dataset: str, stamp: float, model_id: str, split: str, mm_tokens: int) -> tuple[int, str, int]:
-    ds, rows = _examples(dataset, split)
+    ds, rows, usable = _examples(dataset, split)
     if not rows:
         raise StudioError(f"The '{split}' split of {dataset} has no labeled examples to plan from.",
                           "Label some images and assign a train split, or plan without --dataset.")
-    try:
-        from core import models
-
-        processor = models.load_processor(model_id)
-    except Exception:  # noqa: BLE001 - not downloaded / offline / no timm: fall back to the estimate
-        processor = None
+    processor = _local_processor(model_id)
     if processor is not None:
         try:
             n, how = _count_with_processor(processor, ds, rows)
-            return n, how, len(rows)
+            return n, how, usable
         except Exception:  # noqa: BLE001 - a processor without a chat template etc.
             pass
     n, how = _estimate(rows, mm_tokens)
-    return n, how, len(rows)
+    return n, how, usable
 
 
 def longest_example(dataset: str, model_id: str, split: str = "train", mm_tokens: int = 256) -> dict:
