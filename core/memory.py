@@ -1,13 +1,16 @@
 """VRAM planner: the peak GPU memory a training run will reserve, before it is launched.
 
     plan(model_config, train_config, gpu, backend="hf") -> {"predicted_peak_gb", "fits", "gpu_gb",
-                                                            "breakdown", "advice"}
+                                                            "breakdown", "advice", "notes"}
+    core.memory_data.plan_dataset(...)  -> the same, with the tokens per example from the dataset
 
 The model is physical: parameter counts come from the model's config.json (any Gemma 3 / 3n size,
-no weights needed), and memory is bytes per parameter / per token / per image. A few constants
-(`K`) were fitted to peaks measured on a lent H100 through the studio's own training job
-(assets/memory_measurements.json, bench/gpu_memory.py); tests/test_memory.py holds the planner to
-10% of every measured row. All sizes are GiB (2**30 bytes), the unit torch reports.
+no weights needed; core/memory_models.py), and memory is bytes per parameter / token / image. A few
+constants (`K`) were fitted to peaks measured on lent H100 / H200 GPUs through the studio's own
+training job (assets/memory_measurements.json, bench/gpu_memory.py) - on the in-sample rows only:
+a fixed third of the rows, by a hash of their config (core/memory_fit.py), is held out, and
+tests/test_memory.py states both errors (held out: never more than 5% under, at most 10% over).
+All sizes are GiB (2**30 bytes), the unit torch reports.
 
 What a run holds at its peak (HF backend = transformers + PEFT + TRL, as core/training runs it):
 - frozen weights: 4-bit nf4 linear layers (0.5 byte + block scales); every other weight
@@ -17,11 +20,11 @@ What a run holds at its peak (HF backend = transformers + PEFT + TRL, as core/tr
 - activations, in two phases whose larger one sets the peak:
   * vision phase: the SigLIP tower encodes the batch's images; its attention over 4096 patches is
     the largest transient (about 1 GiB per image).
-  * text phase: with gradient checkpointing, each decoder layer keeps its input and one layer is
-    recomputed at a time; without it every layer keeps all its activations. The loss over the 262k
+  * text phase: with gradient checkpointing, each decoder layer keeps its input (Gemma 3n: its 4
+    AltUp streams) and one layer is recomputed at a time; without it every layer keeps all its activations. The loss over the 262k
     vocabulary is computed in tiles by TRL's fused LM head (no full logits); under fp16 4-bit the
     fp32 tied embedding is cast to 16-bit for it.
-- allocator overhead: reserved = allocated * (1 + f) + c. CUDA's own context (~0.6 GiB, outside
+- allocator overhead: reserved = allocated * (1 + f) + c + per-example cache. CUDA's own context (~0.6 GiB, outside
   torch's allocator) is added only to decide whether the run fits.
 """
 from __future__ import annotations
