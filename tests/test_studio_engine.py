@@ -41,11 +41,14 @@ def test_gauge_agrees_with_the_plan_cli_for_the_seed_preset(state, capsys, seq, 
     vals["max_seq_length"] = seq
     cfg, _ = T.config_from_knobs(vals, "google/gemma-3-12b-it", str(state.datasets_dir / "ui2sql"), "ui2sql")
     html = P.planner_html(cfg, "t4")
-    cli = _cli_plan(capsys, "--set", f"max_seq_length={seq}")
+    # both plan from the dataset's longest example (issue 19), and say so
+    cli = _cli_plan(capsys, "--set", f"max_seq_length={seq}", "--dataset", cfg.dataset)
     assert f'data-peak="{cli["predicted_peak_gb"]:.3f}"' in html
-    assert cli["fits"] is fits and f'data-fits="{str(fits).lower()}"' in html
+    assert f'data-fits="{str(cli["fits"]).lower()}"' in html
+    assert cli["sequence"]["source"] == "dataset" and f'data-tokens="{cli["sequence"]["tokens"]}"' in html
+    assert _cli_plan(capsys, "--set", f"max_seq_length={seq}")["fits"] is fits  # every example max_seq_length long
     assert "14.75 GiB" in html and "CUDA context" in html and "frozen weights (nf4 4-bit)" in html
-    if not fits:  # the planner's advice, each with the peak it leads to
+    if not cli["fits"]:  # the planner's advice, each with the peak it leads to
         assert cli["advice"] and all(a["change"].replace(">", "&gt;") in html for a in cli["advice"][:4])
 
 
