@@ -40,9 +40,16 @@ class ErrorBody(BaseModel):
     hint: str = ""
 
 
-# The seed routes' payloads are the tasks' own (Task.route); imported here for OpenAPI.
-from core.tasks.keys.app_json import KeysAnalysis  # noqa: E402
-from core.tasks.ui2sql.route import Ui2SqlResult  # noqa: E402
+# The seed routes' payloads are the tasks' own (Task.route); a route whose task is not installed is
+# not served (removing a task's package leaves the server starting).
+def _route_model(task: str):
+    from core.tasks import all_tasks
+
+    t = all_tasks().get(task)
+    return t.route.response_model if t is not None and t.route is not None else None
+
+
+KeysAnalysis, Ui2SqlResult = _route_model("keys"), _route_model("ui2sql")
 
 
 class Health(BaseModel):
@@ -167,7 +174,7 @@ def create_api(engine_provider: Callable | None = None, max_upload_bytes: int = 
         status = provider.status() if hasattr(provider, "status") else {}
         return {"success": True, "status": "ok", "tasks": status, "max_upload_bytes": app.state.max_upload_bytes}
 
-    @app.post(f"{PREFIX}/keys/analyze", response_model=KeysAnalysis, responses=errors)
+    @_maybe(KeysAnalysis, app.post(f"{PREFIX}/keys/analyze", response_model=KeysAnalysis, responses=errors))
     def analyze_key(image: UploadFile | None = File(None, description="Photo of the key (PNG, JPEG, ...)")):
         """Reads a key photo: keyway, bitting and brand, plus the keyway catalog's figures."""
         from core.tasks.keys.app_json import keys_app_json
@@ -176,7 +183,7 @@ def create_api(engine_provider: Callable | None = None, max_upload_bytes: int = 
         _task, answer = _answer(provider, "keys", picture, gen)
         return keys_app_json(answer)
 
-    @app.post(f"{PREFIX}/ui2sql", response_model=Ui2SqlResult, responses=errors)
+    @_maybe(Ui2SqlResult, app.post(f"{PREFIX}/ui2sql", response_model=Ui2SqlResult, responses=errors))
     def ui2sql(image: UploadFile | None = File(None, description="Screenshot of an application's UI"),
                dialect: str | None = Form(None, description="generic, postgres, mysql or sqlite")):
         """Writes the SQL schema behind a UI screenshot, checks it, and converts it to a dialect."""
@@ -192,6 +199,11 @@ def create_api(engine_provider: Callable | None = None, max_upload_bytes: int = 
         return route.build(answer.parsed, {"text": answer.text, "confidence": answer.confidence, "dialect": dialect})
 
     return app
+
+
+def _maybe(model, decorator):
+    """The route's decorator when its task is installed, else leave the function unregistered."""
+    return decorator if model is not None else (lambda fn: fn)
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -175,6 +175,7 @@ class BaseTask:
     bands: dict = {}
     formats: list[Format] = []
     route: Route | None = None
+    settings: dict = {}            # per-dataset settings it takes (name -> what it is), e.g. the json schema
 
     def configure(self, meta: dict) -> "BaseTask":
         """The task for one dataset (its dataset.json as meta). Tasks with per-dataset settings,
