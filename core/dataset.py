@@ -20,7 +20,7 @@ from pathlib import Path
 from core import images as imgs
 from core.errors import StudioError
 from core.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, inside
-from core.tasks import Task, all_tasks, task_for_dataset
+from core.tasks import Task, all_tasks, get_task, task_for_dataset
 
 STATUSES = ("unlabeled", "labeled", "reviewed")
 SPLITS = ("train", "val", "test")
@@ -58,7 +58,8 @@ class Dataset:
         {"schema": {...}}); the task checks them before anything is written."""
         path = Path(path)
         extra = {k: v for k, v in (config or {}).items() if k not in ("format", "name", "task", "created", "split")}
-        task_for_dataset({"task": task, "name": name or path.name, **extra})  # bad task/config -> StudioError, nothing written
+        get_task(task)  # unknown task -> StudioError before anything is written
+        task_for_dataset({"task": task, "name": name or path.name, **extra})  # so is a bad configuration
         if (path / META_FILE).exists():
             raise StudioError(f"{path} is already a dataset.", "Open it instead, or pick another folder.")
         if path.exists() and (not path.is_dir() or any(path.iterdir())):

@@ -211,7 +211,7 @@ def test_phone_app_json_matches_the_api_shape():
     ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.8, parsed=task.parse(text))
     out = phone_app_json(ans)
     assert set(out) == set(KeysAnalysis.model_fields)
-    assert out["success"] and out["bitting"] == [1, 2, 5, 3, 7] and out["timeInMarket"] is not None
+    assert out["success"] and out["bitting"] == "1,2,5,3,7" and out["timeInMarket"] is not None
     bad = Answer(text="hello", token_ids=[], token_probs=[], confidence=0.1, parsed=task.parse("hello"))
     assert phone_app_json(bad)["success"] is False and "did not parse" in phone_app_json(bad)["error"]
 

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
 
     exp = dsub.add_parser("export", help="write ghost (dataset_vision.json), keylike (JSONL) or hf")
     exp.add_argument("dataset_dir")
-    exp.add_argument("--format", required=True, choices=["ghost", "keylike", "hf"])
+    exp.add_argument("--format", required=True, help="a seed format of the dataset's task (ghost, keylike, ...) or hf")
     exp.add_argument("--out", required=True, help="file (.json/.jsonl) or folder")
     exp.add_argument("--force", action="store_true", help="replace an existing export")
     exp.add_argument("--json", action="store_true")

@@ -17,7 +17,22 @@ from core.tasks.base import (FIELD_KINDS, BaseTask, Field, Format, Issue, Parsed
                              View)
 
 __all__ = ["Field", "Issue", "Parsed", "Task", "BaseTask", "View", "Route", "Format", "FIELD_KINDS",
-           "get_task", "all_tasks", "task_for_dataset", "register", "load_errors", "reload"]
+           "get_task", "all_tasks", "task_for_dataset", "register", "load_errors", "reload",
+           "api_payload", "api_model"]
+
+
+def api_payload(task, parsed, meta=None) -> dict:
+    """The REST payload of a parsed answer: task.route.build, or the generic one (core/tasks/_payload.py)."""
+    from core.tasks._payload import api_payload as build
+
+    return build(task, parsed, meta)
+
+
+def api_model(task) -> type:
+    """The pydantic response model of api_payload for this task (OpenAPI)."""
+    from core.tasks._payload import api_model as model
+
+    return model(task)
 
 log = logging.getLogger(__name__)
 _REGISTRY: dict[str, Task] | None = None

@@ -104,7 +104,8 @@ class Route:
 
     build(parsed, meta) -> payload, where meta = {"text", "confidence", "model", "run", **params};
     it raises core.errors.StudioError for a bad parameter (the server answers 400).
-    params: extra multipart form fields the route takes (name -> description), e.g. ui2sql's dialect.
+    params: extra multipart form fields the route takes (name -> description), e.g. ui2sql's dialect;
+    check_params(params), when given, refuses bad ones before the model runs.
     response_model: a pydantic BaseModel class describing the payload, for OpenAPI.
     """
     path: str
@@ -113,19 +114,27 @@ class Route:
     build: Callable[[Parsed, dict], dict]
     params: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    check_params: Callable[[dict], None] | None = None   # raises StudioError before the model runs
 
 
 @dataclass
 class Format:
-    """A seed import/export format. detect(path) -> bool says a label file is this format;
-    read(path) -> list[core.importers.Item] turns it into items; write(dataset, out_dir, records) ->
-    list of written files (None: import only)."""
+    """A seed import/export format of a task's labels.
+
+    detect(path) -> bool: the label file is in this format. read(path) -> list[core.importers.Item].
+    write(dataset, record, image_rel) -> one output row (None: import only); rows go out as JSON lines
+    (lines=True) or one JSON list, into default_name. files: globs that find the label file inside an
+    imported folder or zip; suffixes: label-file suffixes it reads.
+    """
     name: str
     title: str
     detect: Callable[[Path], bool]
     read: Callable[..., list]
-    write: Callable[..., list] | None = None
-    suffixes: tuple[str, ...] = ()       # label-file names it reads, e.g. (".jsonl",)
+    write: Callable[..., dict] | None = None
+    suffixes: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    default_name: str = ""
+    lines: bool = True
 
 
 @runtime_checkable

@@ -22,7 +22,8 @@ import re
 from core.errors import StudioError
 from core.tasks.keys.catalog import (GENERIC, Keyway, all_keyways, find_keyway, normalize_brand,
                           normalize_code)
-from core.tasks.base import BaseTask, Field, Issue, Parsed
+from core.tasks.base import BaseTask, Field, Issue, Parsed, View
+from core.tasks.keys.app_json import ROUTE, app_json
 
 LABELS = ("KEYWAY", "BITTING", "BRAND", "CONFIDENCE")
 # A label, then ":" or "=" (or a spaced dash). Markdown bold/bullets around it are tolerated.
@@ -116,6 +117,13 @@ class KeysTask(BaseTask):
     headline_metric = "bitting_exact"
     # The keys seed's format-compliance bands (share of answers carrying every expected field).
     bands = {"format_compliance": (("excellent", 0.90), ("good", 0.75))}
+    route = ROUTE
+
+    @property
+    def formats(self):
+        from core.tasks.keys.formats import FORMATS
+
+        return FORMATS
 
     @property
     def fields(self) -> list[Field]:
@@ -234,6 +242,38 @@ class KeysTask(BaseTask):
         d = parsed.data if parsed else {}
         return {"keyway": d.get("keyway", ""), "bitting": list(d.get("bitting", [])),
                 "brand": d.get("brand", "")}
+
+    def view(self, parsed: Parsed) -> View:
+        """The phone app's JSON (the REST route's payload) and a one-line verdict."""
+        import html
+        import json
+
+        data = app_json(parsed, {})
+        data.pop("raw", None)
+        if data["success"]:
+            summary = f"{data['keyway']} · {data['bitting']}" + (f" · {data['brand']}" if data["brand"] else "")
+        else:
+            summary = f"{sum(e.severity == 'error' for e in parsed.errors)} error(s)"
+        body = html.escape(json.dumps(data, indent=2, ensure_ascii=False))
+        return View(html=f"<pre class='task-view'>{body}</pre>", json=data, summary=summary)
+
+    def samples(self, n: int = 2) -> list[dict]:
+        """Synthetic key photos (the renderer), labelled."""
+        from core.tasks.keys.render import sample
+
+        out = []
+        for seed in range(n):
+            image, fields = sample(seed)
+            out.append({"id": f"sample-{seed}", "image_obj": image, "fields": fields})
+        return out
+
+    def editor_hints(self) -> dict:
+        """What the studio's digit editor needs: per keyway its cut count and depth range, per brand
+        its keyways (the keyway-aware bitting editor)."""
+        kws = all_keyways()
+        return {"keyways": {c: {"brand": k.brand, "min_positions": k.min_positions, "max_positions": k.max_positions,
+                                "min_depth": k.min_depth, "max_depth": k.max_depth} for c, k in kws.items()},
+                "generic": GENERIC}
 
     def is_labeled(self, record: dict) -> bool:
         f = record.get("fields") or {}

@@ -11,7 +11,8 @@ from core.tasks.ui2sql.parse import (DIALECTS, MAX_CHARS, dialect_name, join_sta
                                    render, sqlglot_dialect)
 from core.tasks.ui2sql.score import schema_diff as _schema_diff
 from core.tasks.ui2sql.score import score_schemas, type_family
-from core.tasks.base import BaseTask, Field, Issue, Parsed
+from core.tasks.base import BaseTask, Field, Issue, Parsed, View
+from core.tasks.ui2sql.route import ROUTE
 
 __all__ = ["TASK", "Ui2SqlTask", "parse", "transpile", "schema_diff", "type_family", "DIALECTS",
            "MAX_CHARS"]
@@ -72,6 +73,14 @@ class Ui2SqlTask(BaseTask):
     system_prompt = ("You turn a screenshot of an application's user interface into the SQL schema behind it: "
                      "answer only with CREATE TABLE statements.")
     headline_metric = "column_f1"
+    route = ROUTE
+    check_api = "check_sql"   # the studio's gradio endpoint that checks SQL text (parse().to_dict())
+
+    @property
+    def formats(self):
+        from core.tasks.ui2sql.formats import FORMATS
+
+        return FORMATS
 
     @property
     def fields(self) -> list[Field]:
@@ -127,6 +136,40 @@ class Ui2SqlTask(BaseTask):
 
     def fields_from_parsed(self, parsed: Parsed) -> dict:
         return {"sql": parsed.data.get("sql") or ""}
+
+    def view(self, parsed: Parsed) -> View:
+        """The ER diagram (SVG) and the parsed tables."""
+        from core.tasks.ui2sql.er_diagram import er_svg
+
+        tables = (parsed.data.get("tables") if parsed else None) or []
+        n_err = sum(e.severity == "error" for e in (parsed.errors if parsed else []))
+        summary = (f"valid · {len(tables)} table{'s' * (len(tables) != 1)}" if parsed and parsed.ok
+                   else f"invalid · {n_err} error{'s' * (n_err != 1)}")
+        return View(html=er_svg(tables, "No table parsed from this answer"), json={"tables": tables},
+                    summary=summary)
+
+    def samples(self, n: int = 2) -> list[dict]:
+        """The bundled demo screenshots with their labels."""
+        from core.workspace import ASSETS
+        from PIL import Image
+        import json
+
+        folder = ASSETS / "demo" / "ui2sql"
+        out = []
+        try:
+            lines = (folder / "records.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        for line in lines:
+            if len(out) >= n:
+                break
+            try:
+                rec = json.loads(line)
+                with Image.open(folder / rec["image"]) as im:
+                    out.append({"id": rec["id"], "image_obj": im.convert("RGB"), "fields": rec.get("fields") or {}})
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return out
 
     def is_labeled(self, record: dict) -> bool:
         # SQL that does not parse is a draft: it is kept, but the record stays unlabeled.
