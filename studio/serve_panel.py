@@ -3,6 +3,8 @@ restart. Several runs can be served at once: runs of one base model share it, ea
 What is served lives in core.api.serving.ServedModels (app.py puts it on the studio state)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from core.errors import StudioError
@@ -33,24 +35,33 @@ def served_markdown(state) -> str:
             "`model` set to a name above. `GET /api/v1/health` lists the same.")
 
 
+def _in_workspace(state, run: str) -> Path:
+    """A run id or a run folder, which must lie in the workspace's runs/ (a script calling the
+    endpoint cannot serve folders from elsewhere on the server)."""
+    root = state.runs_dir.resolve()
+    path = (Path(run) if Path(run).is_absolute() else root / run).resolve()
+    if path.parent != root:
+        raise StudioError(f"'{run}' is not a run of this studio.", f"Pick a run under {root}.")
+    return path
+
+
+def _picked(runs) -> list[str]:
+    runs = [runs] if isinstance(runs, str) else [r for r in (runs or []) if r]
+    if not runs:
+        raise StudioError("No run picked.", "Pick one or more finished runs.")
+    return runs
+
+
 def serve_runs(state, runs) -> str:
     """Serves each picked run (the last one per task also answers under the task's name)."""
-    runs = [r for r in (runs or []) if r]
-    if not runs:
-        raise StudioError("No run picked.", "Pick one or more finished runs to serve.")
-    for run in runs:
-        _served(state).serve(run)
+    for run in _picked(runs):
+        _served(state).serve(_in_workspace(state, run))
     return served_markdown(state)
 
 
 def stop_runs(state, runs) -> str:
-    from pathlib import Path
-
-    runs = [r for r in (runs or []) if r]
-    if not runs:
-        raise StudioError("No run picked.", "Pick the served runs to stop.")
-    for run in runs:
-        _served(state).unserve(Path(run).name)
+    for run in _picked(runs):
+        _served(state).unserve(_in_workspace(state, run).name)
     return served_markdown(state)
 
 
@@ -59,6 +70,7 @@ def build(state) -> dict:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2):
                 runs = gr.Dropdown([], multiselect=True, label="Runs to serve", elem_id="serve-runs",
+                                   allow_custom_value=True,  # scripts name runs by id (checked in serve_runs)
                                    info="Finished runs; several at once share one base model.")
                 with gr.Row():
                     refresh = gr.Button("Refresh runs", size="sm")
@@ -69,6 +81,6 @@ def build(state) -> dict:
 
     refresh.click(lambda: (gr.update(choices=run_choices(state, finished_only=True)), served_markdown(state)),
                   None, [runs, table])
-    serve.click(guard(lambda r: serve_runs(state, r)), runs, table)
-    stop.click(guard(lambda r: stop_runs(state, r)), runs, table)
+    serve.click(guard(lambda r: serve_runs(state, r)), runs, table, api_name="serve_runs")
+    stop.click(guard(lambda r: stop_runs(state, r)), runs, table, api_name="stop_serving")
     return {"runs": runs, "table": table}

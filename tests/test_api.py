@@ -207,10 +207,11 @@ def test_concurrent_requests_load_once_and_are_batched(demo_dir, runs, monkeypat
         engine, _ = provider("keys")
         with engine.lock:  # the model is busy: the next requests pile up in the queue
             futures = [pool.submit(analyze, url, "keys", key_image(20 * i)) for i in range(6)]
-            wait_until(lambda: app.state.batcher.waiting() >= 5)
+            wait_until(lambda: app.state.batcher.waiting() + app.state.batcher.running == 6)
         bodies = [f.result().json() for f in futures]
     assert all(b["success"] and b["keyway"] == "SC1" for b in bodies)
-    assert len(loads) == 1 and max(app.state.batcher.batches) >= 5 and sum(app.state.batcher.batches) == 6
+    # Six requests, at most two generate calls: the one that was waiting for the model, and the rest.
+    assert len(loads) == 1 and sum(app.state.batcher.batches) == 6 and len(app.state.batcher.batches) <= 2
 
 
 def test_a_full_queue_answers_503_with_retry_after(demo_dir, runs):

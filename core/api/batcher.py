@@ -54,6 +54,7 @@ class Batcher:
         self._engines: dict[int, object] = {}
         self._seconds_per_batch = 1.0   # running estimate for Retry-After
         self.batches: list[int] = []    # sizes of the batches run (bench and tests read it)
+        self.running = 0                # requests in the generate call now running
 
     def waiting(self) -> int:
         with self._cond:
@@ -100,7 +101,11 @@ class Batcher:
             if not batch:
                 continue
             t = time.perf_counter()
-            self._run(engine, batch)
+            self.running += len(batch)
+            try:
+                self._run(engine, batch)
+            finally:
+                self.running -= len(batch)
             self.batches.append(len(batch))
             self._seconds_per_batch = 0.7 * self._seconds_per_batch + 0.3 * (time.perf_counter() - t)
 

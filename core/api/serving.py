@@ -51,6 +51,7 @@ class ServedModels:
         self._default: dict[str, str] = {}       # task -> run name answering it under the task's name
         self._engines = engines if engines is not None else {}
         self._own: dict[str, object] = {}         # strong refs: a shared cache may drop an engine
+        self._loaded: dict[tuple, tuple] = {}      # (model, run) -> (engine, adapter name)
         self._lock = lock or threading.Lock()
         self._state = threading.RLock()
         items = runs.items() if isinstance(runs, dict) else ((None, r) for r in (runs or []))
@@ -135,6 +136,9 @@ class ServedModels:
         """(engine, adapter name or None) for an entry; loads its model once (thread-safe)."""
         from core.infer import Engine
 
+        known = self._loaded.get((entry.model, entry.run))
+        if known is not None:  # no engine lock on the hot path: a running batch must not block queueing
+            return known
         try:
             with self._lock:
                 engine = self._own.get(entry.model) or self._engines.get(entry.model)
@@ -145,9 +149,11 @@ class ServedModels:
         except StudioError as e:
             raise ApiError(503, f"The model for '{entry.name}' is not loaded: {e.message}", e.hint) from None
         try:
-            return engine, (engine.add_adapter(entry.run) if entry.adapter else None)
+            out = engine, (engine.add_adapter(entry.run) if entry.adapter else None)
         except StudioError as e:
             raise ApiError(503, f"The adapter of '{entry.name}' is not loaded: {e.message}", e.hint) from None
+        self._loaded[(entry.model, entry.run)] = out
+        return out
 
     def __call__(self, task: str):
         """(engine, adapter) answering a task: the older provider interface."""

@@ -1,7 +1,7 @@
 """The task REST routes, generated from the installed tasks (core/tasks/): for every task
 `POST /api/v1/tasks/{name}/analyze`, and each task's own route (Route.path, e.g. a seed's contract)
-with the same handler. The payload is the task's Route.build(parsed, meta); a task without a route
-answers the generic TaskAnalysis. The request is multipart/form-data with the picture in `image`
+with the same handler. The payload is core.tasks.api_payload: the task's Route.build(parsed, meta),
+or the generic payload for a task without a route. The request is multipart/form-data with the picture in `image`
 (or JSON with `image` as base64), an optional `model` (a served run; default the task's), and the
 route's own params."""
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from core.api.common import PREFIX, ApiError, ErrorBody, b64_bytes, decode_image, too_large
@@ -19,34 +18,6 @@ SUCCESS = ("`success` is true if and only if the model's answer parsed into the 
            "no errors (for every task and route alike); then `error` is null. Otherwise `success` is "
            "false and `error` says why. Failed requests (no image, bad parameter, model not loaded, "
            "server busy) answer a 4xx/5xx status with {success: false, error, hint}.")
-
-
-class TaskAnalysis(BaseModel):
-    """The generic payload of a task without a route of its own."""
-    success: bool = Field(description=SUCCESS)
-    error: str | None = Field(None, description="Why the answer did not parse (success false)")
-    task: str
-    data: dict = Field(default_factory=dict, description="The parsed structure (the task's own fields)")
-    errors: list[dict] = Field(default_factory=list, description="Problems with line/column where known")
-    confidence: float | None = Field(None, description="Mean probability (0-1) the model gave its answer's tokens")
-    text: str = Field("", description="The model's answer text")
-    model: str | None = None
-    run: str | None = None
-
-
-def _generic(task, parsed, meta: dict) -> dict:
-    return {"success": bool(parsed.ok), "error": _error_text(parsed), "task": task.name, "data": parsed.data,
-            "errors": [e.to_dict() for e in parsed.errors], "confidence": meta["confidence"],
-            "text": meta["text"], "model": meta["model"], "run": meta["run"]}
-
-
-def _error_text(parsed) -> str | None:
-    fn = getattr(parsed, "error_text", None)
-    if callable(fn):
-        return fn()
-    if parsed.ok:
-        return None
-    return "The model's answer did not parse: " + ("; ".join(e.message for e in parsed.errors) or "no fields")
 
 
 def _body_schema(params: dict[str, str]) -> dict:
@@ -84,7 +55,7 @@ async def _read_request(request: Request, limit: int, params: dict) -> tuple[byt
 
 def task_routes(runner, limit_of) -> APIRouter:
     """limit_of(): the current upload limit in bytes."""
-    from core.tasks import all_tasks
+    from core.tasks import all_tasks, api_model
 
     router = APIRouter(prefix=PREFIX)
     errors = {s: {"model": ErrorBody} for s in (400, 401, 404, 413, 503)}
@@ -92,7 +63,7 @@ def task_routes(runner, limit_of) -> APIRouter:
         route = getattr(task, "route", None)
         params = dict(getattr(route, "params", None) or {})
         handler = _handler(runner, task, route, params, limit_of)
-        model = route.response_model if route else TaskAnalysis
+        model = api_model(task)
         paths = [f"/tasks/{task.name}/analyze"] + ([route.path] if route and route.path else [])
         for i, path in enumerate(paths):
             router.add_api_route(
@@ -105,6 +76,8 @@ def task_routes(runner, limit_of) -> APIRouter:
 
 
 def _handler(runner, task, route, params: dict, limit_of):
+    from core.tasks import api_payload
+
     async def analyze(request: Request):
         limit = limit_of()
         data, fields = await _read_request(request, limit, params)
@@ -125,10 +98,8 @@ def _handler(runner, task, route, params: dict, limit_of):
         meta = {"text": ans.text, "confidence": ans.confidence, "field_confidence": ans.field_confidence,
                 "model": entry.describe(False)["base_model"], "run": entry.run.name if entry.run else None,
                 **{k: v for k, v in fields.items() if k in params}}
-        if route is None:
-            return _generic(target.task, ans.parsed, meta)
         try:
-            return await run_in_threadpool(route.build, ans.parsed, meta)
+            return await run_in_threadpool(api_payload, target.task, ans.parsed, meta)
         except StudioError as e:
             raise ApiError(400, e.message, e.hint) from None
     analyze.__name__ = f"analyze_{task.name}"
