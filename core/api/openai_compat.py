@@ -62,7 +62,7 @@ def openai_routes(runner, limit_of) -> APIRouter:
             raise ApiError(400, f"The JSON body is malformed: {e}.", "Send a JSON object.") from None
         if not isinstance(body, dict):
             raise ApiError(400, "The body must be a JSON object.", "")
-        if int(body.get("n") or 1) != 1:
+        if body.get("n") not in (None, 1):
             raise ApiError(400, "Only n=1 is supported.", "Send one request per answer.")
         target = await runner.target(body.get("model"))
         prompt, url = last_turn(body.get("messages"), lambda m: _parts(m, limit_of()),

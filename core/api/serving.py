@@ -122,7 +122,7 @@ class ServedModels:
             return out + list(self._runs.values())
 
     def find(self, name: str | None) -> Served:
-        """A model name as a client sends it ('keys', 'my-run', 'my-run:latest')."""
+        """A model name as a client sends it: a task's name, 'my-run' or 'my-run:latest'."""
         wanted = (name or "").strip()
         names = {e.name: e for e in self.entries()}
         for cand in (wanted, wanted.removesuffix(":latest")):
