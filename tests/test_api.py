@@ -132,6 +132,41 @@ def test_seed_routes_share_the_generic_routes_payload(api):
         assert set(seed.json()) == set(generic.json()) and seed.json()["success"] == generic.json()["success"]
 
 
+# The Keylike notebook's response as the seed prints it (the PWA parses exactly these names and types).
+SEED_KEYLIKE = json.loads('{"success": true, "keyway": "SC1", "bitting": "1,2,5,3,7", "brand": "Schlage", '
+                          '"confidence": 0.87}')
+
+
+def test_keys_route_matches_the_seeds_contract(api):
+    url, _ = api
+    r = requests.post(f"{url}/keys/analyze", files={"image": ("k.jpg", png(key_image(70)), "image/png")}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    for name, seed_value in SEED_KEYLIKE.items():
+        assert type(body[name]) is type(seed_value), (name, body[name])
+        if name != "confidence":
+            assert body[name] == seed_value, name
+    assert 0.0 <= body["confidence"] <= 1.0 and body["error"] is None
+    # The catalog's four figures are there and say where they come from.
+    assert body["estimatedAnnualProduction"] is not None and body["figuresProvidedBy"] == "catalog"
+    schema = requests.get(f"{url}/openapi.json", timeout=10).json()["components"]["schemas"]["KeysAnalysis"]
+    assert schema["properties"]["bitting"]["anyOf"][0]["type"] == "string"
+
+
+def test_ui2sql_route_checks_and_transpiles(api):
+    url, _ = api
+    r = requests.post(f"{url}/ui2sql", files={"image": ("s.png", png(key_image(200)), "image/png")},
+                      data={"dialect": "mysql"}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["success"] is True and body["valid"] is True and body["sql"] == SQL and body["errors"] == []
+    assert [t["name"] for t in body["tables"]] == ["users"]
+    assert body["dialect"] == "mysql" and "CREATE TABLE" in body["transpiled"]
+    bad = requests.post(f"{url}/ui2sql", files={"image": ("s.png", png(key_image(200)))},
+                        data={"dialect": "oracle9"}, timeout=60)
+    assert bad.status_code == 400 and "Unknown SQL dialect" in bad.json()["error"]
+
+
 def _assert_error(r, status: int, text: str):
     assert r.status_code == status, r.text
     body = r.json()
@@ -170,8 +205,11 @@ def test_unparsed_answer_is_success_false(demo_dir):
     with serve(create_api(ServedModels(base_model=str(demo_dir), device="cpu"),
                           generation={"max_new_tokens": 12})) as url:
         body = analyze(url, "keys").json()
+        sql = requests.post(f"{url}/ui2sql", files={"image": ("s.png", png(key_image(200)))}, timeout=60).json()
     assert body["success"] is False and "did not parse" in body["error"]
     assert 0.0 < body["confidence"] < 1.0
+    # One meaning of success: an answer that is not valid SQL is success false too, with the reason.
+    assert sql["success"] is False and sql["valid"] is False and sql["error"]
 
 
 def test_model_not_loaded_is_503_and_no_token_leaks(demo_dir, tmp_path, monkeypatch):
