@@ -124,3 +124,27 @@ class _Bearer(requests.auth.AuthBase):
     def __call__(self, r):
         r.headers["Authorization"] = f"Bearer {self.key}"
         return r
+
+
+def test_bind_rules_and_credential_parsing():
+    import base64
+
+    import app as studio_app
+    from core.api.auth import ApiAuth, api_key_from
+
+    with pytest.raises(SystemExit, match="--api-key guards the API, not the UI"):
+        studio_app.settings(studio_app.parse_args(["--host", "0.0.0.0", "--api-key", KEY]), env={})
+    s = studio_app.settings(studio_app.parse_args(["--host", "0.0.0.0", "--auth", f"{USER}:{PASSWORD}"]),
+                            env={"TRINITY_API_KEY": KEY})
+    assert s["auth"] == (USER, PASSWORD) and s["api_key"] == KEY
+    with pytest.raises(SystemExit, match="at least 8"):
+        api_key_from("short", {})
+    assert api_key_from(None, {}) is None and api_key_from(None, {"TRINITY_API_KEY": KEY}) == KEY
+    gate = ApiAuth((USER, PASSWORD), KEY)
+    basic = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    assert gate.allows(basic) and gate.allows(f"Bearer {KEY}") and gate.allows(f"bearer {KEY}")
+    for bad in (None, "", "Basic", "Basic !!!not-base64", "Basic " + base64.b64encode(b"nocolon").decode(),
+                f"Bearer {PASSWORD}", f"Bearer {KEY}x", "Token " + KEY,
+                "Basic " + base64.b64encode(f"{USER}:{PASSWORD}x".encode()).decode()):
+        assert not gate.allows(bad), bad
+    assert ApiAuth().allows(None)  # no login, no key: open (loopback only, see settings)
