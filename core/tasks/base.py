@@ -25,7 +25,8 @@ DEFAULT_GENERATION = {"max_new_tokens": 256, "temperature": 0.3, "top_p": 0.9}
 class Field:
     """One thing the annotator edits.
 
-    kind: one of FIELD_KINDS. choices: the options of a "choice" (or of a list's items).
+    kind: one of FIELD_KINDS. choices: the options of a "choice" (or of a list's items): values, or
+    (label, value) pairs.
     minimum/maximum: bounds of a "number" (or a list's number items); integer: whole numbers only.
     item_kind: for kind "list", the kind of its items ("text", "number", "boolean", "choice").
     """
@@ -92,10 +93,12 @@ class Parsed:
 @dataclass
 class View:
     """What a person sees of a parsed answer, with no gradio: self-contained HTML (may embed SVG),
-    the structured JSON form, and a one-line verdict."""
+    the structured JSON form, a one-line verdict, and optionally a table (headers + rows)."""
     html: str
     json: dict
     summary: str = ""
+    headers: list[str] = field(default_factory=list)
+    rows: list[list] = field(default_factory=list)
 
 
 @dataclass
@@ -172,6 +175,7 @@ class BaseTask:
     bands: dict = {}
     formats: list[Format] = []
     route: Route | None = None
+    settings: dict = {}            # per-dataset settings it takes (name -> what it is), e.g. the json schema
 
     def configure(self, meta: dict) -> "BaseTask":
         """The task for one dataset (its dataset.json as meta). Tasks with per-dataset settings,
@@ -204,11 +208,29 @@ class BaseTask:
         notes = "".join(f"<li>{_html.escape(p)}</li>" for p in problems)
         page = f"<pre class='task-view'>{body}</pre>" + (f"<ul class='task-issues'>{notes}</ul>" if notes else "")
         verdict = "parsed" if parsed and parsed.ok else f"{len(problems)} problem(s)"
-        return View(html=page, json=dict(data), summary=verdict)
+        rows = [[k, v if isinstance(v, (str, int, float, bool)) or v is None else json.dumps(v, ensure_ascii=False)]
+                for k, v in data.items()]
+        return View(html=page, json=dict(data), summary=verdict, headers=["field", "value"], rows=rows)
 
     def samples(self, n: int = 2) -> list[dict]:
         """Records with a PIL image under "image_obj" to check an export on; none by default."""
         return []
+
+    def editor_setup(self, fields: dict) -> dict:
+        """Editor settings that follow the label being typed: {digits field: {"positions",
+        "min_positions", "digits"}}. By default a digits field offers its minimum..maximum digits
+        (0-9) on up to 12 positions."""
+        out = {}
+        for f in self.fields:
+            if f.kind == "digits":
+                lo = int(f.minimum if f.minimum is not None else 0)
+                hi = int(f.maximum if f.maximum is not None else 9)
+                out[f.name] = {"positions": 12, "min_positions": 1, "digits": [str(d) for d in range(lo, hi + 1)]}
+        return out
+
+    def prefill(self, changed: str, fields: dict) -> dict:
+        """Values to put into other fields when the user changes `changed` (none by default)."""
+        return {}
 
     def describe(self) -> dict:
         """The task as plain data (for the CLI and API listings)."""

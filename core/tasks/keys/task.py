@@ -127,14 +127,17 @@ class KeysTask(BaseTask):
 
     @property
     def fields(self) -> list[Field]:
-        codes = list(all_keyways())
+        choices = []
+        for code, kw in all_keyways().items():
+            cuts = kw.positions if kw.positions is not None else f"{kw.min_positions}-{kw.max_positions}"
+            choices.append((f"{code} · {kw.brand} · {cuts} cuts", code))
         return [
-            Field("keyway", "choice", "Keyway", "Keyway code from the catalog; "
-                  f"{GENERIC} when the key is not in it.", True, codes),
+            Field("keyway", "choice", "Keyway", "Sets the number of cuts and the allowed depths. Keyway code "
+                  f"from the catalog; {GENERIC} when the key is not in it.", True, choices),
             Field("bitting", "digits", "Bitting", "Cut depths from the bow to the tip, one digit "
                   "1-9 per position (1 = shallowest), e.g. 1,2,5,3,7.", True),
-            Field("brand", "text", "Brand", "Manufacturer, e.g. Schlage. Left empty, the "
-                  "keyway's catalog brand is used.", False),
+            Field("brand", "text", "Brand", "Prefilled from the keyway's catalog entry. Left empty, "
+                  "the keyway's catalog brand is used.", False),
         ]
 
     def prompt(self, record: dict) -> str:
@@ -267,13 +270,24 @@ class KeysTask(BaseTask):
             out.append({"id": f"sample-{seed}", "image_obj": image, "fields": fields})
         return out
 
-    def editor_hints(self) -> dict:
-        """What the studio's digit editor needs: per keyway its cut count and depth range, per brand
-        its keyways (the keyway-aware bitting editor)."""
-        kws = all_keyways()
-        return {"keyways": {c: {"brand": k.brand, "min_positions": k.min_positions, "max_positions": k.max_positions,
-                                "min_depth": k.min_depth, "max_depth": k.max_depth} for c, k in kws.items()},
-                "generic": GENERIC}
+    def editor_setup(self, fields: dict) -> dict:
+        """The keyway-aware digit editor: the keyway sets how many cut positions the bitting has and
+        which depth digits each takes."""
+        kw = find_keyway(fields.get("keyway")) if fields.get("keyway") else None
+        if kw is None:
+            return {"bitting": {"positions": 0, "min_positions": 0, "digits": [str(d) for d in range(1, 10)]}}
+        return {"bitting": {"positions": kw.max_positions, "min_positions": kw.min_positions,
+                            "digits": [str(d) for d in range(kw.min_depth, kw.max_depth + 1)]}}
+
+    def prefill(self, changed: str, fields: dict) -> dict:
+        """Picking a keyway prefills its catalog brand, unless the user typed a brand of their own."""
+        if changed != "keyway":
+            return {}
+        kw = find_keyway(fields.get("keyway")) if fields.get("keyway") else None
+        cur = str(fields.get("brand") or "").strip()
+        if not cur or cur in {k.brand for k in all_keyways().values()}:
+            return {"brand": kw.brand if kw else cur}
+        return {}
 
     def is_labeled(self, record: dict) -> bool:
         f = record.get("fields") or {}

@@ -137,6 +137,10 @@ class Ui2SqlTask(BaseTask):
     def fields_from_parsed(self, parsed: Parsed) -> dict:
         return {"sql": parsed.data.get("sql") or ""}
 
+    def diff(self, parsed: Parsed, record: dict) -> dict:
+        """Against the label: missing/extra tables and columns, type and key differences."""
+        return schema_diff(parsed, _sql_of(record))
+
     def view(self, parsed: Parsed) -> View:
         """The ER diagram (SVG) and the parsed tables."""
         from core.tasks.ui2sql.er_diagram import er_svg
@@ -146,7 +150,7 @@ class Ui2SqlTask(BaseTask):
         summary = (f"valid · {len(tables)} table{'s' * (len(tables) != 1)}" if parsed and parsed.ok
                    else f"invalid · {n_err} error{'s' * (n_err != 1)}")
         return View(html=er_svg(tables, "No table parsed from this answer"), json={"tables": tables},
-                    summary=summary)
+                    summary=summary, headers=list(TABLE_HEADERS), rows=table_rows(tables))
 
     def samples(self, n: int = 2) -> list[dict]:
         """The bundled demo screenshots with their labels."""
@@ -175,6 +179,24 @@ class Ui2SqlTask(BaseTask):
         # SQL that does not parse is a draft: it is kept, but the record stays unlabeled.
         sql = _sql_of(record)
         return bool(sql.strip()) and self.parse(sql).ok
+
+
+TABLE_HEADERS = ("table", "column", "type", "key", "references", "not null")
+
+
+def table_rows(tables: list[dict]) -> list[list]:
+    """One compact row per column: table, column, type, PK/FK/UQ, what it references, not null."""
+    rows = []
+    for t in tables:
+        pk = {c.lower() for c in t.get("primary_key") or []}
+        refs = {c.lower(): f"{fk['ref_table']}({', '.join(fk.get('ref_columns') or [])})"
+                for fk in t.get("foreign_keys") or [] for c in fk["columns"]}
+        for c in t["columns"]:
+            n = c["name"].lower()
+            key = "PK" if n in pk else ("FK" if n in refs else ("UQ" if c.get("unique") else ""))
+            rows.append([t["name"], c["name"], c.get("type") or "", key, refs.get(n, ""),
+                         "yes" if c.get("not_null") or n in pk else ""])
+    return rows
 
 
 def _table_issues(t: dict, by_name: dict[str, dict]) -> list[Issue]:
