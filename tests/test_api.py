@@ -92,7 +92,7 @@ def test_health_names_what_is_served_and_openapi_has_every_task(api):
     h = requests.get(f"{url}/health", timeout=10).json()
     assert h["success"] and h["status"] == "ok" and h["max_upload_bytes"] == 200_000
     assert h["tasks"]["keys"]["run"] == "keys_run" and h["tasks"]["ui2sql"]["run"] == "sql_run"
-    assert {s["name"] for s in h["served"]} == {"keys", "ui2sql", "keys_run", "keys_run_b", "sql_run"}
+    assert {s["name"] for s in h["served"]} == {*all_tasks(), "keys_run", "keys_run_b", "sql_run"}
     assert {s["base_model"] for s in h["served"]} == {"demo"} and h["queue"]["max_batch"] >= 1
     schema = requests.get(f"{url}/openapi.json", timeout=10).json()
     for task in all_tasks().values():

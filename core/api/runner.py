@@ -36,7 +36,7 @@ class Runner:
 
         entry = self.provider.find(model_name)
         engine, adapter = await run_in_threadpool(self.provider.load, entry)
-        return Target(entry, engine, adapter, get_task(entry.task))
+        return Target(entry, engine, adapter, entry.task_obj or get_task(entry.task))
 
     def settings(self, target: Target, requested: dict | None = None) -> dict:
         """Generation overrides for Engine.generate: the client's choice, capped by the server's

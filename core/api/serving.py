@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.api.common import ApiError
@@ -23,11 +23,28 @@ class Served:
     model: str                 # what to load: a registry id, a folder, or a full fine-tune's RUN/model
     run: Path | None = None
     adapter: bool = False      # the run's adapter goes on `model`
+    task_obj: object = field(default=None, compare=False, repr=False)  # configured from the run's dataset
 
     def describe(self, loaded: bool) -> dict:
         model = Path(self.model).name if os.path.isabs(self.model) else self.model
         return {"name": self.name, "task": self.task, "run": self.run.name if self.run else None,
                 "base_model": model, "adapter": self.adapter, "loaded": loaded}
+
+
+def _run_task(cfg: dict):
+    """The run's task configured as its dataset configures it (e.g. the json task's schema), so the
+    API parses answers as training did; the plain task when the dataset is gone."""
+    import json
+
+    from core.tasks import get_task, task_for_dataset
+
+    meta_file = Path(str(cfg.get("dataset") or "")) / "dataset.json"
+    if cfg.get("dataset") and meta_file.is_file():
+        try:
+            return task_for_dataset(json.loads(meta_file.read_text(encoding="utf-8")), meta_file.parent.name)
+        except (StudioError, ValueError, OSError):
+            pass
+    return get_task(cfg.get("task"))
 
 
 def _task_names() -> list[str]:
@@ -72,7 +89,7 @@ class ServedModels:
             raise StudioError(f"Run '{run_dir.name}' is for task '{task}', which is not installed.",
                               f"Installed tasks: {', '.join(_task_names())}.")
         model, has_adapter = run_weights(run_dir)  # refuses a run without trained weights
-        entry = Served(run_dir.name, task, model, run_dir, has_adapter)
+        entry = Served(run_dir.name, task, model, run_dir, has_adapter, _run_task(read_run_config(run_dir)))
         if entry.name in _task_names():
             raise StudioError(f"A run cannot be named '{entry.name}': that is a task's model name.",
                               "Rename the run folder.")
@@ -117,7 +134,7 @@ class ServedModels:
             out = []
             for task in _task_names():
                 run = self._runs.get(self._default.get(task, ""))
-                out.append(Served(task, task, run.model, run.run, run.adapter) if run
+                out.append(Served(task, task, run.model, run.run, run.adapter, run.task_obj) if run
                            else Served(task, task, self.base_model))
             return out + list(self._runs.values())
 
