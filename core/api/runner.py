@@ -97,16 +97,26 @@ _COUNT_LOCK = threading.Lock()
 def stream(runner: Runner, target: Target, image, prompt: str, gen: dict):
     """(text pieces as the model writes them, the Future of the whole Answer). The job is queued
     (or refused with 503) before this returns, so a client never gets a stream that cannot start."""
-    from transformers import TextIteratorStreamer
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    gone = threading.Event()
+
+    class ClientGone(StoppingCriteria):  # a client that hung up stops its generation at the next token
+        def __call__(self, input_ids, scores, **kwargs):
+            return gone.is_set()
 
     streamer = TextIteratorStreamer(target.engine.processor.tokenizer, skip_prompt=True,
                                     skip_special_tokens=True, timeout=REQUEST_TIMEOUT_S)
-    fut = runner.submit(target, image, prompt, gen, streamer)
+    fut = runner.submit(target, image, prompt, {**gen, "stopping_criteria": StoppingCriteriaList([ClientGone()])},
+                        streamer)
 
     def pieces():
-        for piece in streamer:
-            if piece:
-                yield piece
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+        finally:  # also when the response is closed early (the client disconnected)
+            gone.set()
     return pieces(), fut
 
 
