@@ -89,6 +89,19 @@ class Dataset:
         return cls(path, meta)
 
     @classmethod
+    def scan(cls, root) -> list[tuple[Path, "Dataset | StudioError"]]:
+        """Every dataset folder directly under root, by name: (path, the Dataset or why it cannot be
+        opened, e.g. "Dataset 'x' needs task 'y', which is not installed.")."""
+        out = []
+        for p in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+            if (p / META_FILE).is_file():
+                try:
+                    out.append((p, cls.open(p)))
+                except StudioError as e:
+                    out.append((p, e))
+        return out
+
+    @classmethod
     def find_all(cls, root) -> list["Dataset"]:
         """Datasets directly under root (e.g. workspace/datasets), by name; broken ones skipped."""
         out = []

@@ -91,7 +91,10 @@ def guard(fn):
 def dataset_choices(state: StudioState) -> list[tuple[str, str]]:
     from core.dataset import Dataset
 
-    return [(f"{d.name}  ·  {d.task.name}", str(d.path)) for d in Dataset.find_all(state.datasets_dir)]
+    # A dataset that cannot be opened (its task is not installed, its dataset.json is broken) is
+    # listed with the reason; opening it shows the full message instead of hiding the folder.
+    return [(f"{d.name}  ·  {d.task.name}" if isinstance(d, Dataset) else f"{p.name}  ·  ⚠ {d.message}", str(p))
+            for p, d in Dataset.scan(state.datasets_dir)]
 
 
 def open_dataset(state: StudioState, path: str | None):
