@@ -95,6 +95,7 @@ def _measure(ws: Path, max_batch: int, args, phases) -> dict:
 def run_batched(args, argv) -> int:
     n = min(max(args.batched, 1), 128)
     args.batched = n
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="trinity-batched-") as ws:
         off = _measure(Path(ws), 1, args, [("one by one", False), ("concurrent, batching off", True)])
         on = _measure(Path(ws), args.max_batch, args, [(f"concurrent, batched (max {args.max_batch})", True)])
@@ -116,7 +117,9 @@ def run_batched(args, argv) -> int:
         lines.append(f"| {name} | {s['ok']}/{s['n']} | {s['n'] - s['ok']} | {wall:.1f} | {s['p50']:.2f} | "
                      f"{s['p99']:.2f} | {len(r) / wall:.2f} |")
     lines += ["", f"- Speed-up of batched over one by one (wall time): **{serial / batched:.1f}x**.",
-              f"- Failures: {failures}. Servers still healthy afterwards: {off['health'] and on['health']}.", ""]
+              f"- Failures: {failures}. Servers still healthy afterwards: {off['health'] and on['health']}.",
+              f"- 1-minute load average: {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on "
+              f"{psutil.cpu_count()} CPUs (other jobs on a shared machine slow the rows unevenly).", ""]
     text = "\n".join(lines)
     print(text)
     if args.write_results:

@@ -119,6 +119,8 @@ def test_generic_route_answers_with_the_tasks_payload(api):
     assert wrong.status_code == 400 and "answers 'keys', not 'ui2sql'" in wrong.json()["error"]
     unknown = analyze(url, "keys", model="nope")
     assert unknown.status_code == 404 and "keys_run" in unknown.json()["hint"]
+    no_task = analyze(url, "receipts")
+    assert no_task.status_code == 404 and "No task named 'receipts'" in no_task.json()["error"]
 
 
 def test_seed_routes_share_the_generic_routes_payload(api):

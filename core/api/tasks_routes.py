@@ -72,6 +72,11 @@ def task_routes(runner, limit_of) -> APIRouter:
                 summary=(route.summary if route else f"{task.title or task.name}: analyze a picture"),
                 description=((getattr(route, "description", "") or "") + "\n\n" + SUCCESS).strip(),
                 response_description=SUCCESS, openapi_extra=_body_schema(params))
+
+    @router.post("/tasks/{name}/analyze", include_in_schema=False)
+    def unknown_task(name: str):  # after every task's own route: only names no task has reach it
+        raise ApiError(404, f"No task named '{name}' is installed.",
+                       f"Installed tasks: {', '.join(all_tasks()) or 'none'}.")
     return router
 
 
