@@ -118,13 +118,18 @@ def build(state, shared: dict) -> dict:
                 if k != kind:
                     out[comp] = gr.update(visible=False, elem_id=f"ann-slot{i}-{k}")
                     continue
-                extra = {}
+                extra, info = {}, field.help or ""
                 if k in ("choice", "multi"):
                     extra["choices"] = list(field.choices or [])
                 if k == "number":
-                    extra.update(minimum=field.minimum, maximum=field.maximum, precision=0 if field.integer else None)
+                    # The range goes into the hint, not into gr.Number's own bounds: an out-of-range value
+                    # then reaches the task's check and is explained there, instead of a Gradio error.
+                    extra["precision"] = 0 if field.integer else None
+                    if field.minimum is not None or field.maximum is not None:
+                        rng = f"{'' if field.minimum is None else field.minimum}–{'' if field.maximum is None else field.maximum}"
+                        info = f"{info} ({rng})".strip()
                 out[comp] = gr.update(visible=True, label=field.label + ("" if field.required else " (optional)"),
-                                      info=field.help or None, value=L.to_editor(field, k, f.get(field.name)),
+                                      info=info or None, value=L.to_editor(field, k, f.get(field.name)),
                                       elem_id=f"ann-{field.name}", **extra)
         for r, row in enumerate(slot_rows):
             out[row] = gr.update(visible=2 * r < len(plan["slots"]))

@@ -152,7 +152,7 @@ def build(state, shared: dict) -> dict:
             gr.Markdown("#### Import into the open dataset\nA folder of images, a zip, or a label file of the "
                         "dataset's task (Ghost Architect's `dataset_vision.json`, a Keylike `.jsonl`, JSON lines "
                         "`{image_path, output}` for a json dataset). Bad items are skipped with a reason.")
-            files = gr.File(label="Upload", file_count="multiple", type="filepath",
+            files = gr.File(label="Upload", file_count="multiple", type="filepath", elem_id="ds-files",
                             file_types=[".zip", ".json", ".jsonl", "image"])
             server_path = gr.Textbox(label="…or a folder / file on this machine", max_lines=1,
                                      visible=not state.demo_mode, placeholder="/data/screenshots")
