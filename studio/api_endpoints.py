@@ -46,11 +46,15 @@ def compare_record(state, dataset: str, record_id: str, run: str = "", max_new_t
     if rec is None:
         raise StudioError(f"Dataset {ds.name} has no record '{record_id}'.", "Pick an id from records.jsonl.")
     run_dir = str(state.runs_dir / _name(run, "run")) if run else None
+    base = "demo"
+    if run_dir:  # the base side is the model the run was trained on, not always the demo model
+        from core.infer import read_run_config
+        base = read_run_config(run_dir)["model"]
     image, task = ds.load_image(rec), ds.task
     labeled = task.is_labeled(rec)
     sides = []
     for which in (None, run_dir) if run_dir else (None,):
-        title, ans = K.answer(state, image, task, rec, which, "demo", max(1, min(int(max_new_tokens), 1024)))
+        title, ans = K.answer(state, image, task, rec, which, base, max(1, min(int(max_new_tokens), 1024)))
         side = {"title": title, "text": ans.text, "confidence": ans.confidence,
                 "valid": bool(ans.parsed and ans.parsed.ok),
                 "scores": task.score(ans.parsed, rec) if labeled and ans.parsed is not None else None}
@@ -68,7 +72,7 @@ def register(state) -> None:
         if getattr(task, "check_api", None):
             gr.api(guard(check_endpoint(task)), api_name=task.check_api)
 
-    def compare(dataset: str, record_id: str, run: str = "", max_new_tokens: int = 64) -> dict:  # base: demo model
+    def compare(dataset: str, record_id: str, run: str = "", max_new_tokens: int = 64) -> dict:
         return compare_record(state, dataset, record_id, run, max_new_tokens)
 
     compare.__doc__ = compare_record.__doc__

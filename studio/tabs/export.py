@@ -54,6 +54,9 @@ def build(state, shared: dict) -> dict:
         with gr.Column(scale=5, elem_classes="ts-panel"):
             where = gr.Markdown("Pick a finished run.", elem_id="export-where")
             summary = gr.Code(language="json", label="Export summary", interactive=False, lines=14)
+    from studio import serve_panel  # serving a run over the API: its own module
+
+    serve_panel.build(state)
 
     def on_refresh():
         return gr.update(choices=run_choices(state, finished_only=True))
