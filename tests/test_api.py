@@ -260,7 +260,12 @@ def test_a_full_queue_answers_503_with_retry_after(demo_dir, runs):
     with serve(app) as url, ThreadPoolExecutor(3) as pool:
         engine, _ = provider("keys")
         with engine.lock:
-            queued = [pool.submit(analyze, url, "keys") for _ in range(3)]  # 1 running, 2 waiting
+            # One request taken by the runner (it blocks on the held lock), then two waiting: submitting
+            # all three at once would race the runner's first take on a loaded machine.
+            queued = [pool.submit(analyze, url, "keys")]
+            batcher = app.state.batcher
+            wait_until(lambda: bool(batcher._queues) and batcher.waiting() == 0)  # submitted, then taken
+            queued += [pool.submit(analyze, url, "keys") for _ in range(2)]
             wait_until(lambda: app.state.batcher.waiting() >= 2)
             refused = analyze(url, "keys")
         assert refused.status_code == 503 and int(refused.headers["Retry-After"]) >= 1
