@@ -1,6 +1,6 @@
 """Import into a Dataset: a folder of images, a zip, Ghost Architect's dataset_vision.json, Keylike JSONL.
 
-Every bad item is skipped with its record (index, line or file name) and a reason; the good ones
+Every bad item is skipped with its record (1-based item number, line or file name) and a reason; the good ones
 import; nothing already in the dataset changes except unlabeled duplicates gaining labels. Only a
 source that cannot be read at all raises StudioError (the CLI's exit 2).
 """
@@ -27,7 +27,7 @@ BATCH = 50       # records per locked rewrite of records.jsonl
 
 @dataclass
 class Item:
-    ref: object                 # what the user sees as "record": index, line or file name
+    ref: object                 # what the user sees as "record": 1-based item number or file name
     image_path: str             # as written in the source
     path: Path | None = None    # resolved file to read
     fields: dict | None = None
@@ -48,6 +48,40 @@ def _skip(report: dict, it: Item, code: str, reason: str) -> None:
     if it.line is not None:
         entry["line"] = it.line
     report["skipped"].append(entry)
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """"1 record", "2 records": counts read as words, not as "1 record(s)"."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def item_name(entry: dict) -> str:
+    """Where a skipped or warned item is, in words: "line 3" (JSONL), "item 2" (a JSON list), or its file."""
+    if entry.get("line") is not None:
+        return f"line {entry['line']}"
+    return f"item {entry['record']}" if isinstance(entry.get("record"), int) else str(entry.get("record"))
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The import's outcome in sentences (the CLI prints them; the studio shows them)."""
+    n, lab = report.get("imported", 0), report.get("labeled", 0)
+    head = f"Imported {plural(n, 'new image')}"
+    if n:
+        if lab == n:
+            head += ", all labeled" if n > 1 else ", labeled"
+        else:
+            head += (", not labeled yet" if n == 1 else ", none labeled yet") if lab == 0 else f", {lab} of them labeled"
+    lines = [head + "."]
+    if report.get("labels_added"):
+        lines.append(f"{plural(report['labels_added'], 'image')} already in the dataset got labels.")
+    if report.get("duplicates"):
+        lines.append(f"{plural(report['duplicates'], 'duplicate image')} skipped (already in the dataset).")
+    if report.get("ignored"):
+        lines.append(f"{plural(report['ignored'], 'non-image file')} ignored.")
+    if report.get("split"):
+        sp = report["split"]
+        lines.append("Split: " + ", ".join(f"{k} {v}" for k, v in sp.items() if v) + ".")
+    return lines
 
 
 # ---- detection ---------------------------------------------------------------------------------
@@ -103,8 +137,8 @@ def import_source(ds, src, task: str | None = None, progress=None) -> dict:
     fmt, implied = sniff(src)
     if task and task != ds.task.name:
         raise StudioError(f"This dataset's task is {ds.task.name}, not {task}.", "Import into a dataset of that task.")
-    report = {"source": str(src), "format": fmt, "imported": 0, "labels_added": 0, "duplicates": 0,
-              "skipped": [], "warnings": [], "ignored": 0}
+    report = {"source": str(src), "format": fmt, "imported": 0, "labeled": 0, "labels_added": 0,
+              "duplicates": 0, "skipped": [], "warnings": [], "ignored": 0}
     if fmt == "zip":
         with tempfile.TemporaryDirectory(prefix="trinity-zip-") as tmp:
             extract_zip(src, Path(tmp), report, _skip_entry)
@@ -117,6 +151,8 @@ def import_source(ds, src, task: str | None = None, progress=None) -> dict:
         _import_label_file(ds, fmt, src, report, progress)
     for e in report["skipped"]:
         e.pop("_pos", None)
+    if ds.meta.get("split") is None and (report["labeled"] or report["labels_added"]):
+        report["split"] = ds.split()  # the first labels get the seeded split, so they can train at once
     report["total"] = len(ds.records())
     return report
 
@@ -129,6 +165,11 @@ def _import_label_file(ds, fmt: str, path: Path, report: dict, progress) -> None
     report["format"] = fmt
     items = _ghost_items(path) if fmt == "ghost" else _keylike_items(path)
     _ingest(ds, items, report, progress)
+    missing = [e for e in report["skipped"] if e["code"] == "missing_image"]
+    if items and len(missing) == len(items):  # a label file uploaded without its images
+        report["hint"] = (f"None of the images {path.name} names were found next to it. Upload a zip that "
+                          f"holds {path.name} and its images, or give the folder that holds them in the "
+                          "path box.")
 
 
 def _import_folder(ds, root: Path, report: dict, progress) -> None:
@@ -185,7 +226,10 @@ def _ingest(ds, items: list[Item], report: dict, progress) -> None:
         for (it, _), (rec, outcome) in zip(pending, results):
             if outcome in ("added", "labels_added"):
                 report["imported" if outcome == "added" else "labels_added"] += 1
-                report["warnings"] += [{"record": it.ref, "image_path": it.image_path, "reason": w}
+                if outcome == "added" and rec.get("status") in ("labeled", "reviewed"):
+                    report["labeled"] += 1
+                report["warnings"] += [{"record": it.ref, "image_path": it.image_path, "reason": w,
+                                        **({"line": it.line} if it.line is not None else {})}
                                        for w in it.warnings]
             else:
                 report["duplicates"] += 1
@@ -262,10 +306,10 @@ def _ghost_items(path: Path) -> list[Item]:
     items = []
     for i, obj in enumerate(data):
         if not isinstance(obj, dict):
-            items.append(Item(i, "", reason=f"entry is a {type(obj).__name__}, not an object", code="bad_field"))
+            items.append(Item(i + 1, "", reason=f"entry is a {type(obj).__name__}, not an object", code="bad_field"))
             continue
         raw = obj.get("image_path")
-        it = Item(i, raw if isinstance(raw, str) else repr(raw))
+        it = Item(i + 1, raw if isinstance(raw, str) else repr(raw))  # people count items from 1
         bad = [k for k in ("output", "instruction", "domain")
                if obj.get(k) is not None and not isinstance(obj[k], str)]
         if not isinstance(raw, str):
@@ -318,8 +362,8 @@ def _keylike_items(path: Path) -> list[Item]:
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        it = Item(index, "", line=n)
         index += 1
+        it = Item(index, "", line=n)  # item numbers count from 1, as line numbers do
         items.append(it)
         if isinstance(line, _NotUtf8):
             it.code, it.reason = "bad_json", f"line {n} is not UTF-8 text: {line}"

@@ -12,7 +12,7 @@ import gradio as gr
 from core.dataset import Dataset
 from core.errors import StudioError
 from core.tasks import all_tasks
-from studio.common import badge, dataset_choices, esc, guard, open_dataset
+from studio.common import badge, dataset_choices, esc, ui_guard, open_dataset
 
 REPORT_HEADERS = ["severity", "record", "problem", "details"]
 EXPORT_FORMATS = [("Hugging Face datasets folder (images + messages)", "hf"),
@@ -40,6 +40,13 @@ def overview_html(ds: Dataset | None) -> str:
             f'<div class="ts-muted">{pct:.0f}% labeled · splits: {splits}</div></div>')
 
 
+def export_formats(task: str | None) -> list[tuple[str, str]]:
+    """The export formats that fit a dataset's task: a keys dataset is not offered Ghost's SQL format."""
+    from core.importers import FORMAT_TASK
+
+    return [(label, f) for label, f in EXPORT_FORMATS if FORMAT_TASK.get(f) in (None, task)]
+
+
 def create_dataset(datasets_dir: Path, name: str, task: str) -> Dataset:
     name = (name or "").strip()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
@@ -48,7 +55,12 @@ def create_dataset(datasets_dir: Path, name: str, task: str) -> Dataset:
     return Dataset.create(Path(datasets_dir) / name, task, name=name)
 
 
-def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, allow_server_path: bool) -> str:
+def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, allow_server_path: bool,
+                progress=None) -> str:
+    """Imports every source; the outcome in Markdown (counts, the split, each skipped item by its
+    1-based item or line number). progress(done, total, source name) is called per image."""
+    from core.importers import item_name, plural, summary_lines
+
     sources = [str(f) for f in (files or [])]
     if server_path and server_path.strip():
         if not allow_server_path:
@@ -57,30 +69,42 @@ def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, a
         sources.append(server_path.strip())
     if not sources:
         raise StudioError("Nothing to import.", "Upload a zip, a label file or images, or give a folder on the server.")
-    totals = {"imported": 0, "labels_added": 0, "duplicates": 0}
-    skipped = []
+    totals = {"imported": 0, "labeled": 0, "labels_added": 0, "duplicates": 0, "ignored": 0}
+    skipped, warnings, hints, split = [], [], [], None
     for src in sources:
-        rep = ds.import_source(src)
+        name = Path(src).name
+        rep = ds.import_source(src, progress=(lambda d, t, n=name: progress(d, t, n)) if progress else None)
         for k in totals:
             totals[k] += rep.get(k, 0)
-        skipped += rep.get("skipped", [])
-    lines = [f"**Imported {totals['imported']}** new image(s), {totals['labels_added']} got labels, "
-             f"{totals['duplicates']} duplicate(s) skipped."]
-    if skipped:
-        lines.append(f"**{len(skipped)} item(s) skipped:**")
-        lines += [f"- `{esc(s.get('record'))}`: {esc(s.get('reason'))}" for s in skipped[:50]]
-        if len(skipped) > 50:
-            lines.append(f"- … and {len(skipped) - 50} more")
-    return "\n".join(lines)
+        skipped += [{**s, "source": name} for s in rep.get("skipped", [])]
+        warnings += rep.get("warnings", [])
+        hints += [rep["hint"]] if rep.get("hint") else []
+        split = rep.get("split") or split
+    head = summary_lines({**totals, "split": split})
+    blocks = ["<br>".join([f"**{head[0]}**", *head[1:], *(f"<b>What to do:</b> {esc(h)}" for h in hints)])]
+    many = len(sources) > 1
+    for title, entries in ((f"{plural(len(skipped), 'item')} skipped:", skipped),
+                           (f"{plural(len(warnings), 'warning')}:", warnings)):
+        if not entries:
+            continue
+        rows = [f"- {esc(item_name(s))}" + (f" of `{esc(s['source'])}`" if many and s.get("source") else "")
+                + (f" (`{esc(s['image_path'])}`)" if s.get("image_path") and s["image_path"] != s.get("record") else "")
+                + f": {esc(s.get('reason'))}" for s in entries[:50]]
+        if len(entries) > 50:
+            rows.append(f"- … and {len(entries) - 50} more")
+        blocks.append(f"**{title}**\n\n" + "\n".join(rows))
+    return "\n\n".join(blocks)
 
 
 def report_rows(ds: Dataset) -> tuple[str, list[list]]:
     rep = ds.validate()
     issues = sorted(rep["issues"], key=lambda i: (i["severity"] != "error", str(i["record"])))
     rows = [[i["severity"], str(i["record"]), i["code"].replace("_", " "), i["reason"]] for i in issues]
-    head = (f"**{rep['records']} records**, {rep['images_readable']} readable images — "
-            f"{badge(str(rep['errors']) + ' errors', 'err' if rep['errors'] else 'ok')} "
-            f"{badge(str(rep['warnings']) + ' warnings', 'warn' if rep['warnings'] else 'ok')}"
+    from core.importers import plural
+
+    head = (f"**{plural(rep['records'], 'record')}**, {plural(rep['images_readable'], 'readable image')} — "
+            f"{badge(plural(rep['errors'], 'error'), 'err' if rep['errors'] else 'ok')} "
+            f"{badge(plural(rep['warnings'], 'warning'), 'warn' if rep['warnings'] else 'ok')}"
             + ("" if rows else " · No problems found.")
             + ("<br><span class='ts-muted'>Click a row to open that record in Annotate.</span>" if rows else ""))
     return head, rows
@@ -147,35 +171,43 @@ def build(state, shared: dict) -> dict:
         except StudioError as e:
             return f'<div class="ts-empty">{esc(e.message)}</div>'
 
-    @guard
+    @ui_guard
     def on_create(name, task):
         ds = create_dataset(state.datasets_dir, name, task)
         gr.Info(f"Created dataset {ds.name}.")
         return gr.update(choices=dataset_choices(state), value=str(ds.path)), ""
 
-    @guard
-    def on_import(path, up, server):
+    @ui_guard
+    def on_import(path, up, server, progress=gr.Progress()):
         ds = open_dataset(state, path)
-        text = import_into(ds, up, server, allow_server_path=not state.demo_mode)
+        text = import_into(ds, up, server, allow_server_path=not state.demo_mode,
+                           progress=lambda d, t, n: progress((d, t), desc=f"importing {n}", unit="images"))
         return text, overview_html(ds), None
 
-    @guard
+    @ui_guard
     def on_validate(path):
         return report_rows(open_dataset(state, path))
 
-    @guard
+    @ui_guard
     def on_split(path, s, v, t):
         ds = open_dataset(state, path)
         counts = ds.split(seed=int(s or 0), val_fraction=float(v), test_fraction=float(t))
         gr.Info("Split: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
         return overview_html(ds)
 
-    @guard
+    @ui_guard
     def on_export(path, f):
         text, archive = export_dataset(open_dataset(state, path), f, state.workspace / "exports")
         return text, gr.update(value=archive, visible=True)
 
-    ds_dd.change(refresh, ds_dd, overview)
+    def on_dataset(path):
+        try:
+            task = open_dataset(state, path).task.name if path else None
+        except StudioError:
+            task = None
+        return refresh(path), gr.update(choices=export_formats(task), value="hf")
+
+    ds_dd.change(on_dataset, ds_dd, [overview, fmt])
     create_btn.click(on_create, [new_name, new_task], [ds_dd, new_name])
     import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files])
     validate_btn.click(on_validate, ds_dd, [report_head, report])
