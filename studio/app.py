@@ -80,8 +80,9 @@ def build_app(state: StudioState) -> gr.Blocks:
                 out[tabs] = gr.Tabs(selected=qp["tab"])
             return out
 
-        blocks.load(on_load, None, [ds_dd, tabs, eval_ui["run"], export_ui["run"], *train_ui["load_outputs"]]
-                    ).then(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
+        loaded = blocks.load(on_load, None, [ds_dd, tabs, eval_ui["run"], export_ui["run"], *train_ui["load_outputs"]])
+        loaded.then(None, ds_dd, None, js=theme.set_param_js("dataset", ready=True))
+        loaded.then(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
         ds_dd.change(None, ds_dd, None, js=theme.set_param_js("dataset"))
         for dd in (train_ui["run"], eval_ui["run"], export_ui["run"]):
             dd.input(None, dd, None, js=theme.set_param_js("run"))
@@ -107,6 +108,9 @@ def build_app(state: StudioState) -> gr.Blocks:
         eval_tab.select(eval_ui["refresh"], None, eval_ui["run"])
         export_tab.select(export_ui["refresh"], None, export_ui["run"])
         api_endpoints.register(state)  # named endpoints for gradio_client: check_sql, compare
+    for fn in blocks.fns.values():
+        if fn.targets:  # a UI event (gr.api endpoints have no trigger): the page calls it, clients need not
+            fn.api_visibility = "private"  # so gradio_client lists the named endpoints, not /lambda_1…
     return blocks
 
 

@@ -22,11 +22,19 @@ def css() -> str:
     return CSS_PATH.read_text(encoding="utf-8")
 
 
-def set_param_js(key: str, fixed: str | None = None) -> str:
-    """A js= handler that writes its input (or a fixed value) into the address as ?key=value."""
-    arg = "" if fixed is not None else "v"
-    val = repr(fixed) if fixed is not None else "v"
-    return f"({arg}) => {{ if (window.__tsSetParam) window.__tsSetParam({key!r}, {val}); return []; }}"
+def set_param_js(key: str, fixed: str | None = None, ready: bool = False) -> str:
+    """A js= handler that writes its input (or a fixed value) into the address as ?key=value, so a
+    reload or a shared link opens the same dataset, run and tab; a path keeps its last part (the
+    name). Until the page's load event has read the address (window.__tsReady), a fixed value is not
+    written: the first tab's select fires on its own at start-up and would overwrite ?tab=.
+    ready=True marks that moment. Self-contained: it may run before the page's own script has."""
+    arg, val = ("", repr(fixed)) if fixed is not None else ("value", "value")
+    wait = "if (!window.__tsReady) return []; " if fixed is not None else ""
+    mark = "window.__tsReady = true; " if ready else ""
+    return (f"({arg}) => {{ {wait}{mark}const u = new URL(window.location.href); "
+            f"const name = {val} == null ? '' : String({val}).replace(/\\/+$/, '').split('/').pop(); "
+            f"if (name) u.searchParams.set({key!r}, name); else u.searchParams.delete({key!r}); "
+            "window.history.replaceState(window.history.state, '', u); return []; }")
 
 
 # Runs once when the page loads. Shortcuts click the Annotate buttons, so they do exactly what a
@@ -35,14 +43,6 @@ SHORTCUTS_JS = """
 () => {
   if (window.__tsShortcuts) return;
   window.__tsShortcuts = true;
-  // The open dataset, run and tab live in the address (?dataset=&run=&tab=), so a reload or a
-  // shared link opens the same place; values that are paths keep their last part (the name).
-  window.__tsSetParam = (key, value) => {
-    const u = new URL(window.location.href);
-    const v = value == null ? '' : String(value).replace(/\\/+$/, '').split('/').pop();
-    if (v) u.searchParams.set(key, v); else u.searchParams.delete(key);
-    window.history.replaceState(window.history.state, '', u);
-  };
   const click = (id) => { const b = document.getElementById(id); if (b && b.offsetParent !== null) { b.click(); return true; } return false; };
   document.addEventListener('keydown', (e) => {
     const k = e.key.toLowerCase();

@@ -47,6 +47,22 @@ def export_formats(task: str | None) -> list[tuple[str, str]]:
     return [(label, f) for label, f in EXPORT_FORMATS if FORMAT_TASK.get(f) in (None, task)]
 
 
+PREVIEW_MAX = 12
+
+
+def preview_items(ds: Dataset | None) -> list[tuple[str, str]]:
+    """A first look at the dataset: up to PREVIEW_MAX images with their status."""
+    if ds is None:
+        return []
+    out = []
+    for r in ds.records()[:PREVIEW_MAX]:
+        try:
+            out.append((str(ds.image_path(r)), f"{r.get('status', 'unlabeled')} · {str(r.get('id'))[:8]}"))
+        except StudioError:
+            continue
+    return out
+
+
 def create_dataset(datasets_dir: Path, name: str, task: str) -> Dataset:
     name = (name or "").strip()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
@@ -130,6 +146,8 @@ def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             overview = gr.HTML(elem_id="ds-overview")
+            preview = gr.Gallery(label="Images (the first 12)", columns=6, height=210, object_fit="cover",
+                                 elem_id="ds-preview", interactive=False, show_label=True)
         with gr.Column(scale=2, elem_classes="ts-panel"):
             gr.Markdown("#### New dataset")
             new_name = gr.Textbox(label="Name", placeholder="e.g. my-keys", max_lines=1)
@@ -144,7 +162,7 @@ def build(state, shared: dict) -> dict:
             server_path = gr.Textbox(label="…or a folder / file on this machine", max_lines=1,
                                      visible=not state.demo_mode, placeholder="/data/screenshots")
             import_btn = gr.Button("Import", elem_id="ds-import")
-            import_out = gr.Markdown()
+            import_out = gr.Markdown(elem_id="ds-import-out")
         with gr.Column(elem_classes="ts-panel"):
             gr.Markdown("#### Split\nLabeled records are shuffled with the seed; unlabeled ones get no split.")
             with gr.Row():
@@ -153,7 +171,7 @@ def build(state, shared: dict) -> dict:
                 test_frac = gr.Slider(0, 0.5, 0.0, step=0.05, label="Test share")
             split_btn = gr.Button("Re-split", elem_id="ds-split")
             gr.Markdown("#### Export")
-            fmt = gr.Dropdown(EXPORT_FORMATS, value="hf", label="Format")
+            fmt = gr.Dropdown(EXPORT_FORMATS, value="hf", label="Format", elem_id="ds-export-format")
             export_btn = gr.Button("Export labeled records", elem_id="ds-export")
             export_out = gr.Markdown()
             export_file = gr.File(label="Download", visible=False)
@@ -182,7 +200,7 @@ def build(state, shared: dict) -> dict:
         ds = open_dataset(state, path)
         text = import_into(ds, up, server, allow_server_path=not state.demo_mode,
                            progress=lambda d, t, n: progress((d, t), desc=f"importing {n}", unit="images"))
-        return text, overview_html(ds), None
+        return text, overview_html(ds), None, preview_items(ds)
 
     @ui_guard
     def on_validate(path):
@@ -202,14 +220,15 @@ def build(state, shared: dict) -> dict:
 
     def on_dataset(path):
         try:
-            task = open_dataset(state, path).task.name if path else None
+            ds = open_dataset(state, path) if path else None
         except StudioError:
-            task = None
-        return refresh(path), gr.update(choices=export_formats(task), value="hf")
+            ds = None
+        return (refresh(path), gr.update(choices=export_formats(ds.task.name if ds else None), value="hf"),
+                preview_items(ds))
 
-    ds_dd.change(on_dataset, ds_dd, [overview, fmt])
+    ds_dd.change(on_dataset, ds_dd, [overview, fmt, preview])
     create_btn.click(on_create, [new_name, new_task], [ds_dd, new_name])
-    import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files])
+    import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files, preview])
     validate_btn.click(on_validate, ds_dd, [report_head, report])
     split_btn.click(on_split, [ds_dd, seed, val_frac, test_frac], overview)
     export_btn.click(on_export, [ds_dd, fmt], [export_out, export_file])

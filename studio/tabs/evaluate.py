@@ -58,15 +58,15 @@ def run_eval(run: str | None, split: str, base: bool, limit, progress=None) -> t
 
 def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
-        with gr.Column(scale=2, elem_classes="ts-panel"):
+        with gr.Column(scale=3, elem_classes="ts-panel"):  # wide enough for a whole run id
             run = gr.Dropdown([], label="Run", elem_id="eval-run")
-            split = gr.Dropdown(["val", "test", "train"], value="val", label="Split")
+            split = gr.Dropdown(["val", "test", "train"], value="val", label="Split", elem_id="eval-split")
             base = gr.Checkbox(True, label="Also score the base model (for comparison)")
             # 0, not empty: Gradio sends an emptied number box as 0, which must mean "all", not an error
             limit = gr.Number(0, label="Only the first N records (0 = all)", precision=0, minimum=0,
                               elem_id="eval-limit")
             with gr.Row():
-                refresh = gr.Button("Refresh runs", size="sm")
+                refresh = gr.Button("Refresh runs", size="sm", elem_id="eval-refresh")
                 go = gr.Button("Evaluate", variant="primary", elem_id="eval-go")
         with gr.Column(scale=5, elem_classes="ts-panel"):
             summary = gr.Markdown("Pick a run and press Evaluate.", elem_id="eval-summary")
@@ -78,6 +78,7 @@ def build(state, shared: dict) -> dict:
     @ui_guard
     def on_go(r, s, b, n, progress=gr.Progress()):
         # a sync handler: Gradio runs it in a worker thread, so the page stays live while it works
+        progress(0, desc="loading the model (the first batch follows)")
         return run_eval(r, s, b, n, progress=lambda d, t: progress((d, t), desc="scoring", unit="records"))
 
     refresh.click(on_refresh, None, run)

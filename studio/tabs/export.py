@@ -123,17 +123,17 @@ def do_export(run: str | None, fmt: str, quant: str | None, verify: bool, folder
 
 def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
-        with gr.Column(scale=2, elem_classes="ts-panel"):
+        with gr.Column(scale=3, elem_classes="ts-panel"):  # wide enough for a whole run id
             run = gr.Dropdown([], label="Run", elem_id="export-run")
             fmt = gr.Radio(FORMATS, value="adapter", label="Format", elem_id="export-format")
             quant = gr.Dropdown(["f16", "q8_0", "q4_k_m"], value="f16", label="GGUF quantization",
                                 info="Text model only; the vision projector stays f16.", visible=False)
             verify = gr.Checkbox(True, label="Verify the GGUF against the merged model", visible=False)
-            note = gr.HTML("", elem_id="export-gguf-note")
+            note = gr.HTML("", elem_id="export-gguf-note", visible=False)
             folder = gr.Textbox(label="Folder (under RUN/export/)", max_lines=1, elem_id="export-folder",
                                 info="A free name is proposed, so exporting again never overwrites.")
             with gr.Row():
-                refresh = gr.Button("Refresh runs", size="sm")
+                refresh = gr.Button("Refresh runs", size="sm", elem_id="export-refresh")
                 go = gr.Button("Export", variant="primary", elem_id="export-go")
         with gr.Column(scale=5, elem_classes="ts-panel"):
             where = gr.Markdown("Pick a finished run.", elem_id="export-where")
@@ -168,7 +168,7 @@ def build(state, shared: dict) -> dict:
 
     def on_format(r, f, q):
         gg = f == "gguf"
-        return {quant: gr.update(visible=gg), verify: gr.update(visible=gg), note: gguf_note(f),
+        return {quant: gr.update(visible=gg), verify: gr.update(visible=gg), note: gr.update(value=gguf_note(f), visible=gg),
                 folder: free_folder(r, f, q)}
 
     refresh.click(on_refresh, None, run)

@@ -31,10 +31,11 @@ def _model_choices(demo_mode: bool) -> list[tuple[str, str]]:
     return out
 
 
-def _knob(name: str, value):
+def _knob(name: str, value, method: str):
     kind, help_ = T.field_kind(name), C.help_text(name)
     label = name.replace("_", " ")
-    common = {"label": label, "info": help_, "elem_id": f"knob-{name}"}
+    common = {"label": label, "info": help_, "elem_id": f"knob-{name}",
+              "interactive": not (method == "full" and name in T.LORA_ONLY)}
     if kind == "checkbox":
         return gr.Checkbox(value=bool(value), min_width=260, elem_classes="ts-knob-check", **common)
     if kind == "choice":
@@ -82,7 +83,7 @@ def build(state, shared: dict) -> dict:
                 with gr.Accordion(group, open=group in OPEN_GROUPS, elem_id=f"train-group-{group.split()[0].lower()}"):
                     with gr.Row(elem_classes="ts-knobs"):
                         for name in names:
-                            knobs[name] = _knob(name, values.get(name))
+                            knobs[name] = _knob(name, values.get(name), start_cfg.method)
             command = gr.Code(label="The same run from a shell", language="shell", interactive=False, lines=3,
                               elem_id="train-command")
         with gr.Column(scale=3, elem_classes="ts-panel"):
@@ -135,7 +136,8 @@ def build(state, shared: dict) -> dict:
 
     def form_from(cfg: C.TrainConfig, with_model: bool = True) -> dict:
         vals = T.knob_values(cfg)
-        out = {knobs[n]: vals[n] for n in knobs}
+        out = {knobs[n]: gr.update(value=vals[n], interactive=not (cfg.method == "full" and n in T.LORA_ONLY))
+               for n in knobs}
         if with_model and not state.demo_mode:
             out[model] = cfg.model_id
         return out
