@@ -40,32 +40,16 @@ class ErrorBody(BaseModel):
     hint: str = ""
 
 
-CATALOG_NOTE = "Catalog figure from assets/keyways.json (illustrative, not a measurement); null when the keyway is not in the catalog."
+# The seed routes' payloads are the tasks' own (Task.route); a route whose task is not installed is
+# not served (removing a task's package leaves the server starting).
+def _route_model(task: str):
+    from core.tasks import all_tasks
+
+    t = all_tasks().get(task)
+    return t.route.response_model if t is not None and t.route is not None else None
 
 
-class KeysAnalysis(BaseModel):
-    success: bool = Field(description="true when the model's answer parsed into keyway, bitting and brand")
-    keyway: str | None = Field(None, description="Keyway code, e.g. SC1")
-    bitting: list[int] | None = Field(None, description="Cut depths from bow to tip, digits 1-9")
-    brand: str | None = Field(None, description="Key brand, e.g. Schlage")
-    confidence: float | None = Field(None, description="Mean probability (0-1) the model gave the tokens of its answer's fields")
-    estimatedAnnualProduction: int | None = Field(None, description=CATALOG_NOTE)
-    manufacturingComplexity: str | None = Field(None, description=CATALOG_NOTE)
-    marketPenetration: float | None = Field(None, description=CATALOG_NOTE + " Share of the market, 0-1.")
-    timeInMarket: int | None = Field(None, description=CATALOG_NOTE + " Years.")
-    error: str | None = Field(None, description="Why the answer did not parse (success false)")
-    raw: str = Field("", description="The model's answer text")
-
-
-class Ui2SqlResult(BaseModel):
-    success: bool = True
-    sql: str = Field(description="The SQL schema the model wrote")
-    valid: bool = Field(description="true when every statement parsed as CREATE TABLE without errors")
-    errors: list[dict] = Field(default_factory=list, description="Problems with line/column where known")
-    tables: list[dict] = Field(default_factory=list, description="Tables with columns, primary and foreign keys")
-    transpiled: str | None = Field(None, description="The schema in the requested dialect (null without one)")
-    dialect: str | None = Field(None, description="The dialect transpiled to: generic, postgres, mysql or sqlite")
-    confidence: float | None = Field(None, description="Mean probability (0-1) of the answer's tokens")
+KeysAnalysis, Ui2SqlResult = _route_model("keys"), _route_model("ui2sql")
 
 
 class Health(BaseModel):
@@ -190,39 +174,36 @@ def create_api(engine_provider: Callable | None = None, max_upload_bytes: int = 
         status = provider.status() if hasattr(provider, "status") else {}
         return {"success": True, "status": "ok", "tasks": status, "max_upload_bytes": app.state.max_upload_bytes}
 
-    @app.post(f"{PREFIX}/keys/analyze", response_model=KeysAnalysis, responses=errors)
+    @_maybe(KeysAnalysis, app.post(f"{PREFIX}/keys/analyze", response_model=KeysAnalysis, responses=errors))
     def analyze_key(image: UploadFile | None = File(None, description="Photo of the key (PNG, JPEG, ...)")):
         """Reads a key photo: keyway, bitting and brand, plus the keyway catalog's figures."""
-        from core.keys_app import keys_app_json
+        from core.tasks.keys.app_json import keys_app_json
 
         picture = _read_image(image, app.state.max_upload_bytes)
         _task, answer = _answer(provider, "keys", picture, gen)
         return keys_app_json(answer)
 
-    @app.post(f"{PREFIX}/ui2sql", response_model=Ui2SqlResult, responses=errors)
+    @_maybe(Ui2SqlResult, app.post(f"{PREFIX}/ui2sql", response_model=Ui2SqlResult, responses=errors))
     def ui2sql(image: UploadFile | None = File(None, description="Screenshot of an application's UI"),
                dialect: str | None = Form(None, description="generic, postgres, mysql or sqlite")):
         """Writes the SQL schema behind a UI screenshot, checks it, and converts it to a dialect."""
-        from core.tasks.ui2sql import DIALECTS, dialect_name, transpile
+        from core.tasks import get_task
 
-        target = None
-        if dialect:
-            target = dialect_name(dialect)
-            if target is None:
-                raise ApiError(400, f"Unknown SQL dialect '{dialect}'.", f"Use one of: {', '.join(DIALECTS)}.")
+        route = get_task("ui2sql").route
+        try:
+            route.check_params({"dialect": dialect})
+        except StudioError as e:
+            raise ApiError(400, e.message, e.hint) from None
         picture = _read_image(image, app.state.max_upload_bytes)
         _task, answer = _answer(provider, "ui2sql", picture, gen)
-        parsed = answer.parsed
-        out = {"sql": answer.text.strip(), "valid": parsed.ok, "errors": [e.to_dict() for e in parsed.errors],
-               "tables": parsed.data.get("tables") or [], "dialect": target, "confidence": answer.confidence}
-        if target:
-            try:
-                out["transpiled"] = transpile(answer.text, target)
-            except StudioError as e:
-                out["errors"].append({"severity": "error", "message": f"Not converted to {target}: {e.message}"})
-        return out
+        return route.build(answer.parsed, {"text": answer.text, "confidence": answer.confidence, "dialect": dialect})
 
     return app
+
+
+def _maybe(model, decorator):
+    """The route's decorator when its task is installed, else leave the function unregistered."""
+    return decorator if model is not None else (lambda fn: fn)
 
 
 def _too_large(limit: int) -> JSONResponse:

@@ -21,7 +21,7 @@ from pathlib import Path
 from core import images as imgs
 from core.errors import StudioError
 from core.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, inside
-from core.tasks import Task, get_task
+from core.tasks import Task, all_tasks, get_task, task_for_dataset
 
 STATUSES = ("unlabeled", "labeled", "reviewed")
 SPLITS = ("train", "val", "test")
@@ -49,14 +49,18 @@ class Dataset:
     def __init__(self, path: Path, meta: dict):
         self.path = Path(path).resolve()
         self._meta = meta
-        self.task: Task = get_task(meta["task"])
+        self.task: Task = task_for_dataset(meta, self.path.name)
         self._local = threading.local()
 
     # ---- create / open -------------------------------------------------------------------
     @classmethod
-    def create(cls, path, task: str, name: str | None = None) -> "Dataset":
+    def create(cls, path, task: str, name: str | None = None, config: dict | None = None) -> "Dataset":
+        """config: the task's per-dataset settings stored in dataset.json (the json task's
+        {"schema": {...}}); the task checks them before anything is written."""
         path = Path(path)
+        extra = {k: v for k, v in (config or {}).items() if k not in ("format", "name", "task", "created", "split")}
         get_task(task)  # unknown task -> StudioError before anything is written
+        task_for_dataset({"task": task, "name": name or path.name, **extra})  # so is a bad configuration
         if (path / META_FILE).exists():
             raise StudioError(f"{path} is already a dataset.", "Open it instead, or pick another folder.")
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -64,7 +68,7 @@ class Dataset:
                               "Pick a new folder name; the studio never writes into other folders.")
         (path / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT_VERSION, "name": name or path.name, "task": task,
-                "created": _now(), "split": None}
+                "created": _now(), "split": None, **extra}
         atomic_write_text(path / RECORDS_FILE, "")
         atomic_write_json(path / META_FILE, meta)  # written last: its presence marks a dataset
         return cls(path, meta)
@@ -81,8 +85,22 @@ class Dataset:
         except (OSError, ValueError) as e:
             raise StudioError(f"{meta_path} is not valid JSON: {e}.", "Fix or restore the file.") from e
         if not isinstance(meta, dict) or not isinstance(meta.get("task"), str):
-            raise StudioError(f"{meta_path} does not name a task.", 'Add "task": "ui2sql" or "keys".')
+            raise StudioError(f"{meta_path} does not name a task.",
+                              f'Add "task": one of {", ".join(all_tasks())}.')
         return cls(path, meta)
+
+    @classmethod
+    def scan(cls, root) -> list[tuple[Path, "Dataset | StudioError"]]:
+        """Every dataset folder directly under root, by name: (path, the Dataset or why it cannot be
+        opened, e.g. "Dataset 'x' needs task 'y', which is not installed.")."""
+        out = []
+        for p in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+            if (p / META_FILE).is_file():
+                try:
+                    out.append((p, cls.open(p)))
+                except StudioError as e:
+                    out.append((p, e))
+        return out
 
     @classmethod
     def find_all(cls, root) -> list["Dataset"]:

@@ -1,8 +1,10 @@
 """Named studio endpoints for `gradio_client` (and the "Use via API" page): plain typed inputs by
 name, JSON out, so a script needs no knowledge of the tabs' components.
 
-    check_sql(sql) -> {"ok", "errors": [{"message", "line", "column", ...}], "tables", ...}
-    compare_record(dataset, record_id, run="", max_new_tokens=64) -> {"record", "task", "label", "sides"}
+    <task.check_api>(text) -> task.parse(text).to_dict(), for each task that names one, e.g. ui2sql's
+        check_sql(sql) -> {"ok", "errors": [{"message", "line", "column", ...}], "data": {"tables", ...}}
+    compare_record(dataset, record_id, run="", max_new_tokens=64) -> {"record", "task", "label", "sides"};
+        each side carries "app_json": the task's REST payload for that answer
 
 Datasets and runs are named by their folder name inside the studio's workspace (never a path).
 """
@@ -25,17 +27,21 @@ def _name(value: str, what: str) -> str:
     return value
 
 
-def check_sql(sql: str) -> dict:
-    """Checks a SQL schema as the annotator does: ok, errors with line/column, parsed tables."""
-    from core.tasks import get_task
+def check_endpoint(task):
+    """A named endpoint that checks text as the task reads a model's answer: ok, errors with
+    line/column, the parsed structure."""
+    def check(text: str) -> dict:
+        return task.parse(text or "").to_dict()
 
-    return get_task("ui2sql").parse(sql or "").to_dict()
+    check.__name__ = task.check_api
+    check.__doc__ = f"Checks text as the {task.name} task reads it: ok, errors with line/column, parsed data."
+    return check
 
 
 def compare_record(state, dataset: str, record_id: str, run: str = "", max_new_tokens: int = 64) -> dict:
     """The base model's answer and, when run is given, the run's answer on one dataset record,
-    each with its parsed structure, validity, scores against the label, and for keys the phone
-    app's JSON (the same as POST /api/v1/keys/analyze)."""
+    each with its validity, one-line verdict, scores against the label, and the JSON the task's REST
+    route answers for it (app_json; for keys the phone app's JSON)."""
     from core.dataset import Dataset
 
     ds = Dataset.open(state.datasets_dir / _name(dataset, "dataset"))
@@ -51,14 +57,19 @@ def compare_record(state, dataset: str, record_id: str, run: str = "", max_new_t
         side = {"title": title, "text": ans.text, "confidence": ans.confidence,
                 "valid": bool(ans.parsed and ans.parsed.ok),
                 "scores": task.score(ans.parsed, rec) if labeled and ans.parsed is not None else None}
-        side.update({"app_json": K.phone_app_json(ans)} if task.name == "keys" else K.detail(ans, task)[1])
+        parsed = ans.parsed if ans.parsed is not None else task.parse(ans.text)
+        side.update(summary=task.view(parsed).summary, app_json=K.payload(ans, task))
         sides.append(side)
     return {"record": rec["id"], "task": task.name, "label": task.target(rec) if labeled else None, "sides": sides}
 
 
 def register(state) -> None:
     """Adds the endpoints to the Blocks being built (call inside its `with` block)."""
-    gr.api(guard(check_sql), api_name="check_sql")
+    from core.tasks import all_tasks
+
+    for task in all_tasks().values():
+        if getattr(task, "check_api", None):
+            gr.api(guard(check_endpoint(task)), api_name=task.check_api)
 
     def compare(dataset: str, record_id: str, run: str = "", max_new_tokens: int = 64) -> dict:  # base: demo model
         return compare_record(state, dataset, record_id, run, max_new_tokens)

@@ -16,7 +16,6 @@ from core import workspace
 from core.errors import StudioError
 from core.workspace import ASSETS
 
-DEMO_DATASETS = ("keys", "ui2sql")
 # A Space must not be exhausted by one visitor: small models, bounded runs (issue 4).
 DEMO_MAX_STEPS = 200
 
@@ -45,11 +44,20 @@ def make_state(workspace_dir=None, demo_mode: bool = False) -> StudioState:
 
 
 def seed_demo_datasets(state: StudioState) -> list[str]:
-    """Copies the demo datasets into the workspace once, so users edit copies, never the repo's."""
-    copied = []
-    for name in DEMO_DATASETS:
-        src, dest = ASSETS / "demo" / name, state.datasets_dir / name
-        if (src / "dataset.json").is_file() and not dest.exists():
+    """Copies the demo datasets (assets/demo/*/) of the installed tasks into the workspace once, so
+    users edit copies, never the repo's."""
+    import json
+
+    from core.tasks import all_tasks
+
+    copied, installed = [], all_tasks()
+    for src in sorted(p for p in (ASSETS / "demo").iterdir() if (p / "dataset.json").is_file()):
+        name, dest = src.name, state.datasets_dir / src.name
+        try:
+            task = json.loads((src / "dataset.json").read_text(encoding="utf-8")).get("task")
+        except (OSError, ValueError):
+            continue
+        if task in installed and not dest.exists():
             tmp = dest.with_name(f".{name}.copying")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".lock"))
@@ -97,7 +105,10 @@ def guard(fn):
 def dataset_choices(state: StudioState) -> list[tuple[str, str]]:
     from core.dataset import Dataset
 
-    return [(f"{d.name}  ·  {d.task.name}", str(d.path)) for d in Dataset.find_all(state.datasets_dir)]
+    # A dataset that cannot be opened (its task is not installed, its dataset.json is broken) is
+    # listed with the reason; opening it shows the full message instead of hiding the folder.
+    return [(f"{d.name}  ·  {d.task.name}" if isinstance(d, Dataset) else f"{p.name}  ·  ⚠ {d.message}", str(p))
+            for p, d in Dataset.scan(state.datasets_dir)]
 
 
 def open_dataset(state: StudioState, path: str | None):

@@ -21,7 +21,7 @@ import uvicorn
 from PIL import Image
 
 from core.api import EngineProvider, create_api
-from core.keyways import get_keyway
+from core.tasks.keys.catalog import get_keyway
 from core.workspace import REPO
 from test_infer import TARGET_A, demo_dir, key_image, run_folder  # noqa: F401  (demo_dir is a fixture)
 
@@ -91,7 +91,7 @@ def test_keys_analyze_returns_the_phone_app_json(api):
     assert set(body) >= {"success", "keyway", "bitting", "brand", "confidence", "estimatedAnnualProduction",
                          "manufacturingComplexity", "marketPenetration", "timeInMarket"}
     assert body["success"] is True and body["error"] is None
-    assert (body["keyway"], body["bitting"], body["brand"]) == ("SC1", [1, 2, 5, 3, 7], "Schlage")
+    assert (body["keyway"], body["bitting"], body["brand"]) == ("SC1", "1,2,5,3,7", "Schlage")
     assert 0.0 < body["confidence"] <= 1.0
     figures = get_keyway("SC1").api_figures()
     assert {k: body[k] for k in figures} == figures and figures["estimatedAnnualProduction"] == 45_000_000
@@ -181,7 +181,7 @@ def test_concurrent_requests_load_once_and_all_answer(demo_dir, runs, monkeypatc
                                  timeout=120).json()
         with ThreadPoolExecutor(6) as pool:
             bodies = list(pool.map(call, range(6)))
-    assert all(b["success"] and b["bitting"] == [1, 2, 5, 3, 7] for b in bodies)
+    assert all(b["success"] and b["bitting"] == "1,2,5,3,7" for b in bodies)
     assert len(loads) == 1
 
 

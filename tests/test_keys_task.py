@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import StudioError
-from core.keyways import CATALOG_PATH, FIGURE_KEYS, all_keyways, find_keyway, get_keyway
+from core.tasks.keys.catalog import CATALOG_PATH, FIGURE_KEYS, all_keyways, find_keyway, get_keyway
 from core.tasks import Task, get_task
 from core.tasks.base import Parsed
 from core.tasks.keys import TASK

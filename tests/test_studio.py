@@ -48,11 +48,13 @@ def test_blocks_build_with_every_tab(state):
 
 
 def test_sql_check_reports_line_and_column_and_tables():
+    from core.tasks import get_task
     from studio.annotate_logic import sql_check
 
-    html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, a_id INT);")
+    task = get_task("ui2sql")
+    html, rows, svg = sql_check(task, "CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, a_id INT);")
     assert "line 2" in html and "error" in html
-    html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\n"
+    html, rows, svg = sql_check(task, "CREATE TABLE a (id INT PRIMARY KEY);\n"
                                 "CREATE TABLE b (id INT PRIMARY KEY, a_id INT REFERENCES a(id));")
     assert "valid" in html
     assert ["b", "a_id", "INT", "FK", "a(id)", ""] in rows
@@ -92,19 +94,30 @@ def test_conflicting_edit_is_refused_with_a_clear_error(state):
 
 
 def test_key_inputs_follow_the_keyway():
-    from studio.annotate_logic import bitting_from_inputs, keys_check, keyway_setup, prefilled_brand
+    """The keys task's own editor behaviour, through the generic editor: the keyway sets the digit
+    pickers and prefills the brand."""
+    from core.tasks import get_task
+    from studio.annotate_logic import bitting_from_inputs, digit_setup, editor_plan, fields_from_editor, live_check
 
-    setup = keyway_setup("SC1")
-    assert setup["positions"] == 5 and setup["brand"] == "Schlage" and setup["digits"][0] == "1"
-    assert prefilled_brand("", "SC1") == "Schlage"
-    assert prefilled_brand("My Brand", "SC1") == "My Brand"
+    task = get_task("keys")
+    setup = digit_setup(task, "bitting", {"keyway": "SC1"})
+    assert setup["positions"] == 5 and setup["digits"][0] == "1"
+    assert task.prefill("keyway", {"keyway": "SC1", "brand": ""}) == {"brand": "Schlage"}
+    assert task.prefill("keyway", {"keyway": "SC1", "brand": "My Brand"}) == {}
+    plan = editor_plan(task)
+    assert plan["digits"].name == "bitting" and [(f.name, k) for f, k in plan["slots"]] == [("keyway", "choice"),
+                                                                                          ("brand", "text")]
+    assert ("SC1 · Schlage · 5 cuts", "SC1") in plan["slots"][0][0].choices
     assert bitting_from_inputs(["1", "2", "5", "", ""]) == [1, 2, 5]
     with pytest.raises(StudioError, match="position 2 is empty"):
         bitting_from_inputs(["1", "", "5"])
-    html, target = keys_check("SC1", "Schlage", ["1", "2", "5", "3", "7"])
-    assert "valid" in html and target == "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
-    html, _ = keys_check("SC1", "Schlage", ["1", "2"])
-    assert "error" in html
+    fields = fields_from_editor(task, {"keyway": "SC1", "brand": " Schlage ", "bitting": ["1", "2", "5", "3", "7"]})
+    assert fields == {"keyway": "SC1", "bitting": [1, 2, 5, 3, 7], "brand": "Schlage"}
+    out = live_check(task, fields)
+    assert "valid" in out["status"] and out["target"] == "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
+    assert "&quot;bitting&quot;: &quot;1,2,5,3,7&quot;" in out["preview"]  # the phone app's JSON
+    assert "error" in live_check(task, {**fields, "bitting": [1, 2]})["status"]
+    assert "empty" in live_check(task, {"keyway": "", "bitting": [], "brand": ""})["status"]  # untouched: neutral
 
 
 def test_navigation_and_progress(state):
@@ -242,16 +255,16 @@ def test_phone_app_json_matches_the_api_shape():
     from core.api import KeysAnalysis
     from core.infer import Answer
     from core.tasks import get_task
-    from studio.compare_logic import phone_app_json
+    from studio.compare_logic import payload
 
     task = get_task("keys")
     text = "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
     ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.8, parsed=task.parse(text))
-    out = phone_app_json(ans)
+    out = payload(ans, task)
     assert set(out) == set(KeysAnalysis.model_fields)
-    assert out["success"] and out["bitting"] == [1, 2, 5, 3, 7] and out["timeInMarket"] is not None
+    assert out["success"] and out["bitting"] == "1,2,5,3,7" and out["timeInMarket"] is not None
     bad = Answer(text="hello", token_ids=[], token_probs=[], confidence=0.1, parsed=task.parse("hello"))
-    assert phone_app_json(bad)["success"] is False and "did not parse" in phone_app_json(bad)["error"]
+    assert payload(bad, task)["success"] is False and "did not parse" in payload(bad, task)["error"]
 
 
 def test_app_settings_are_safe_by_default():

@@ -102,17 +102,17 @@ def test_start_passes_the_gpu_count(state, monkeypatch):
 def test_one_phone_app_json_for_the_api_and_compare():
     from core.api import KeysAnalysis
     from core.infer import Answer
-    from core.keys_app import keys_app_json
-    from core.keyways import FIGURE_KEYS, get_keyway
+    from core.tasks.keys.app_json import keys_app_json
+    from core.tasks.keys.catalog import FIGURE_KEYS, get_keyway
     from core.tasks import get_task
-    from studio.compare_logic import phone_app_json
+    from studio.compare_logic import payload
 
     task = get_task("keys")
     text = "KEYWAY: KW1\nBITTING: 3,3,1,6,2\nBRAND: Kwikset"
     ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.7, parsed=task.parse(text))
     out = keys_app_json(ans)
-    assert out == phone_app_json(ans) and set(out) == set(KeysAnalysis.model_fields)
-    assert (out["keyway"], out["bitting"], out["brand"], out["confidence"]) == ("KW1", [3, 3, 1, 6, 2], "Kwikset", 0.7)
+    assert out == payload(ans, task) and set(out) == set(KeysAnalysis.model_fields)
+    assert (out["keyway"], out["bitting"], out["brand"], out["confidence"]) == ("KW1", "3,3,1,6,2", "Kwikset", 0.7)
     assert {k: out[k] for k in FIGURE_KEYS} == get_keyway("KW1").api_figures()
     from_parsed = keys_app_json(task.parse(text), confidence=0.5)
     assert from_parsed["confidence"] == 0.5 and from_parsed["raw"] == "" and from_parsed["keyway"] == "KW1"

@@ -2,6 +2,7 @@
 link to each bad record, re-split with a seed, export."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -41,10 +42,12 @@ def overview_html(ds: Dataset | None) -> str:
 
 
 def export_formats(task: str | None) -> list[tuple[str, str]]:
-    """The export formats that fit a dataset's task: a keys dataset is not offered Ghost's SQL format."""
-    from core.importers import FORMAT_TASK
+    """The export formats that fit a dataset's task (its own seed formats, then hf): a keys dataset
+    is not offered Ghost's SQL format."""
+    from core.exporters import format_names, seed_formats
 
-    return [(label, f) for label, f in EXPORT_FORMATS if FORMAT_TASK.get(f) in (None, task)]
+    seeds = seed_formats()
+    return [(getattr(seeds[n][1], "title", n) if n in seeds else EXPORT_FORMATS[0][0], n) for n in format_names(task)]
 
 
 PREVIEW_MAX = 12
@@ -63,12 +66,39 @@ def preview_items(ds: Dataset | None) -> list[tuple[str, str]]:
     return out
 
 
-def create_dataset(datasets_dir: Path, name: str, task: str) -> Dataset:
+def task_settings(task: str | None) -> dict:
+    """The per-dataset settings a task asks for at creation (Task.settings), e.g. json's schema."""
+    t = all_tasks().get(task or "")
+    return dict(getattr(t, "settings", None) or {})
+
+
+def read_setting(text: str | None, upload: str | None, what: str) -> object:
+    """A setting given as pasted JSON or an uploaded .json file (the upload wins)."""
+    source = "the uploaded file"
+    if upload:
+        try:
+            text = Path(upload).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as e:
+            raise StudioError(f"Cannot read the uploaded {what}: {e}.", "Upload a UTF-8 .json file.") from e
+    else:
+        source = "the pasted text"
+    if not (text or "").strip():
+        raise StudioError(f"This task needs a {what}.", f"Paste the {what} as JSON, or upload a .json file.")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StudioError(f"The {what} in {source} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.",
+                          "Fix it (a missing comma or bracket?) and create again.") from e
+
+
+def create_dataset(datasets_dir: Path, name: str, task: str, setting_text: str | None = None,
+                   setting_upload: str | None = None) -> Dataset:
     name = (name or "").strip()
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
         raise StudioError(f"'{name}' is not a usable dataset name.",
                           "Use letters, digits, '-', '_' or '.', starting with a letter or digit.")
-    return Dataset.create(Path(datasets_dir) / name, task, name=name)
+    config = {key: read_setting(setting_text, setting_upload, key) for key in task_settings(task)}
+    return Dataset.create(Path(datasets_dir) / name, task, name=name, config=config or None)
 
 
 def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, allow_server_path: bool,
@@ -151,12 +181,21 @@ def build(state, shared: dict) -> dict:
         with gr.Column(scale=2, elem_classes="ts-panel"):
             gr.Markdown("#### New dataset")
             new_name = gr.Textbox(label="Name", placeholder="e.g. my-keys", max_lines=1)
-            new_task = gr.Radio([(t.title, n) for n, t in all_tasks().items()], value="keys", label="Task")
+            tasks = all_tasks()
+            plain = [n for n in tasks if not task_settings(n)] or list(tasks)
+            new_task = gr.Radio([(t.title, n) for n, t in tasks.items()], value=plain[0] if plain else None,
+                                label="Task", elem_id="ds-new-task")
+            with gr.Column(visible=False) as setting_box:
+                setting_text = gr.Code(language="json", lines=8, label="Schema", interactive=True,
+                                       elem_id="ds-schema")
+                setting_file = gr.File(label="…or upload it (.json)", file_types=[".json"], type="filepath",
+                                       elem_id="ds-schema-file", height=90)
             create_btn = gr.Button("Create dataset", variant="primary", elem_id="ds-create")
     with gr.Row(equal_height=False):
         with gr.Column(elem_classes="ts-panel"):
-            gr.Markdown("#### Import into the open dataset\nA folder of images, a zip, Ghost Architect's "
-                        "`dataset_vision.json` or a Keylike `.jsonl`. Bad items are skipped with a reason.")
+            gr.Markdown("#### Import into the open dataset\nA folder of images, a zip, or a label file of the "
+                        "dataset's task (Ghost Architect's `dataset_vision.json`, a Keylike `.jsonl`, JSON lines "
+                        "`{image_path, output}` for a json dataset). Bad items are skipped with a reason.")
             files = gr.File(label="Upload", file_count="multiple", type="filepath",
                             file_types=[".zip", ".json", ".jsonl", "image"])
             server_path = gr.Textbox(label="…or a folder / file on this machine", max_lines=1,
@@ -190,10 +229,15 @@ def build(state, shared: dict) -> dict:
             return f'<div class="ts-empty">{esc(e.message)}</div>'
 
     @ui_guard
-    def on_create(name, task):
-        ds = create_dataset(state.datasets_dir, name, task)
+    def on_create(name, task, text, upload):
+        ds = create_dataset(state.datasets_dir, name, task, text, upload)
         gr.Info(f"Created dataset {ds.name}.")
         return gr.update(choices=dataset_choices(state), value=str(ds.path)), ""
+
+    def on_task(task):
+        settings = task_settings(task)
+        label = next(iter(settings.values()), "")
+        return gr.update(visible=bool(settings)), gr.update(label=label[:1].upper() + label[1:] if label else "Schema")
 
     @ui_guard
     def on_import(path, up, server, progress=gr.Progress()):
@@ -227,7 +271,8 @@ def build(state, shared: dict) -> dict:
                 preview_items(ds))
 
     ds_dd.change(on_dataset, ds_dd, [overview, fmt, preview])
-    create_btn.click(on_create, [new_name, new_task], [ds_dd, new_name])
+    create_btn.click(on_create, [new_name, new_task, setting_text, setting_file], [ds_dd, new_name])
+    new_task.change(on_task, new_task, [setting_box, setting_text])
     import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files, preview])
     validate_btn.click(on_validate, ds_dd, [report_head, report])
     split_btn.click(on_split, [ds_dd, seed, val_frac, test_frac], overview)

@@ -131,8 +131,8 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
     rec = _records(ws, name)[0]
     assert rec["status"] == "labeled" and rec["fields"]["sql"] == good
-    pg.click("button[role=tab]:has-text('Diagram')")
-    pg.wait_for_selector("#ann-er svg .ts-er-table", timeout=10_000)
+    pg.click("button[role=tab]:has-text('Preview')")
+    pg.wait_for_selector("#ann-preview svg .ts-er-table", timeout=10_000)
     pg.screenshot(path=str(ART / "tab_annotate_sql.png"), full_page=True)
 
 
