@@ -294,3 +294,12 @@ def test_server_serves_the_api_and_the_studio(state):
         page = c.get("/")
         assert page.status_code == 200 and "Trinity Studio" in page.text
         assert "googleapis" not in page.text and "cdn.jsdelivr" not in page.text
+
+
+def test_an_empty_keyway_line_reads_as_empty():
+    from core.tasks import get_task
+
+    parsed = get_task("keys").parse("KEYWAY: --\nBITTING: 1,2,5,3,7\nBRAND: Schlage")
+    messages = [e.message for e in parsed.errors]
+    assert "The KEYWAY line names no keyway." in messages
+    assert not any("Keyway ''" in m for m in messages)

@@ -129,7 +129,7 @@ def build(state, shared: dict) -> dict:
             quant = gr.Dropdown(["f16", "q8_0", "q4_k_m"], value="f16", label="GGUF quantization",
                                 info="Text model only; the vision projector stays f16.", visible=False)
             verify = gr.Checkbox(True, label="Verify the GGUF against the merged model", visible=False)
-            note = gr.HTML("", elem_id="export-gguf-note", visible=False)
+            note = gr.HTML("", elem_id="export-gguf-note", padding=False, container=False)
             folder = gr.Textbox(label="Folder (under RUN/export/)", max_lines=1, elem_id="export-folder",
                                 info="A free name is proposed, so exporting again never overwrites.")
             with gr.Row():
@@ -138,7 +138,8 @@ def build(state, shared: dict) -> dict:
         with gr.Column(scale=5, elem_classes="ts-panel"):
             where = gr.Markdown("Pick a finished run.", elem_id="export-where")
             verdict = gr.HTML("", elem_id="export-verdict")
-            download = gr.File(label="Download (zip)", visible=False, elem_id="export-download", interactive=False)
+            # always shown (empty until an export): a component that starts hidden loses its elem_id
+            download = gr.File(label="Download (zip)", elem_id="export-download", interactive=False)
             with gr.Accordion("Details (export_summary.json)", open=False):
                 summary = gr.Code(language="json", label="Export summary", interactive=False, lines=14,
                                   max_lines=30, elem_id="export-summary")
@@ -157,18 +158,18 @@ def build(state, shared: dict) -> dict:
         # a sync handler: Gradio runs it in a worker thread, so the page stays live while it works
         res, archive = do_export(r, f, q, v, name, progress=report)
         return {where: f"Exported `{res['run']}` as **{res['format']}**.", verdict: verdict_html(res),
-                download: gr.update(value=str(archive), visible=True),
+                download: str(archive),
                 summary: json.dumps(compact(res), indent=2), folder: free_folder(r, f, q)}
 
     def on_run(r, f, q):
         choices, value, text = formats_for(r)
         # another run: nothing of the previous run's export stays on screen
         return {fmt: gr.update(choices=choices, value=value), where: text, verdict: "", summary: "",
-                download: gr.update(value=None, visible=False), folder: free_folder(r, value, q)}
+                download: None, folder: free_folder(r, value, q)}
 
     def on_format(r, f, q):
         gg = f == "gguf"
-        return {quant: gr.update(visible=gg), verify: gr.update(visible=gg), note: gr.update(value=gguf_note(f), visible=gg),
+        return {quant: gr.update(visible=gg), verify: gr.update(visible=gg), note: gguf_note(f),
                 folder: free_folder(r, f, q)}
 
     refresh.click(on_refresh, None, run)
