@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -164,7 +165,10 @@ def test_train_tab_reads_quietly(page, server):
     pg.click("#train-load-config")
     pg.wait_for_function(f"document.querySelector('#knob-max_steps input').value === '{STEPS}'", timeout=20_000)
     assert pg.input_value("#knob-method input") == "full"
+    pg.wait_for_timeout(10_500)  # the "settings loaded" toast fades before the picture
     pg.screenshot(path=str(ART / "tab_train.png"), full_page=True)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":  # the README's picture, refreshed on request only
+        pg.screenshot(path=str(ROOT / "docs" / "train_tab.png"), full_page=True)
 
 
 def _pick_run(pg, elem_id: str, run_id: str):
