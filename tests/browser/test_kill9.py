@@ -33,6 +33,11 @@ def test_sigkill_of_the_studio_during_saves_loses_no_acknowledged_save(tmp_path,
             pg.wait_for_selector("#ann-header code", timeout=60_000)
             for i in range(SAVES + 1):
                 rid = pg.inner_text("#ann-header code")
+                stored = next(json.loads(x) for x in (ws / "datasets" / "keys" / "records.jsonl").read_text()
+                              .splitlines() if x.strip() and json.loads(x)["id"] == rid)["fields"]["brand"]
+                # as a person does: type once the record is on screen (its stored brand shown)
+                pg.wait_for_function("(document.querySelector('#ann-brand textarea, #ann-brand input')||{}).value"
+                                     f" === {stored!r}", timeout=30_000)
                 _brand(pg).fill(f"Burst {i}")
                 pg.click("#ann-save")
                 if i == SAVES:  # the last save is in flight when the process dies
