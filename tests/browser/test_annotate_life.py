@@ -33,13 +33,22 @@ def _record_on_disk(ws: Path, rid: str) -> dict:
     return next(r for r in records(ws, "keys") if r["id"] == rid)
 
 
+def _on_screen(pg, ws: Path) -> str:
+    """Waits until the record is rendered (its stored brand in the box), as a person reads before typing."""
+    pg.wait_for_selector("#ann-header code", timeout=60_000)
+    rid = pg.inner_text("#ann-header code")
+    stored = _record_on_disk(ws, rid)["fields"].get("brand", "")
+    pg.wait_for_function(f"(document.querySelector('#ann-brand textarea, #ann-brand input')||{{}}).value === {stored!r}",
+                         timeout=30_000)
+    return rid
+
+
 def test_an_edit_left_alone_is_autosaved(page, server):
     from studio.tabs.annotate import AUTOSAVE_S
 
     pg = page
     open_tab(pg, server["url"], "keys", "Annotate")
-    pg.wait_for_selector("#ann-header code", timeout=60_000)
-    rid = pg.inner_text("#ann-header code")
+    rid = _on_screen(pg, server["ws"])
     _brand(pg).fill("Left alone")
     # no Save, no Next: the timer saves it
     pg.wait_for_selector("#ann-save-msg :text('Autosaved')", timeout=(AUTOSAVE_S * 3 + 30) * 1000)
@@ -49,15 +58,18 @@ def test_an_edit_left_alone_is_autosaved(page, server):
 def test_two_sessions_on_one_record_get_a_conflict_not_an_overwrite(page, server):
     pg = page
     open_tab(pg, server["url"], "keys", "Annotate")
-    pg.wait_for_selector("#ann-header code", timeout=60_000)
-    rid = pg.inner_text("#ann-header code")
+    rid = _on_screen(pg, server["ws"])
     pg.uncheck("#ann-autosave input")  # this session saves by hand only
-    with browser_page(server["url"]) as other:
+    ctx = pg.context.browser.new_context(viewport={"width": 1440, "height": 1000})  # a second person
+    other = ctx.new_page()
+    try:
         open_tab(other, server["url"], "keys", "Annotate")
-        other.wait_for_function(f"document.querySelector('#ann-header code')?.innerText === {rid!r}", timeout=60_000)
+        assert _on_screen(other, server["ws"]) == rid
         _brand(other).fill("Theirs")
         other.click("#ann-save")
         other.wait_for_selector("#ann-save-msg :text('Saved')", timeout=30_000)
+    finally:
+        ctx.close()
     _brand(pg).fill("Mine")
     pg.click("#ann-save")
     pg.wait_for_selector("#ann-save-msg :text('changed by someone else')", timeout=30_000)
