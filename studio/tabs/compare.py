@@ -42,7 +42,7 @@ def build(state, shared: dict) -> dict:
                 title = gr.HTML(f'<div class="ts-side-title">{["Base", "Run A", "Run B"][i]}</div>')
                 verdict = gr.HTML(elem_id=f"cmp-verdict-{i}", elem_classes="ts-side-verdict")
                 text = gr.Code(label="Answer", interactive=False, lines=6, max_lines=10, wrap_lines=True,
-                               elem_id=f"cmp-answer-{i}", elem_classes="ts-side-answer")
+                               elem_id=f"cmp-answer-{i}")
                 picture = gr.HTML(max_height=360, elem_classes="ts-side-picture")
                 js = gr.JSON(label="Structured", elem_id=f"cmp-json-{i}", max_height=300)
                 cols.append((title, verdict, text, picture, js))
@@ -91,7 +91,7 @@ def build(state, shared: dict) -> dict:
                 continue
             title, ans = K.answer(state, image, task, rec, run, b, n)
             picture, data = K.detail(ans, task)
-            out += [f'<div class="ts-side-title" title="{esc(title)}">{esc(title)}</div>', K.verdict_html(ans, task, rec), ans.text,
+            out += [f'<div class="ts-side-title">{esc(title)}</div>', K.verdict_html(ans, task, rec), ans.text,
                     picture, data]
         return out
 
