@@ -8,6 +8,7 @@ import next to the UI) never lose each other's saves; a kill -9 leaves the old f
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -281,9 +282,9 @@ class Dataset:
                     if fields and not self.task.is_labeled(existing) and self.task.is_labeled(candidate):
                         existing.update(fields=candidate["fields"], updated=_now(existing.get("updated")),
                                         status=self._status_for(candidate, status))
-                        results.append((dict(existing), "labels_added"))
+                        results.append((existing, "labels_added"))
                     else:
-                        results.append((dict(existing), "duplicate"))
+                        results.append((existing, "duplicate"))
                     continue
                 rid, k = Path(rel).stem, 1
                 while rid in ids:  # only after hand edits: keep ids unique
@@ -295,9 +296,10 @@ class Dataset:
                 rec["updated"] = _now()
                 rows.append(rec)
                 by_image[rel], ids = rec, ids | {rid}
-                results.append((dict(rec), "added"))
+                results.append((rec, "added"))
+            self._auto_split_rows(rows)
             self._write_rows(rows)
-        return results
+        return [(dict(r), outcome) for r, outcome in results]
 
     def _find(self, rows: list, id: str) -> int:
         for i, r in enumerate(rows):
@@ -346,6 +348,7 @@ class Dataset:
                 rows[i] = merged
             else:
                 rows.append(merged)
+            self._auto_split_rows(rows, only=merged)
             self._write_rows(rows)
         return dict(merged)
 
@@ -367,6 +370,7 @@ class Dataset:
             new["status"] = self._status_for(new, status, stored)
             new["updated"] = _now(stored.get("updated"))
             rows[i] = new
+            self._auto_split_rows(rows, only=new)
             self._write_rows(rows)
         return dict(new)
 
@@ -390,6 +394,21 @@ class Dataset:
         return gone
 
     # ---- split ---------------------------------------------------------------------------
+    def _auto_split_rows(self, rows: list, only: dict | None = None) -> None:
+        """A labeled record without a split joins one now, so a labeled record is never left out of
+        training until someone presses Re-split: the dataset's own seed and fractions (the defaults
+        before any split), drawn by a stable hash of seed + id, so a record always lands in the same
+        split; with min_records or fewer labeled records everything trains, as split() does."""
+        conf = self._meta.get("split") or {}
+        usable = [r for r in rows if isinstance(r, dict) and r.get("status") in ("labeled", "reviewed")]
+        small = len(usable) <= int(conf.get("min_records", 20))
+        val, test = float(conf.get("val_fraction", 0.1)), float(conf.get("test_fraction", 0.0))
+        for r in usable if only is None else [r for r in usable if r is only]:
+            if r.get("split") is not None:
+                continue
+            h = int(hashlib.sha256(f"{conf.get('seed', 42)}:{r.get('id')}".encode()).hexdigest()[:8], 16) / 2**32
+            r["split"] = "train" if small else "val" if h < val else "test" if h < val + test else "train"
+
     def split(self, seed: int = 42, val_fraction: float = 0.1, test_fraction: float = 0.0,
               min_records: int = 20) -> dict:
         """Seeded split of the labeled/reviewed records (unlabeled ones get split None).

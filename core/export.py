@@ -23,6 +23,7 @@ from core.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 FORMATS = ("adapter", "merged", "gguf")
 SUMMARY_FILE = "export_summary.json"
 REF_TOKENS = 24  # greedy tokens compared between transformers and llama.cpp
+STEPS = {"adapter": 3, "merged": 4, "gguf": 9}  # progress steps per format, for "step k of n"
 
 
 def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progress=None,
@@ -59,7 +60,7 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
     if out == source.path or source.path in out.parents:
         raise StudioError(f"The output folder may not be inside the run's {source.path.name} folder.",
                           "Pick another folder.")
-    report = _Progress(progress, {"adapter": 3, "merged": 4, "gguf": 9}[fmt])
+    report = _Progress(progress, STEPS[fmt])
     started = time.perf_counter()
     from core import models
 
@@ -77,6 +78,7 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
             summary.update(_export_gguf(run, cfg, source, tmp, out, quant, report, verify))
         summary["files"] = sorted(p.name for p in tmp.iterdir())
         summary["seconds"] = round(time.perf_counter() - started, 1)
+        summary["verdict"] = verdict(summary)
         report.step("writing the model card")
         atomic_write_text(tmp / "README.md", _card(fmt, run, cfg, summary))
         atomic_write_json(tmp / SUMMARY_FILE, summary)
@@ -280,6 +282,33 @@ def _verify(gg, text: Path, mmproj: Path, samples: list, refs: list[dict]) -> di
     return {"ran": True, "answers": rows, "all_equal": all(r["equal"] for r in rows)}
 
 
+def verdict(summary: dict) -> dict:
+    """What the export proves, in one sentence a person reads first: {"status", "text"}. status is
+    "verified" (llama.cpp answered like transformers), "differs", "not_verified" (files written and
+    read back, but nothing answered with them) or "written" (adapter / merged: nothing to compare)."""
+    if summary.get("format") != "gguf":
+        return {"status": "written", "text": f"Wrote the {summary.get('format')} export "
+                f"({len(summary.get('files') or [])} files). It loads with transformers like any model folder."}
+    ver = summary.get("verification") or {}
+    files = f"{(summary.get('gguf') or {}).get('file')} + {(summary.get('mmproj') or {}).get('file')}"
+    if not ver.get("ran"):
+        why = ver.get("reason") or "verification was not run"
+        return {"status": "not_verified",
+                "text": f"Not verified: the GGUF files ({files}) were written and read back, but llama.cpp did not "
+                        f"answer with them, so nothing shows they work ({why}). "
+                        + (ver.get("hint") or "Export again with verification on.")}
+    rows = ver.get("answers") or []
+    same = sum(1 for r in rows if r.get("equal"))
+    sample = (rows[0].get("llama_cpp_text") or "").strip().replace("\n", " ")[:80] if rows else ""
+    if rows and same == len(rows):
+        return {"status": "verified", "text": f"Verified: llama.cpp answered {len(rows)} sample images with exactly "
+                f"the tokens transformers gives for the merged model (e.g. “{sample}”)."}
+    first = min((r["first_divergence"] for r in rows if r.get("first_divergence") is not None), default=None)
+    return {"status": "differs", "text": f"llama.cpp's answers differ from transformers' on {len(rows) - same} of "
+            f"{len(rows)} sample images" + (f" (from token {first + 1})" if first is not None else "")
+            + f"; {summary.get('quant')} quantization changes some tokens, f16 should match (e.g. “{sample}”)."}
+
+
 def _max_diff(a: list[float], b: list[float]) -> float | None:
     if len(a) != len(b):
         return None
@@ -381,7 +410,8 @@ def _card(fmt: str, run: Path, cfg: dict, summary: dict) -> str:
     files = {"gguf": summary.get("gguf", {}).get("file", "MODEL.gguf"),
              "mmproj": summary.get("mmproj", {}).get("file", "MMPROJ.gguf")}
     return model_card(fmt, run.name, cfg, summary.get("base_source", cfg["model"]), dataset, evals, files,
-                      summary.get("notes"), full_finetune=summary.get("run_kind") == "full")
+                      [*(summary.get("notes") or []), *([summary["verdict"]["text"]] if fmt == "gguf" else [])],
+                      full_finetune=summary.get("run_kind") == "full")
 
 
 class _Progress:

@@ -1,7 +1,7 @@
 """Import into a Dataset: a folder of images, a zip, or a label file in a task's own format (Task.formats:
 Ghost Architect's dataset_vision.json, Keylike JSONL, the json task's JSONL).
 
-Every bad item is skipped with its record (index, line or file name) and a reason; the good ones
+Every bad item is skipped with its record (1-based item number, line or file name) and a reason; the good ones
 import; nothing already in the dataset changes except unlabeled duplicates gaining labels. Only a
 source that cannot be read at all raises StudioError (the CLI's exit 2).
 """
@@ -46,6 +46,40 @@ def _skip(report: dict, it: Item, code: str, reason: str) -> None:
     if it.line is not None:
         entry["line"] = it.line
     report["skipped"].append(entry)
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """"1 record", "2 records": counts read as words, not as "1 record(s)"."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def item_name(entry: dict) -> str:
+    """Where a skipped or warned item is, in words: "line 3" (JSONL), "item 2" (a JSON list), or its file."""
+    if entry.get("line") is not None:
+        return f"line {entry['line']}"
+    return f"item {entry['record']}" if isinstance(entry.get("record"), int) else str(entry.get("record"))
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The import's outcome in sentences (the CLI prints them; the studio shows them)."""
+    n, lab = report.get("imported", 0), report.get("labeled", 0)
+    head = f"Imported {plural(n, 'new image')}"
+    if n:
+        if lab == n:
+            head += ", all labeled" if n > 1 else ", labeled"
+        else:
+            head += (", not labeled yet" if n == 1 else ", none labeled yet") if lab == 0 else f", {lab} of them labeled"
+    lines = [head + "."]
+    if report.get("labels_added"):
+        lines.append(f"{plural(report['labels_added'], 'image')} already in the dataset got labels.")
+    if report.get("duplicates"):
+        lines.append(f"{plural(report['duplicates'], 'duplicate image')} skipped (already in the dataset).")
+    if report.get("ignored"):
+        lines.append(f"{plural(report['ignored'], 'non-image file')} ignored.")
+    if report.get("split"):
+        sp = report["split"]
+        lines.append("Split: " + ", ".join(f"{k} {v}" for k, v in sp.items() if v) + ".")
+    return lines
 
 
 # ---- detection: the tasks' own formats (Task.formats) --------------------------------------------
@@ -127,8 +161,8 @@ def import_source(ds, src, task: str | None = None, progress=None) -> dict:
     fmt, implied = sniff(src, ds.task.name)
     if task and task != ds.task.name:
         raise StudioError(f"This dataset's task is {ds.task.name}, not {task}.", "Import into a dataset of that task.")
-    report = {"source": str(src), "format": fmt, "imported": 0, "labels_added": 0, "duplicates": 0,
-              "skipped": [], "warnings": [], "ignored": 0}
+    report = {"source": str(src), "format": fmt, "imported": 0, "labeled": 0, "labels_added": 0,
+              "duplicates": 0, "skipped": [], "warnings": [], "ignored": 0}
     if fmt == "zip":
         with tempfile.TemporaryDirectory(prefix="trinity-zip-") as tmp:
             extract_zip(src, Path(tmp), report, _skip_entry)
@@ -141,6 +175,8 @@ def import_source(ds, src, task: str | None = None, progress=None) -> dict:
         _import_label_file(ds, fmt, src, report, progress)
     for e in report["skipped"]:
         e.pop("_pos", None)
+    if ds.meta.get("split") is None and (report["labeled"] or report["labels_added"]):
+        report["split"] = ds.split()  # the first labels get the seeded split, so they can train at once
     report["total"] = len(ds.records())
     return report
 
@@ -151,7 +187,13 @@ def _import_label_file(ds, fmt: str, path: Path, report: dict, progress) -> None
         raise StudioError(f"{path.name} holds {need} labels but this dataset's task is {ds.task.name}.",
                           f"Import it into a {need} dataset (--task {need} with a new --into folder).")
     report["format"] = fmt
-    _ingest(ds, f.read(path), report, progress)
+    items = f.read(path)
+    _ingest(ds, items, report, progress)
+    missing = [e for e in report["skipped"] if e["code"] == "missing_image"]
+    if items and len(missing) == len(items):  # a label file uploaded without its images
+        report["hint"] = (f"None of the images {path.name} names were found next to it. Upload a zip that "
+                          f"holds {path.name} and its images, or give the folder that holds them in the "
+                          "path box.")
 
 
 def _import_folder(ds, root: Path, report: dict, progress) -> None:
@@ -208,7 +250,10 @@ def _ingest(ds, items: list[Item], report: dict, progress) -> None:
         for (it, _), (rec, outcome) in zip(pending, results):
             if outcome in ("added", "labels_added"):
                 report["imported" if outcome == "added" else "labels_added"] += 1
-                report["warnings"] += [{"record": it.ref, "image_path": it.image_path, "reason": w}
+                if outcome == "added" and rec.get("status") in ("labeled", "reviewed"):
+                    report["labeled"] += 1
+                report["warnings"] += [{"record": it.ref, "image_path": it.image_path, "reason": w,
+                                        **({"line": it.line} if it.line is not None else {})}
                                        for w in it.warnings]
             else:
                 report["duplicates"] += 1

@@ -36,7 +36,7 @@ OLLAMA_VISION_CAVEAT = (
     "mmproj file (ollama/ollama#9967); if `ollama show` lists no vision capability, create the model "
     "from the merged folder instead (`python -m core export --format merged`, then `FROM <that folder>`), "
     "which Ollama converts itself. llama.cpp (llama-server -m MODEL --mmproj MMPROJ) uses both files "
-    "as they are; that path is what the export verified."
+    "as they are; that is the path the export checks when llama-cpp-python is installed (see its verdict)."
 )
 
 

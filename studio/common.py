@@ -72,11 +72,25 @@ def show_error(e: StudioError) -> gr.Error:
 
 
 def warn(e: StudioError) -> None:
-    gr.Warning(f"{html.escape(e.message)}" + (f"<br><b>What to do:</b> {html.escape(e.hint)}" if e.hint else ""))
+    gr.Warning(f"{html.escape(e.message)}" + (f"<br><b>What to do:</b> {html.escape(e.hint)}" if e.hint else ""),
+               title="Not done")
+
+
+def ui_guard(fn):
+    """For UI handlers: StudioError -> one toast with message + hint, and every output stays as it
+    was (gr.Error would also put a red "Error" badge on each output, over its text)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StudioError as e:
+            warn(e)
+            return gr.skip()
+    return wrapper
 
 
 def guard(fn):
-    """StudioError -> a gr.Error toast with message + hint; outputs stay as they were."""
+    """For API endpoints: StudioError -> gr.Error with message + hint, so the client gets an error."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:

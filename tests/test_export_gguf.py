@@ -111,6 +111,19 @@ def test_modelfile_and_ollama_commands(gguf_export):
     assert oll["commands"][1].startswith(f"ollama run {oll['name']}")
 
 
+def test_the_verdict_says_what_was_checked(gguf_export):
+    """Without llama-cpp-python the export reads "Not verified" first, and its notes claim nothing more."""
+    s, out = gguf_export["summary"], gguf_export["out"]
+    v = s["verdict"]
+    if _WHY_NOT is None:
+        assert v["status"] == "verified" and v["text"].startswith("Verified: llama.cpp answered 2 sample images")
+    else:
+        assert v["status"] == "not_verified" and v["text"].startswith("Not verified:")
+        card = (out / "README.md").read_text()
+        assert "what the export verified" not in card and "Not verified:" in card
+    assert json.loads((out / "export_summary.json").read_text())["verdict"] == v
+
+
 def test_converter_comes_from_the_pinned_sdist(gguf_export):
     from core.export_gguf import LLAMA_CPP_PYTHON, converter_dir
 

@@ -26,6 +26,7 @@ def client(studio):
 def test_named_endpoints_are_listed(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/check_sql", "/compare"} <= set(named)
+    assert not [n for n in named if n.startswith(("/lambda", "/on_", "/tick"))], named  # the UI's own events
 
 
 def test_check_sql_reports_line_and_tables(client):

@@ -169,7 +169,9 @@ def test_evaluate_tab_scores_a_full_finetune_demo_run(demo_run):
 
 
 def test_export_tab_follows_the_run_kind(demo_run):
-    from studio.tabs.export import FORMATS, do_export, formats_for
+    import zipfile
+
+    from studio.tabs.export import FORMATS, do_export, formats_for, free_folder
 
     st, run = demo_run
     choices, value, note = formats_for(str(run))
@@ -177,9 +179,19 @@ def test_export_tab_follows_the_run_kind(demo_run):
     with pytest.raises(StudioError, match="no adapter"):
         do_export(str(run), "adapter", None, False)
     steps = []
-    where, summary = do_export(str(run), "merged", None, False, progress=lambda f, m: steps.append(m))
-    res = json.loads(summary)
+    res, archive = do_export(str(run), "merged", None, False, progress=lambda f, m: steps.append(m))
     assert res["run_kind"] == "full" and (run / "export" / "merged" / "config.json").is_file() and steps
+    assert res["verdict"]["status"] == "written" and archive.name == "merged.zip"
+    with zipfile.ZipFile(archive) as zf:
+        assert "merged/config.json" in zf.namelist() and "merged/model.safetensors" in zf.namelist()
+    # the same export again goes to a free folder instead of failing with "already exists"
+    assert free_folder(str(run), "merged") == "merged-2"
+    again, _ = do_export(str(run), "merged", None, False)
+    assert again["out_dir"].endswith("merged-2")
+    with pytest.raises(StudioError, match="already exists"):
+        do_export(str(run), "merged", None, False, folder="merged")
+    with pytest.raises(StudioError, match="not a usable folder name"):
+        do_export(str(run), "merged", None, False, folder="../../etc")
     assert formats_for(None)[1] == "adapter" and formats_for(None)[0] == FORMATS
 
 

@@ -140,23 +140,22 @@ def cmd_import(args) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
-    print(f"Imported {report['imported']} record(s) from {report['source']} ({report['format']}) into "
-          f"{ds.path} [{ds.task.name}]; the dataset now has {report['total']}.")
-    if report["labels_added"]:
-        print(f"Labels added to {report['labels_added']} record(s) that had none.")
-    if report["duplicates"]:
-        print(f"{report['duplicates']} duplicate image(s) were already in the dataset.")
-    if report["ignored"]:
-        print(f"{report['ignored']} non-image file(s) ignored.")
+    from core.importers import item_name, plural, summary_lines
+
+    print(f"{ds.path} [{ds.task.name}] from {report['source']} ({report['format']}); "
+          f"the dataset now has {plural(report['total'], 'record')}.")
+    for line in summary_lines(report):
+        print(line)
+    if report.get("hint"):
+        print(report["hint"])
     if report["skipped"]:
-        print(f"Skipped {len(report['skipped'])}:")
+        print(f"Skipped {plural(len(report['skipped']), 'item')}:")
         for s in report["skipped"]:
-            where = f"line {s['line']}" if "line" in s else f"record {s['record']}"
-            print(f"  {where} ({s.get('image_path') or '-'}): {s['reason']}")
+            print(f"  {item_name(s)} ({s.get('image_path') or '-'}): {s['reason']}")
     if report["warnings"]:
-        print(f"Warnings ({len(report['warnings'])}):")
+        print(f"{plural(len(report['warnings']), 'warning')}:")
         for w in report["warnings"][:50]:
-            print(f"  record {w['record']} ({w.get('image_path') or '-'}): {w['reason']}")
+            print(f"  {item_name(w)} ({w.get('image_path') or '-'}): {w['reason']}")
         if len(report["warnings"]) > 50:
             print(f"  ... and {len(report['warnings']) - 50} more (use --json).")
     return 0

@@ -304,7 +304,7 @@ def _read(path) -> list:
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        it = Item(index, "", line=n)
+        it = Item(index + 1, "", line=n)  # items count from 1, as lines do
         index += 1
         items.append(it)
         try:

@@ -12,6 +12,7 @@ from studio import annotate_logic as L
 from studio.common import badge, esc, open_dataset, warn
 
 GALLERY_MAX = 300
+AUTOSAVE_S = 15  # an edit left alone this long is saved, even if the record is never left
 SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd> previous · "
              "<kbd>Alt</kbd>+<kbd>U</kbd> next unlabeled · <kbd>Ctrl</kbd>+<kbd>S</kbd> save")
 
@@ -36,7 +37,8 @@ def build(state, shared: dict) -> dict:
                 unl_btn = gr.Button("Next unlabeled ⇥", elem_id="ann-next-unlabeled", size="sm")
                 save_btn = gr.Button("Save", variant="primary", elem_id="ann-save", size="sm")
             with gr.Row():
-                autosave = gr.Checkbox(True, label="Autosave when leaving a record", elem_id="ann-autosave")
+                autosave = gr.Checkbox(True, label=f"Autosave (every {AUTOSAVE_S} s and on leaving a record)",
+                                       elem_id="ann-autosave")
                 reviewed = gr.Checkbox(False, label="Mark as reviewed on save", elem_id="ann-reviewed")
             save_msg = gr.HTML(elem_id="ann-save-msg")
             with gr.Row(visible=False) as conflict_row:
@@ -345,6 +347,28 @@ def build(state, shared: dict) -> dict:
             comp.input(on_edit(i), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
     for comp in bits:
         comp.input(on_edit(None), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
+    def on_timer(data, request: gr.Request):
+        """Saves an edit nobody has saved yet, quietly; a record someone else changed meanwhile is
+        left to the Save button, which shows the conflict (a timer must not warn every 15 s)."""
+        c = data[cur] or {}
+        if not data[autosave] or not c.get("id"):
+            return {}
+        session = session_of(request)
+        try:
+            if L.same_fields(fields_of(data, c), c.get("fields")):
+                return {}
+            ds = open_dataset(state, c["path"])
+            if ds.get(c["id"]).get("updated") != book.get(session, c["path"], c["id"], c.get("updated")):
+                return {}
+            out = do_save(data, session)
+        except StudioError:
+            return {}  # an editor state that cannot be saved yet: Save says why
+        out.pop("_conflict", None)
+        if save_msg in out:
+            out[save_msg] = out[save_msg].replace("Saved", "Autosaved", 1)
+        return out
+
+    gr.Timer(AUTOSAVE_S).tick(on_timer, all_inputs, [cur, save_msg, conflict_row], show_progress="hidden")
     # Coming back to the tab: autosave if needed, then show the record fresh from disk (an import or
     # another user may have changed the dataset meanwhile).
     show = nav_handler(lambda ds, c: c["id"])

@@ -151,7 +151,7 @@ def test_memory_gauge_for_the_seed_preset(page, server):
     assert "14.75 GiB" in gauge and "does not fit" not in gauge and "fits" in gauge
     note = pg.inner_text("#train-preset-note")
     assert "Fits the T4 · 16 GB at 1024 tokens" in note and "Does not fit the T4 · 16 GB at 2048 tokens" in note
-    pg.get_by_text("Data", exact=True).click()  # a closed accordion
+    pg.get_by_text("Memory and speed", exact=True).click()  # a closed accordion
     # The preset fills every knob in its own event: wait for it to land, or it overwrites our edit.
     pg.wait_for_function("document.querySelector('#knob-max_seq_length input')?.value === '1024'",
                          timeout=30_000)
@@ -166,7 +166,7 @@ def test_memory_gauge_for_the_seed_preset(page, server):
 def _start_run(pg, server, steps: int) -> str:
     _open(pg, server, "keys", "Train")
     pg.fill("#knob-max_steps input", str(steps))
-    pg.get_by_text("Bookkeeping", exact=True).click()  # a closed accordion
+    pg.get_by_text("Logging and checkpoints", exact=True).click()  # a closed accordion
     pg.fill("#knob-logging_steps input", "1")
     pg.fill("#knob-save_steps input", "2")
     pg.locator("#knob-save_steps input").press("Tab")
@@ -241,6 +241,6 @@ def test_evaluate_and_export_a_full_finetune_run(page, server):
     assert pg.locator("#export-format input[value=merged]").is_checked()
     assert pg.locator("#export-format input[value=adapter]").count() == 0
     pg.click("#export-go")
-    pg.wait_for_selector("#export-where :text('Exported to')", timeout=240_000)
+    pg.wait_for_selector("#export-verdict :text('Wrote the merged export')", timeout=240_000)
     pg.screenshot(path=str(ART / "tab_export.png"), full_page=True)
     assert not pg.outside_requests, f"requests left the machine: {pg.outside_requests[:5]}"

@@ -65,7 +65,7 @@ def read(path: Path) -> list[Item]:
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        it = Item(index, "", line=n)
+        it = Item(index + 1, "", line=n)  # items count from 1, as lines do
         index += 1
         items.append(it)
         if isinstance(line, _NotUtf8):

@@ -170,9 +170,9 @@ class KeysTask(BaseTask):
             known = [t for t in tokens if find_keyway(t)]
             data["keyway"] = known[0] if known else (tokens[0] if tokens else "")
             kw = find_keyway(data["keyway"])
-            if kw is None:
-                issues.append(Issue("warning", f"Keyway '{data['keyway']}' is not in the catalog.",
-                                    "keyway"))
+            if kw is None:  # an empty KEYWAY line reads as what it is, not as "Keyway '' …"
+                issues.append(Issue("warning", f"Keyway '{data['keyway']}' is not in the catalog." if data["keyway"]
+                                    else "The KEYWAY line names no keyway.", "keyway"))
         if "BITTING" in raw:
             digits, errs = _parse_bitting(raw["BITTING"])
             data["bitting"] = digits

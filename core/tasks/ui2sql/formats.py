@@ -35,10 +35,10 @@ def read(path: Path) -> list[Item]:
     items = []
     for i, obj in enumerate(data):
         if not isinstance(obj, dict):
-            items.append(Item(i, "", reason=f"entry is a {type(obj).__name__}, not an object", code="bad_field"))
+            items.append(Item(i + 1, "", reason=f"entry is a {type(obj).__name__}, not an object", code="bad_field"))
             continue
         raw = obj.get("image_path")
-        it = Item(i, raw if isinstance(raw, str) else repr(raw))
+        it = Item(i + 1, raw if isinstance(raw, str) else repr(raw))  # people count items from 1
         bad = [k for k in ("output", "instruction", "domain")
                if obj.get(k) is not None and not isinstance(obj[k], str)]
         if not isinstance(raw, str):
