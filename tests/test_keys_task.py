@@ -63,7 +63,7 @@ def test_task_is_registered_and_follows_the_protocol():
     assert isinstance(TASK, Task)
     names = {f.name: f for f in TASK.fields}
     assert names["bitting"].kind == "digits"
-    assert names["keyway"].kind == "choice" and "SC1" in names["keyway"].choices
+    assert names["keyway"].kind == "choice" and "SC1" in [value for _label, value in names["keyway"].choices]
     assert names["brand"].kind == "text"
     assert "KEYWAY:" in TASK.prompt(rec())
 

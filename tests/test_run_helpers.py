@@ -18,12 +18,12 @@ def test_pid_check_tells_a_live_job_from_a_zombie_a_stranger_and_nothing():
         assert _pid_alive(job.pid)
         assert not _pid_alive(stranger.pid)  # a recycled pid running something else
         job.kill()
-        deadline = time.monotonic() + 30
-        while _pid_alive(job.pid) and time.monotonic() < deadline:  # a zombie until reaped below
-            time.sleep(0.05)
-        assert not _pid_alive(job.pid)
         import psutil
-        assert psutil.Process(job.pid).status() == psutil.STATUS_ZOMBIE  # not yet reaped: still a pid
+        deadline = time.monotonic() + 30
+        while psutil.Process(job.pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)  # killed, not yet reaped below: a zombie that still holds its pid
+        assert psutil.Process(job.pid).status() == psutil.STATUS_ZOMBIE
+        assert not _pid_alive(job.pid)
     finally:
         for p in (job, stranger):
             p.kill()

@@ -54,7 +54,7 @@ def test_compare_answers_with_the_phone_app_json(client, studio):
 def test_rest_api_on_the_same_server_answers_as_compare_does(studio, client):
     """The server has no run: both the REST API and Compare answer with the untrained demo base, whose
     greedy text is not a key reading. The API says so, and its JSON is Compare's to the letter."""
-    from core.infer import PRESETS
+    from core.tasks import get_task
 
     ds = studio["ws"] / "datasets" / "keys"
     rec = json.loads((ds / "records.jsonl").read_text().splitlines()[0])
@@ -67,7 +67,7 @@ def test_rest_api_on_the_same_server_answers_as_compare_does(studio, client):
             "manufacturingComplexity", "marketPenetration", "timeInMarket"} <= set(body)
     assert body["success"] is False and body["error"].startswith("The model's answer did not parse")
     assert body["keyway"] is None and body["raw"] and 0 < body["confidence"] <= 1
-    side = client.predict("keys", rec["id"], "", PRESETS["keys"]["max_new_tokens"], api_name="/compare")["sides"][0]
+    side = client.predict("keys", rec["id"], "", get_task("keys").generation["max_new_tokens"], api_name="/compare")["sides"][0]
     assert side["title"] == "base · demo" and side["app_json"] == body
     assert requests.post(studio["url"] + "/api/v1/keys/analyze", timeout=30).status_code in (400, 422)
     bad = requests.post(studio["url"] + "/api/v1/keys/analyze", files={"image": ("x.png", b"not an image")}, timeout=30)

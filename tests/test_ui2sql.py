@@ -316,7 +316,7 @@ def test_stray_brackets_after_the_last_statement_are_an_error_at_the_junk(sql, s
     assert not p.ok and [(e.message, e.line, e.column) for e in p.errors] == \
         [(f"Stray '{stray}' outside any statement.", 2, 1)]
     assert not TASK.is_labeled({"fields": {"sql": sql}})
-    html, _rows, _svg = sql_check(sql)
+    html, _rows, _svg = sql_check(TASK, sql)
     assert "1 error" in html and "line 2, col 1" in html and "valid" not in html
 
 
