@@ -323,3 +323,29 @@ def source_extra(fmt: str, path: Path, index: int, obj: dict, known: set, line: 
     if unknown:
         extra["source_extra"] = unknown  # unknown fields are kept, and written back on export
     return extra
+
+
+def jsonl_items(path: Path):
+    """Yields (Item, object, line number) for each non-blank line of a JSON-lines label file; a line
+    that is not UTF-8, not JSON or not an object gets its Item's code/reason and object None (one bad
+    line is one bad record, not a bad file). Items count from 1, as lines do."""
+    try:
+        raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()
+    except OSError as e:
+        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON lines.") from e
+    index = 0
+    for n, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        index += 1
+        it, obj = Item(index, "", line=n), None
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            it.code, it.reason = "bad_json", f"line {n} is not UTF-8 text: byte {e.start + 1} (0x{raw[e.start]:02x}) is not UTF-8"
+        except json.JSONDecodeError as e:
+            it.code, it.reason = "bad_json", f"line {n} is not valid JSON: {e.msg} at column {e.colno}"
+        else:
+            if not isinstance(obj, dict):
+                it.code, it.reason, obj = "bad_field", f"line {n} is a {type(obj).__name__}, not an object", None
+        yield it, obj, n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
 
@@ -92,3 +93,14 @@ def image_from_url(url: str, limit: int):
                        "Embed the picture: data:image/png;base64,<base64 of the file>. The server does not "
                        "download URLs.")
     return decode_image(b64_bytes(url, limit), limit)
+
+
+async def json_body(request) -> dict:
+    """The request's JSON object (an empty body is {}); a clear 400 for anything else."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError as e:
+        raise ApiError(400, f"The JSON body is malformed: {e}.", "Send a JSON object.") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "The body must be a JSON object.", "")
+    return body

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from core.api.common import ApiError, b64_bytes, decode_image
+from core.api.common import ApiError, b64_bytes, decode_image, json_body
 from core.api.runner import client_gen, last_turn, stream
 
 VERSION = "0.6.0"  # the Ollama API version these routes follow
@@ -41,16 +41,6 @@ def _entry_json(entry) -> dict:
     when = datetime.fromtimestamp(entry.run.stat().st_mtime, timezone.utc) if entry.run else datetime.now(timezone.utc)
     return {"name": _tag(entry.name), "model": _tag(entry.name), "modified_at": when.isoformat(),
             "size": 0, "digest": digest, "details": _details(entry)}
-
-
-async def _body(request: Request) -> dict:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError as e:
-        raise ApiError(400, f"The JSON body is malformed: {e}.", "Send a JSON object.") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "The body must be a JSON object.", "")
-    return body
 
 
 def ollama_routes(runner, limit_of) -> APIRouter:
@@ -126,7 +116,7 @@ def ollama_routes(runner, limit_of) -> APIRouter:
 
     @router.post("/show")
     async def show(request: Request):
-        body = await _body(request)
+        body = await json_body(request)
         entry = runner.provider.find(body.get("model") or body.get("name"))
         return {"modelfile": "", "parameters": "", "template": "", "details": _details(entry),
                 "model_info": {"general.architecture": entry.task}, "capabilities": ["completion", "vision"],
@@ -134,14 +124,14 @@ def ollama_routes(runner, limit_of) -> APIRouter:
 
     @router.post("/chat")
     async def chat(request: Request):
-        body = await _body(request)
+        body = await json_body(request)
         target = await runner.target(body.get("model"))
         prompt, data = last_turn(body.get("messages"), image_of, target.task.prompt({"fields": {}}))
         return await run(body, prompt, data, target, "chat")
 
     @router.post("/generate")
     async def generate(request: Request):
-        body = await _body(request)
+        body = await json_body(request)
         target = await runner.target(body.get("model"))
         text = body.get("prompt") or ""
         if not isinstance(text, str):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from core.api.common import ApiError, image_from_url
+from core.api.common import ApiError, image_from_url, json_body
 from core.api.runner import client_gen, last_turn, stream
 
 
@@ -56,12 +56,7 @@ def openai_routes(runner, limit_of) -> APIRouter:
 
     @router.post("/chat/completions")
     async def completions(request: Request):
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError as e:
-            raise ApiError(400, f"The JSON body is malformed: {e}.", "Send a JSON object.") from None
-        if not isinstance(body, dict):
-            raise ApiError(400, "The body must be a JSON object.", "")
+        body = await json_body(request)
         if body.get("n") not in (None, 1):
             raise ApiError(400, "Only n=1 is supported.", "Send one request per answer.")
         target = await runner.target(body.get("model"))

@@ -294,30 +294,16 @@ def _detect(path) -> bool:
 
 
 def _read(path) -> list:
-    from core.importers import Item, resolve_image, source_extra
+    from core.importers import jsonl_items, resolve_image, source_extra
 
-    try:
-        lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("utf-8", errors="replace").splitlines()
-    except OSError as e:
-        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON lines.") from e
-    base, items, index = path.parent.resolve(), [], 0
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        it = Item(index + 1, "", line=n)  # items count from 1, as lines do
-        index += 1
+    base, items = path.parent.resolve(), []
+    for it, obj, n in jsonl_items(path):
         items.append(it)
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            it.code, it.reason = "bad_json", f"line {n} is not valid JSON: {e.msg} at column {e.colno}"
-            continue
-        if not isinstance(obj, dict):
-            it.code, it.reason = "bad_field", f"line {n} is a {type(obj).__name__}, not an object"
+        if obj is None:
             continue
         raw = obj.get("image_path")
         it.image_path = raw if isinstance(raw, str) else repr(raw)
-        it.extra = source_extra("jsonl", path, index - 1, obj, {"image_path", "output"}, line=n)
+        it.extra = source_extra("jsonl", path, it.ref - 1, obj, {"image_path", "output"}, line=n)
         if not isinstance(obj.get("output"), dict):
             it.code, it.reason = "bad_field", "'output' must be a JSON object of the schema's fields"
             continue

@@ -9,8 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from core.errors import StudioError
-from core.importers import Item, resolve_image, source_extra
+from core.importers import Item, jsonl_items, resolve_image, source_extra
 from core.tasks.base import Format
 
 KEYLIKE_KEYS = {"image_path", "bittings", "keyway", "brand"}
@@ -45,42 +44,14 @@ def _bitting(value) -> list[int]:
     return out
 
 
-class _NotUtf8(str):
-    """A JSONL line that could not be decoded; the text says where."""
-
-
 def read(path: Path) -> list[Item]:
-    try:
-        raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()
-    except OSError as e:
-        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON lines.") from e
-    lines = []  # one line that is not UTF-8 is one bad record, not a bad file
-    for raw in raw_lines:
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            lines.append(_NotUtf8(f"byte {e.start + 1} (0x{raw[e.start]:02x}) is not UTF-8"))
-    base = path.parent.resolve()
-    items, index = [], 0
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        it = Item(index + 1, "", line=n)  # items count from 1, as lines do
-        index += 1
+    base, items = path.parent.resolve(), []
+    for it, obj, n in jsonl_items(path):
         items.append(it)
-        if isinstance(line, _NotUtf8):
-            it.code, it.reason = "bad_json", f"line {n} is not UTF-8 text: {line}"
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            it.code, it.reason = "bad_json", f"line {n} is not valid JSON: {e.msg} at column {e.colno}"
-            continue
-        if not isinstance(obj, dict):
-            it.code, it.reason = "bad_field", f"line {n} is a {type(obj).__name__}, not an object"
+        if obj is None:
             continue
         it.image_path = obj.get("image_path") if isinstance(obj.get("image_path"), str) else repr(obj.get("image_path"))
-        it.extra = source_extra("keylike", path, index - 1, obj, KEYLIKE_KEYS, line=n)
+        it.extra = source_extra("keylike", path, it.ref - 1, obj, KEYLIKE_KEYS, line=n)
         try:
             if "bittings" not in obj:
                 raise ValueError("no 'bittings' list")
