@@ -368,7 +368,8 @@ def build(state, shared: dict) -> dict:
             out[save_msg] = out[save_msg].replace("Saved", "Autosaved", 1)
         return out
 
-    gr.Timer(AUTOSAVE_S).tick(on_timer, all_inputs, [cur, save_msg, conflict_row], show_progress="hidden")
+    gr.Timer(AUTOSAVE_S).tick(on_timer, all_inputs, [cur, save_msg, conflict_row], show_progress="hidden",
+                              trigger_mode="always_last", queue=False)
     # Coming back to the tab: autosave if needed, then show the record fresh from disk (an import or
     # another user may have changed the dataset meanwhile).
     show = nav_handler(lambda ds, c: c["id"])
