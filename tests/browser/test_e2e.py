@@ -139,10 +139,15 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
 def test_memory_gauge_for_the_seed_preset(page, server):
     """The Ghost Architect preset fits a T4 at 1024 tokens and not at 2048, as measured (and as
     `python -m core plan` predicts)."""
+    from dataclasses import replace
+
     from core.training.config import preset
     from studio.planner_logic import plan_for
 
-    peak = plan_for(preset("Ghost Architect (T4)"), "t4")["predicted_peak_gb"]  # = python -m core plan --gpu t4
+    # = python -m core plan --gpu t4 --dataset D: the gauge plans from the open dataset's longest example
+    cfg = replace(preset("Ghost Architect (T4)"), dataset=str(server["ws"] / "datasets" / "ui2sql"))
+    peak = plan_for(cfg, "t4")["predicted_peak_gb"]
+    at_2048 = plan_for(replace(cfg, max_seq_length=2048), "t4")
     pg = page
     _open(pg, server, "ui2sql", "Train")
     _pick(pg, "train-preset", "Ghost Architect (T4)")
@@ -157,8 +162,10 @@ def test_memory_gauge_for_the_seed_preset(page, server):
                          timeout=30_000)
     pg.fill("#knob-max_seq_length input", "2048")
     pg.locator("#knob-max_seq_length input").press("Tab")
-    pg.wait_for_selector("#train-gauge :text('does not fit')", timeout=30_000)
-    assert "lora_r 64" in pg.inner_text("#train-gauge")  # the planner's advice
+    pg.wait_for_selector(f"#train-gauge :text('{at_2048['predicted_peak_gb']:.2f} GiB')", timeout=30_000)
+    gauge = pg.inner_text("#train-gauge")
+    assert ("does not fit" in gauge) == (not at_2048["fits"])
+    assert f"{at_2048['sequence']['tokens']} tokens" in gauge  # the length it planned with, and why
     assert "trains on CPU" in pg.inner_text("#train-gpus") or pg.locator("#train-gpus input").first.is_disabled()
     pg.screenshot(path=str(ART / "tab_train_planner.png"), full_page=True)
 
