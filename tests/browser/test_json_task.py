@@ -95,6 +95,13 @@ def test_json_task_from_schema_to_compare(page, server, tmp_path):
     # a value outside the schema is an error in the editor, not a silent save
     pg.fill("#ann-reading input", "-5")
     pg.wait_for_selector("#ann-check :text('less than the minimum of 0')", timeout=20_000)
+    # put it back before the autosave timer keeps the bad value as a draft (which it would, by design)
+    pg.fill("#ann-reading input", "7")
+    pg.locator("#ann-reading input").press("Tab")
+    pg.wait_for_function("!document.querySelector('#ann-check').innerText.includes('less than the minimum')",
+                         timeout=20_000)
+    pg.click("#ann-save")
+    pg.wait_for_timeout(1000)
 
     # split, train a few demo steps, compare base and run
     pg.click("button[role=tab]:has-text('Datasets')")
