@@ -108,8 +108,12 @@ def build_app(state: StudioState) -> gr.Blocks:
         eval_tab.select(eval_ui["refresh"], None, eval_ui["run"])
         export_tab.select(export_ui["refresh"], None, export_ui["run"])
         api_endpoints.register(state)  # named endpoints for gradio_client: check_sql, compare
+    from studio.serve_panel import PUBLIC_API
+
     for fn in blocks.fns.values():
-        if fn.targets:  # a UI event (gr.api endpoints have no trigger): the page calls it, clients need not
+        # a UI event (gr.api endpoints have no trigger): the page calls it, clients need not; the serve
+        # panel's two buttons are also a client's way to pick what the API serves
+        if fn.targets and fn.api_name not in PUBLIC_API:
             fn.api_visibility = "private"  # so gradio_client lists the named endpoints, not /lambda_1…
     return blocks
 

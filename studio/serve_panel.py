@@ -10,6 +10,8 @@ import gradio as gr
 from core.errors import StudioError
 from studio.common import esc, guard, run_choices
 
+PUBLIC_API = ("serve_runs", "stop_serving")  # gradio_client endpoints (the other UI events are private)
+
 
 def _served(state):
     served = getattr(state, "served", None)
@@ -81,6 +83,6 @@ def build(state) -> dict:
 
     refresh.click(lambda: (gr.update(choices=run_choices(state, finished_only=True)), served_markdown(state)),
                   None, [runs, table])
-    serve.click(guard(lambda r: serve_runs(state, r)), runs, table, api_name="serve_runs")
-    stop.click(guard(lambda r: stop_runs(state, r)), runs, table, api_name="stop_serving")
+    serve.click(guard(lambda r: serve_runs(state, r)), runs, table, api_name=PUBLIC_API[0])
+    stop.click(guard(lambda r: stop_runs(state, r)), runs, table, api_name=PUBLIC_API[1])
     return {"runs": runs, "table": table}

@@ -364,11 +364,14 @@ def build(state, shared: dict) -> dict:
         except StudioError:
             return {}  # an editor state that cannot be saved yet: Save says why
         out.pop("_conflict", None)
+        # the timer never moves the editor: a Next click may have landed meanwhile, and the session's
+        # stamp book (not `cur`) already knows the stamp this save wrote
+        out = {k: v for k, v in out.items() if k in (save_msg, conflict_row)}
         if save_msg in out:
             out[save_msg] = out[save_msg].replace("Saved", "Autosaved", 1)
         return out
 
-    gr.Timer(AUTOSAVE_S).tick(on_timer, all_inputs, [cur, save_msg, conflict_row], show_progress="hidden",
+    gr.Timer(AUTOSAVE_S).tick(on_timer, all_inputs, [save_msg, conflict_row], show_progress="hidden",
                               trigger_mode="always_last", queue=False)
     # Coming back to the tab: autosave if needed, then show the record fresh from disk (an import or
     # another user may have changed the dataset meanwhile).

@@ -109,7 +109,7 @@ def test_json_task_from_schema_to_compare(page, server, tmp_path):
     pg.wait_for_timeout(1500)
     pg.click("button[role=tab]:has-text('Train')")
     pg.fill("#knob-max_steps input", "2")
-    pg.get_by_text("Bookkeeping", exact=True).click()
+    pg.get_by_text("Logging and checkpoints", exact=True).click()
     pg.fill("#knob-logging_steps input", "1")
     pg.fill("#knob-save_steps input", "2")
     pg.locator("#knob-save_steps input").press("Tab")
