@@ -349,3 +349,13 @@ def jsonl_items(path: Path):
             if not isinstance(obj, dict):
                 it.code, it.reason, obj = "bad_field", f"line {n} is a {type(obj).__name__}, not an object", None
         yield it, obj, n
+
+
+def first_jsonl_object(path: Path):
+    """The first non-blank line of a JSON-lines file, parsed (None for an empty file), for the formats'
+    detect(); OSError / ValueError propagate, each format decides what a broken line means."""
+    with open(path, "rb") as f:
+        for raw in f:
+            if raw.strip():
+                return json.loads(raw.decode("utf-8-sig"))
+    return None

@@ -282,15 +282,13 @@ def _configured(schema_text: str) -> JsonTask:
 def _detect(path) -> bool:
     if path.suffix.lower() != ".jsonl":
         return False
+    from core.importers import first_jsonl_object
+
     try:
-        with open(path, "rb") as f:
-            for raw in f:
-                if raw.strip():
-                    obj = json.loads(raw.decode("utf-8-sig"))
-                    return isinstance(obj, dict) and isinstance(obj.get("output"), dict) and "bittings" not in obj
+        obj = first_jsonl_object(path)
     except (OSError, ValueError):
         return False
-    return False
+    return isinstance(obj, dict) and isinstance(obj.get("output"), dict) and "bittings" not in obj
 
 
 def _read(path) -> list:

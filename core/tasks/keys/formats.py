@@ -5,11 +5,10 @@ does not know are kept in the record and written back out.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
-from core.importers import Item, jsonl_items, resolve_image, source_extra
+from core.importers import Item, first_jsonl_object, jsonl_items, resolve_image, source_extra
 from core.tasks.base import Format
 
 KEYLIKE_KEYS = {"image_path", "bittings", "keyway", "brand"}
@@ -21,14 +20,10 @@ def detect(path: Path) -> bool:
     if path.suffix.lower() != ".jsonl":
         return False
     try:
-        with open(path, "rb") as f:
-            for raw in f:
-                if raw.strip():
-                    obj = json.loads(raw.decode("utf-8-sig"))
-                    return not (isinstance(obj, dict) and "bittings" not in obj and isinstance(obj.get("output"), dict))
+        obj = first_jsonl_object(path)
     except (OSError, ValueError):
         return True   # a broken first line is reported per record by read()
-    return True
+    return not (isinstance(obj, dict) and "bittings" not in obj and isinstance(obj.get("output"), dict))
 
 
 def _bitting(value) -> list[int]:
