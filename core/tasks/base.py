@@ -18,7 +18,8 @@ from typing import Any, Callable, Protocol, runtime_checkable
 # What an annotator can edit; the studio has one editor per kind.
 FIELD_KINDS = ("sql", "choice", "digits", "text", "number", "boolean", "list")
 DEFAULT_SYSTEM = "You read the image and answer exactly in the requested format, with nothing else."
-DEFAULT_GENERATION = {"max_new_tokens": 256, "temperature": 0.3, "top_p": 0.9}
+# Every bundled task samples alike; a task sets only how long its answers may get (max_new_tokens).
+SAMPLING = {"temperature": 0.3, "top_p": 0.9}
 
 
 @dataclass
@@ -169,13 +170,18 @@ class BaseTask:
     name = ""
     title = ""
     fields: list[Field] = []
-    generation: dict = DEFAULT_GENERATION
+    max_new_tokens = 256          # the answer length cap; `generation` adds SAMPLING
     system_prompt = DEFAULT_SYSTEM
     headline_metric = "format_compliance"
     bands: dict = {}
     formats: list[Format] = []
     route: Route | None = None
     settings: dict = {}            # per-dataset settings it takes (name -> what it is), e.g. the json schema
+
+    @property
+    def generation(self) -> dict:
+        """The generation preset: the shared sampling settings with this task's answer length cap."""
+        return {"max_new_tokens": self.max_new_tokens, **SAMPLING}
 
     def configure(self, meta: dict) -> "BaseTask":
         """The task for one dataset (its dataset.json as meta). Tasks with per-dataset settings,

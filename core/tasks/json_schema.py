@@ -178,8 +178,8 @@ class JsonTask(BaseTask):
         return [_field(n, node, n in self.required) for n, node in self.props.items()]
 
     @property
-    def generation(self) -> dict:
-        return {"max_new_tokens": 64 + 32 * len(self.props), "temperature": 0.3, "top_p": 0.9}
+    def max_new_tokens(self) -> int:
+        return 64 + 32 * len(self.props)
 
     @property
     def system_prompt(self) -> str:

@@ -110,8 +110,7 @@ def bitting_issues(bitting, keyway: Keyway | None, where: str = "") -> list[Issu
 class KeysTask(BaseTask):
     name = "keys"
     title = "Key photo -> keyway, bitting, brand"
-    # The seed's sampling settings: three short lines.
-    generation = {"max_new_tokens": 150, "temperature": 0.3, "top_p": 0.9}
+    max_new_tokens = 150  # the seed's cap: three short lines
     system_prompt = ("You are a locksmith's assistant. From the key photo, answer exactly three lines: "
                      "KEYWAY, BITTING (depth digits, comma-separated) and BRAND.")
     headline_metric = "bitting_exact"

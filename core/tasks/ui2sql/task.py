@@ -69,7 +69,7 @@ class Ui2SqlTask(BaseTask):
     name = "ui2sql"
     title = "UI screenshot -> SQL schema"
     # A schema of a dozen tables is ~600-900 tokens; the stop at <end_of_turn> ends it earlier.
-    generation = {"max_new_tokens": 1024, "temperature": 0.3, "top_p": 0.9}
+    max_new_tokens = 1024
     system_prompt = ("You turn a screenshot of an application's user interface into the SQL schema behind it: "
                      "answer only with CREATE TABLE statements.")
     headline_metric = "column_f1"
