@@ -12,7 +12,10 @@ from studio import api_endpoints, theme
 from studio.common import StudioState, dataset_choices, esc, run_choices, seed_demo_datasets
 from studio.tabs import annotate, compare, datasets, evaluate, export, train
 
-TABS = ("datasets", "annotate", "train", "compare", "evaluate", "export")
+# The tabs in the flow's order: id (also ?tab= in the address) -> (label, the module that builds it)
+PAGES = {"datasets": ("Datasets", datasets), "annotate": ("Annotate", annotate), "train": ("Train", train),
+         "compare": ("Compare", compare), "evaluate": ("Evaluate", evaluate), "export": ("Export", export)}
+TABS = tuple(PAGES)
 
 
 def _header(state: StudioState) -> gr.Dropdown:
@@ -49,20 +52,12 @@ def build_app(state: StudioState) -> gr.Blocks:
     with gr.Blocks(title="Trinity Studio", analytics_enabled=False, fill_width=True) as blocks:
         ds_dd = _header(state)
         shared = {"dataset": ds_dd}
+        tab_blocks, uis = {}, {}
         with gr.Tabs(elem_id="ts-tabs") as tabs:
-            with gr.Tab("Datasets", id="datasets", elem_id="tab-datasets") as ds_tab:
-                ds_ui = datasets.build(state, shared)
-            with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate") as ann_tab:
-                ann_ui = annotate.build(state, shared)
-            with gr.Tab("Train", id="train", elem_id="tab-train") as train_tab:
-                train_ui = train.build(state, shared)
-            with gr.Tab("Compare", id="compare", elem_id="tab-compare") as cmp_tab:
-                cmp_ui = compare.build(state, shared)
-            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate") as eval_tab:
-                eval_ui = evaluate.build(state, shared)
-            with gr.Tab("Export", id="export", elem_id="tab-export") as export_tab:
-                export_ui = export.build(state, shared)
-        tab_blocks = dict(zip(TABS, (ds_tab, ann_tab, train_tab, cmp_tab, eval_tab, export_tab)))
+            for tab_id, (label, page) in PAGES.items():
+                with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}") as tab_blocks[tab_id]:
+                    uis[tab_id] = page.build(state, shared)
+        ds_ui, ann_ui, train_ui, cmp_ui, eval_ui, export_ui = (uis[t] for t in TABS)
 
         def on_load(request: gr.Request):
             """A reload opens the same place: ?dataset=, ?run= and ?tab= from the address (written
@@ -103,10 +98,10 @@ def build_app(state: StudioState) -> gr.Blocks:
 
         ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]], [*ann_ui["view_outputs"], tabs,
                                                                             ann_ui["filter"]])
-        ann_tab.select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"])
-        cmp_tab.select(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
-        eval_tab.select(eval_ui["refresh"], None, eval_ui["run"])
-        export_tab.select(export_ui["refresh"], None, export_ui["run"])
+        tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"])
+        tab_blocks["compare"].select(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
+        tab_blocks["evaluate"].select(eval_ui["refresh"], None, eval_ui["run"])
+        tab_blocks["export"].select(export_ui["refresh"], None, export_ui["run"])
         api_endpoints.register(state)  # named endpoints for gradio_client: check_sql, compare
     from studio.serve_panel import PUBLIC_API
 

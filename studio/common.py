@@ -134,6 +134,20 @@ def run_choices(state: StudioState, task: str | None = None, finished_only: bool
     return out
 
 
+def run_buttons(state: StudioState, run: gr.Dropdown, prefix: str, action: str):
+    """The row under a finished-run picker (Evaluate, Export): "Refresh runs", which lists the finished
+    runs again, and the tab's own button. Returns (the refresh handler, the tab's button)."""
+    with gr.Row():
+        refresh = gr.Button("Refresh runs", size="sm", elem_id=f"{prefix}-refresh")
+        go = gr.Button(action, variant="primary", elem_id=f"{prefix}-go")
+
+    def on_refresh():
+        return gr.update(choices=run_choices(state, finished_only=True))
+
+    refresh.click(on_refresh, None, run)
+    return on_refresh, go
+
+
 def badge(text: str, kind: str = "neutral") -> str:
     return f'<span class="ts-badge ts-{kind}">{html.escape(str(text))}</span>'
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from core.errors import StudioError
-from studio.common import esc, ui_guard, run_choices
+from studio.common import esc, run_buttons, ui_guard
 
 ROW_HEADERS = ["id", "valid", "prediction", "metrics"]
 
@@ -65,15 +65,10 @@ def build(state, shared: dict) -> dict:
             # 0, not empty: Gradio sends an emptied number box as 0, which must mean "all", not an error
             limit = gr.Number(0, label="Only the first N records (0 = all)", precision=0, minimum=0,
                               elem_id="eval-limit")
-            with gr.Row():
-                refresh = gr.Button("Refresh runs", size="sm", elem_id="eval-refresh")
-                go = gr.Button("Evaluate", variant="primary", elem_id="eval-go")
+            on_refresh, go = run_buttons(state, run, "eval", "Evaluate")
         with gr.Column(scale=5, elem_classes="ts-panel"):
             summary = gr.Markdown("Pick a run and press Evaluate.", elem_id="eval-summary")
             rows = gr.Dataframe(headers=ROW_HEADERS, value=[], interactive=False, wrap=True, max_height=420)
-
-    def on_refresh():
-        return gr.update(choices=run_choices(state, finished_only=True))
 
     @ui_guard
     def on_go(r, s, b, n, progress=gr.Progress()):
@@ -81,7 +76,6 @@ def build(state, shared: dict) -> dict:
         progress(0, desc="loading the model (the first batch follows)")
         return run_eval(r, s, b, n, progress=lambda d, t: progress((d, t), desc="scoring", unit="records"))
 
-    refresh.click(on_refresh, None, run)
     run.change(view, [run, split], [summary, rows])
     split.change(view, [run, split], [summary, rows])
     go.click(on_go, [run, split, base, limit], [summary, rows], concurrency_limit=1, concurrency_id="models")

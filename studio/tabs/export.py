@@ -11,7 +11,7 @@ from pathlib import Path
 import gradio as gr
 
 from core.errors import StudioError
-from studio.common import esc, ui_guard, run_choices
+from studio.common import esc, run_buttons, ui_guard
 
 FORMATS = [("LoRA adapter (PEFT)", "adapter"), ("Merged 16-bit model", "merged"), ("GGUF + vision projector", "gguf")]
 VERDICT_KIND = {"verified": "ok", "written": "ok", "differs": "warn", "not_verified": "warn"}
@@ -132,9 +132,7 @@ def build(state, shared: dict) -> dict:
             note = gr.HTML("", elem_id="export-gguf-note", padding=False, container=False)
             folder = gr.Textbox(label="Folder (under RUN/export/)", max_lines=1, elem_id="export-folder",
                                 info="A free name is proposed, so exporting again never overwrites.")
-            with gr.Row():
-                refresh = gr.Button("Refresh runs", size="sm", elem_id="export-refresh")
-                go = gr.Button("Export", variant="primary", elem_id="export-go")
+            on_refresh, go = run_buttons(state, run, "export", "Export")
         with gr.Column(scale=5, elem_classes="ts-panel"):
             where = gr.Markdown("Pick a finished run.", elem_id="export-where")
             verdict = gr.HTML("", elem_id="export-verdict")
@@ -146,9 +144,6 @@ def build(state, shared: dict) -> dict:
     from studio import serve_panel  # serving a run over the API: its own module
 
     serve_panel.build(state)
-
-    def on_refresh():
-        return gr.update(choices=run_choices(state, finished_only=True))
 
     @ui_guard
     def on_go(r, f, q, v, name, progress=gr.Progress()):
@@ -175,7 +170,6 @@ def build(state, shared: dict) -> dict:
         return {quant: gr.update(visible=gg), verify: gr.update(visible=gg), note: gguf_note(f),
                 folder: free_folder(r, f, q)}
 
-    refresh.click(on_refresh, None, run)
     run.change(on_run, [run, fmt, quant], [fmt, where, verdict, summary, download, folder])
     fmt.change(on_format, [run, fmt, quant], [quant, verify, note, folder])
     quant.change(lambda r, f, q: free_folder(r, f, q), [run, fmt, quant], folder)

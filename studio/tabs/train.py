@@ -167,19 +167,18 @@ def build(state, shared: dict) -> dict:
         _, choices, rows = runs_view()
         return {run_dd: gr.update(choices=choices, value=str(run_dir)), runs_df: rows, last: {}}
 
-    def on_stop(run):
-        try:
-            T.stop(run)
-            gr.Info("Stop requested: the job saves a checkpoint at the end of this step and ends.")
-        except StudioError as e:
-            warn(e)
+    def request(action, done: str):
+        """A button that asks the job of the picked run for something: a toast either way."""
+        def handler(run):
+            try:
+                action(run)
+                gr.Info(done)
+            except StudioError as e:
+                warn(e)
+        return handler
 
-    def on_resume(run):
-        try:
-            T.resume(run)
-            gr.Info("Resuming from the last checkpoint.")
-        except StudioError as e:
-            warn(e)
+    on_stop = request(T.stop, "Stop requested: the job saves a checkpoint at the end of this step and ends.")
+    on_resume = request(T.resume, "Resuming from the last checkpoint.")
 
     @ui_guard
     def on_load_cfg(run):
