@@ -80,9 +80,26 @@ CHAT_TEMPLATE = (
     "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
 
 
-def build_processor(path: str, image_size: int, mm_tokens: int):
+def word_tokenizer(special: dict, n_ids: int, max_len: int, extra_special: dict, template: str):
+    """An offline word-level tokenizer over ids 0..n_ids-1: the special tokens at their real ids, every
+    other id an ordinary word w<id> (one whitespace-separated word is one token)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import Gemma3Processor, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
+
+    by_id = {i: tok for tok, i in special.items()}
+    vocab = {by_id.get(i, f"w{i}"): i for i in range(n_ids)}
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tk.add_special_tokens(list(special))
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+        mask_token="<mask>", padding_side="right", model_max_length=max_len, extra_special_tokens=extra_special)
+    tok.chat_template = template
+    return tok
+
+
+def build_processor(path: str, image_size: int, mm_tokens: int):
+    from transformers import Gemma3Processor
 
     try:  # PIL backend: also runs where torchvision is missing (the CPU smoke test)
         from transformers import Gemma3ImageProcessorPil as ImageProcessor
@@ -92,17 +109,9 @@ def build_processor(path: str, image_size: int, mm_tokens: int):
     special = {"<pad>": PAD, "<eos>": EOS, "<bos>": BOS, "<unk>": UNK, "<mask>": MASK,
                "<start_of_turn>": SOT, "<end_of_turn>": EOT,
                "<start_of_image>": BOI, "<end_of_image>": EOI, "<image_soft_token>": IMG}
-    by_id = {i: tok for tok, i in special.items()}
-    vocab = {by_id.get(i, f"w{i}"): i for i in range(IMG + 1)}
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tk.add_special_tokens(list(special))
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        mask_token="<mask>", padding_side="right", model_max_length=131072,
-        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
-                              "image_token": "<image_soft_token>"})
-    tok.chat_template = CHAT_TEMPLATE
+    tok = word_tokenizer(special, IMG + 1, 131072,
+                         {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
+                          "image_token": "<image_soft_token>"}, CHAT_TEMPLATE)
     ip = ImageProcessor(size={"height": image_size, "width": image_size}, image_mean=[0.5] * 3,
                         image_std=[0.5] * 3, do_pan_and_scan=False, resample=2, rescale_factor=1 / 255,
                         do_resize=True, do_rescale=True, do_normalize=True, do_convert_rgb=True)
@@ -112,37 +121,49 @@ def build_processor(path: str, image_size: int, mm_tokens: int):
     return proc
 
 
-def build(size: str, path: str, device: str | None = None) -> dict:
-    """Builds (once) and returns {"params", "language", "vision", "seconds"}; BUILD_OK marks a complete folder."""
+def build_folder(path: str, make_config, model_class, towers: dict, make_processor, device: str | None = None) -> dict:
+    """Builds (once) a random-weight model_class(make_config()) in bf16 into path, then its processor
+    (make_processor(path, cfg)). Returns {"params", one count per tower, "seconds"}, where towers maps a
+    count's name to the parameter-name part that marks it; BUILD_OK, holding that, marks a complete folder."""
     import torch
-    from transformers import Gemma3ForConditionalGeneration
 
     ok = os.path.join(path, "BUILD_OK")
     if os.path.exists(ok):
         return json.load(open(ok))
     t0 = time.time()
-    cfg = gemma3_config(size)
+    cfg = make_config()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(0)
     torch.set_default_dtype(torch.bfloat16)  # init straight in bf16: a 12B fp32 copy would need 48 GB
     try:
         with torch.device(device):
-            model = Gemma3ForConditionalGeneration(cfg)
+            model = model_class(cfg)
     finally:
         torch.set_default_dtype(torch.float32)
     model.config.dtype = torch.bfloat16
     info = {"params": sum(p.numel() for p in model.parameters()),
-            "language": sum(p.numel() for n, p in model.named_parameters() if "language_model" in n),
-            "vision": sum(p.numel() for n, p in model.named_parameters() if "vision_tower" in n)}
+            **{name: sum(p.numel() for n, p in model.named_parameters() if part in n) for name, part in towers.items()}}
     model.save_pretrained(path, max_shard_size="4GB")
     del model
     if device == "cuda":
         torch.cuda.empty_cache()
-    build_processor(path, cfg.vision_config.image_size, cfg.mm_tokens_per_image)
+    make_processor(path, cfg)
     info["seconds"] = round(time.time() - t0, 1)
     with open(ok, "w") as f:
         json.dump(info, f)
     return info
+
+
+TOWERS = {"language": "language_model", "vision": "vision_tower"}
+
+
+def build(size: str, path: str, device: str | None = None) -> dict:
+    """Builds (once) and returns {"params", "language", "vision", "seconds"}; BUILD_OK marks a complete folder."""
+    from transformers import Gemma3ForConditionalGeneration
+
+    return build_folder(path, lambda: gemma3_config(size), Gemma3ForConditionalGeneration, TOWERS,
+                        lambda p, cfg: build_processor(p, cfg.vision_config.image_size, cfg.mm_tokens_per_image),
+                        device)
 
 
 def main() -> None:

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_models  # noqa: E402
@@ -62,25 +61,17 @@ def gemma3n_config(size: str):
 
 
 def build_3n_processor(path: str):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import Gemma3nAudioFeatureExtractor, Gemma3nProcessor, PreTrainedTokenizerFast
+    from transformers import Gemma3nAudioFeatureExtractor, Gemma3nProcessor
 
     try:
         from transformers import SiglipImageProcessorPil as ImageProcessor
     except ImportError:
         from transformers import SiglipImageProcessor as ImageProcessor
-    by_id = {i: tok for tok, i in N3_SPECIAL.items()}
-    vocab = {by_id.get(i, f"w{i}"): i for i in range(N3_VOCAB)}
-    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tk.add_special_tokens(list(N3_SPECIAL))
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        mask_token="<mask>", padding_side="right", model_max_length=32768,
-        extra_special_tokens={"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>",
-                              "image_token": "<image_soft_token>", "boa_token": "<start_of_audio>",
-                              "eoa_token": "<end_of_audio>", "audio_token": "<audio_soft_token>"})
-    tok.chat_template = N3_TEMPLATE
+    tok = gpu_models.word_tokenizer(
+        N3_SPECIAL, N3_VOCAB, 32768,
+        {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>",
+         "boa_token": "<start_of_audio>", "eoa_token": "<end_of_audio>", "audio_token": "<audio_soft_token>"},
+        N3_TEMPLATE)
     ip = ImageProcessor(size={"height": 768, "width": 768}, image_mean=[0.0] * 3, image_std=[1.0] * 3,
                         resample=2, rescale_factor=1 / 255, do_resize=True, do_rescale=True, do_normalize=False,
                         do_convert_rgb=True)
@@ -93,35 +84,10 @@ def build_3n_processor(path: str):
 def build(size: str, path: str) -> dict:
     if size not in N3_TEXT:
         return gpu_models.build(size, path)
-    import torch
     from transformers import Gemma3nForConditionalGeneration
 
-    ok = os.path.join(path, "BUILD_OK")
-    if os.path.exists(ok):
-        return json.load(open(ok))
-    t0 = time.time()
-    cfg = gemma3n_config(size)
-    torch.manual_seed(0)
-    torch.set_default_dtype(torch.bfloat16)
-    try:
-        with torch.device("cuda" if torch.cuda.is_available() else "cpu"):
-            model = Gemma3nForConditionalGeneration(cfg)
-    finally:
-        torch.set_default_dtype(torch.float32)
-    model.config.dtype = torch.bfloat16
-    info = {"params": sum(p.numel() for p in model.parameters()),
-            "language": sum(p.numel() for n, p in model.named_parameters() if "language_model" in n),
-            "vision": sum(p.numel() for n, p in model.named_parameters() if "vision_tower" in n),
-            "audio": sum(p.numel() for n, p in model.named_parameters() if "audio_tower" in n)}
-    model.save_pretrained(path, max_shard_size="4GB")
-    del model
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    build_3n_processor(path)
-    info["seconds"] = round(time.time() - t0, 1)
-    with open(ok, "w") as f:
-        json.dump(info, f)
-    return info
+    return gpu_models.build_folder(path, lambda: gemma3n_config(size), Gemma3nForConditionalGeneration,
+                                   {**gpu_models.TOWERS, "audio": "audio_tower"}, lambda p, cfg: build_3n_processor(p))
 
 
 def main() -> None:
