@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,31 +20,8 @@ from pathlib import Path
 import psutil
 import requests
 
-from load_test import HOST, KEY_IMAGES, ROOT, free_port, summarize, write_section
-
-
-def _server(ws: Path, port: int, max_batch: int, max_new_tokens: int, n: int) -> subprocess.Popen:
-    env = dict(os.environ, TRINITY_WORKSPACE=str(ws), HF_HUB_OFFLINE="1",
-               OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    env.pop("TRINITY_API_KEY", None)
-    return subprocess.Popen([sys.executable, "-m", "core", "serve", "--port", str(port), "--device", "cpu",
-                             "--max-batch", str(max_batch), "--max-queue", str(max(64, n)),
-                             "--max-new-tokens", str(max_new_tokens), "--preload"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _wait(base: str, proc: subprocess.Popen, limit: float = 300) -> None:
-    t = time.perf_counter()
-    while time.perf_counter() - t < limit:
-        if proc.poll() is not None:
-            raise SystemExit(f"python -m core serve exited with {proc.returncode}")
-        try:
-            if requests.get(base + "/api/v1/health", timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("python -m core serve did not start in time")
+from live_server import live_server
+from load_test import KEY_IMAGES, summarize, write_section
 
 
 def _call(base: str, i: int, timeout: float) -> dict:
@@ -72,23 +48,16 @@ def _phase(base: str, n: int, concurrent: bool, timeout: float) -> tuple[list[di
 
 
 def _measure(ws: Path, max_batch: int, args, phases) -> dict:
-    port = free_port()
-    base = f"http://{HOST}:{port}"
-    proc = _server(ws, port, max_batch, args.max_new_tokens, args.batched)
+    env = {"TRINITY_WORKSPACE": str(ws), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
+           "TRINITY_API_KEY": None}
     out = {}
-    try:
-        _wait(base, proc)
-        _call(base, 0, args.timeout)  # warm-up: first forward pass
+    with live_server(["-m", "core", "serve", "--device", "cpu", "--max-batch", str(max_batch),
+                      "--max-queue", str(max(64, args.batched)), "--max-new-tokens", str(args.max_new_tokens),
+                      "--preload"], env, timeout=300) as s:
+        _call(s.url, 0, args.timeout)  # warm-up: first forward pass
         for name, concurrent in phases:
-            out[name] = _phase(base, args.batched, concurrent, args.timeout)
-        out["health"] = requests.get(base + "/api/v1/health", timeout=10).ok and proc.poll() is None
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            out[name] = _phase(s.url, args.batched, concurrent, args.timeout)
+        out["health"] = requests.get(s.url + "/api/v1/health", timeout=10).ok and s.proc.poll() is None
     return out
 
 

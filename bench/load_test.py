@@ -18,9 +18,7 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -32,16 +30,11 @@ from pathlib import Path
 import psutil
 import requests
 
+from live_server import HOST, DidNotStart, live_server
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY_IMAGES = sorted((ROOT / "assets" / "demo" / "keys" / "images").glob("*.png"))
 UI_IMAGES = sorted((ROOT / "assets" / "demo" / "ui2sql" / "images").glob("*.png"))
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 class RssSampler(threading.Thread):
@@ -131,28 +124,6 @@ def session(base: str, i: int, timeout: float) -> dict:
         return {"kind": "session", "ok": False, "status": type(e).__name__, "s": time.perf_counter() - t0}
 
 
-def start_studio(workspace: Path, port: int) -> subprocess.Popen:
-    env = dict(os.environ, TRINITY_WORKSPACE=str(workspace), GRADIO_ANALYTICS_ENABLED="False",
-               HF_HUB_OFFLINE="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
-    env.pop("SPACE_ID", None)
-    return subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def wait_up(base: str, proc: subprocess.Popen, limit: float = 180) -> float:
-    t = time.perf_counter()
-    while time.perf_counter() - t < limit:
-        if proc.poll() is not None:
-            raise SystemExit(f"the studio exited with {proc.returncode}")
-        try:
-            if requests.get(base + "/api/v1/health", timeout=2).ok:
-                return time.perf_counter() - t
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    raise SystemExit("the studio did not start in time")
-
-
 def summarize(rows: list[dict], key: str = "s") -> dict:
     v = [r[key] for r in rows if key in r]
     return {"n": len(rows), "ok": sum(r["ok"] for r in rows), "p50": pct(v, 0.5), "p90": pct(v, 0.9),
@@ -174,35 +145,26 @@ def main(argv=None) -> int:
 
         return run_batched(args, argv)
     n_api, n_ses = min(max(args.api, 0), 100), min(max(args.sessions, 0), 20)
-    port = free_port()
-    base = f"http://{HOST}:{port}"
-    with tempfile.TemporaryDirectory(prefix="trinity-load-") as ws:
-        proc = start_studio(Path(ws), port)
-        try:
-            startup = wait_up(base, proc)
-            listening = {c.laddr.ip for c in psutil.Process(proc.pid).net_connections(kind="inet")
-                         if c.status == psutil.CONN_LISTEN}
-            assert listening == {HOST}, f"studio listens on {listening}, expected loopback only"
-            sampler = RssSampler(proc.pid)
-            sampler.start()
-            rss_idle = sampler.current()
-            cold = api_call(base, 0, args.timeout)  # first request loads the demo model
-            jobs = [("api", i) for i in range(n_api)] + [("session", i) for i in range(n_ses)]
-            t = time.perf_counter()
-            with ThreadPoolExecutor(len(jobs)) as pool:
-                futures = [pool.submit(api_call if k == "api" else session, base, i, args.timeout) for k, i in jobs]
-                rows = [f.result() for f in futures]
-            wall = time.perf_counter() - t
-            alive = requests.get(base + "/api/v1/health", timeout=10).ok and proc.poll() is None
-            sampler.stop.set()
-            sampler.join()
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with tempfile.TemporaryDirectory(prefix="trinity-load-") as ws, \
+            live_server(["app.py"], {"TRINITY_WORKSPACE": ws, "GRADIO_ANALYTICS_ENABLED": "False",
+                                     "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}, timeout=180) as s:
+        base, proc, startup = s.url, s.proc, s.startup_s
+        listening = {c.laddr.ip for c in psutil.Process(proc.pid).net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN}
+        assert listening == {HOST}, f"studio listens on {listening}, expected loopback only"
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        rss_idle = sampler.current()
+        cold = api_call(base, 0, args.timeout)  # first request loads the demo model
+        jobs = [("api", i) for i in range(n_api)] + [("session", i) for i in range(n_ses)]
+        t = time.perf_counter()
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            futures = [pool.submit(api_call if k == "api" else session, base, i, args.timeout) for k, i in jobs]
+            rows = [f.result() for f in futures]
+        wall = time.perf_counter() - t
+        alive = requests.get(base + "/api/v1/health", timeout=10).ok and proc.poll() is None
+        sampler.stop.set()
+        sampler.join()
     api_rows = [r for r in rows if r["kind"].startswith("api")]
     ses_rows = [r for r in rows if r["kind"] == "session"]
     result = {
@@ -264,4 +226,7 @@ def write_section(text: str, title: str = "## Load") -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except DidNotStart as e:
+        sys.exit(str(e))

@@ -120,48 +120,25 @@ def start_studio():
     and any training job it started."""
     import contextlib
     import signal
-    import socket
-    import subprocess
-    import time
-    import urllib.request
     from types import SimpleNamespace
+
+    from bench.live_server import free_port, live_server
 
     @contextlib.contextmanager
     def run(ws: Path, extra_env: dict | None = None, timeout: float = 120):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         ws.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TRINITY_WORKSPACE": str(ws), "HF_HUB_OFFLINE": "1", **(extra_env or {})}
-        env.pop("SPACE_ID", None)
         log = ws.parent / f"server-{port}.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workspace", str(ws)],
-                                    cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + timeout
-            while True:
-                try:
-                    urllib.request.urlopen(url + "/api/v1/health", timeout=2)
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.time() > deadline:
-                        raise RuntimeError("the studio did not start:\n" + log.read_text()[-3000:])
-                    time.sleep(0.5)
-            yield SimpleNamespace(url=url, ws=ws, proc=proc, log=log)
-        finally:
-            for pid_file in (ws / "runs").glob("*/pid"):  # training jobs started through the UI
-                try:
-                    os.killpg(int(pid_file.read_text()), signal.SIGTERM)
-                except (OSError, ValueError):
-                    pass
-            proc.terminate()
+        with live_server(["app.py", "--workspace", str(ws)], {"TRINITY_WORKSPACE": str(ws), **(extra_env or {})},
+                         log=log, timeout=timeout, port=port) as s:
             try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+                yield SimpleNamespace(url=s.url, ws=ws, proc=s.proc, log=log)
+            finally:
+                for pid_file in (ws / "runs").glob("*/pid"):  # training jobs started through the UI
+                    try:
+                        os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+                    except (OSError, ValueError):
+                        pass
 
     return run
 

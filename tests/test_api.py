@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ import torch
 import uvicorn
 from PIL import Image
 
+from bench.live_server import free_port
 from core.api import ServedModels, create_api
 from core.tasks import all_tasks
 from core.workspace import REPO
@@ -29,12 +29,6 @@ from test_infer import TARGET_A, TARGET_B, demo_dir, key_image  # noqa: F401  (d
 torch.set_num_threads(1)
 SQL = "CREATE TABLE users (\n  id INT PRIMARY KEY,\n  email TEXT NOT NULL\n);"
 GEN = {"max_new_tokens": 40}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

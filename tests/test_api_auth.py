@@ -4,49 +4,23 @@ HTTP Basic and bearer tokens get through (requests, the ollama and openai client
 neither the key nor the password appears in the server's output."""
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
+from bench.live_server import free_port, live_server
 from core.workspace import REPO
-from test_api import free_port
 
 USER, PASSWORD = "ada", "pw-Kq83-secret"
 KEY = "tsk-APIKEY-9f8e7d6c5b4a"
 
 
-@contextlib.contextmanager
-def process(args: list[str], log, env_extra: dict, auth, timeout: float = 120):
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **env_extra}
-    env.pop("SPACE_ID", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, *args, "--port", str(port)], cwd=REPO, env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + timeout
-        while True:
-            try:
-                if requests.get(url + "/api/v1/health", auth=auth, timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def process(args: list[str], log, env_extra: dict, auth):
+    """The real process, its output in LOG, up once the health check (with AUTH) answers."""
+    return live_server(args, {"OMP_NUM_THREADS": "1", **env_extra}, log=log, auth=auth)
 
 
 def _refused(r, shape: str):
@@ -74,7 +48,8 @@ def test_studio_api_needs_the_login_or_the_key(tmp_path):
 
     log = tmp_path / "studio.log"
     args = ["app.py", "--workspace", str(tmp_path / "ws"), "--auth", f"{USER}:{PASSWORD}", "--api-key", KEY]
-    with process(args, log, {}, (USER, PASSWORD)) as url:
+    with process(args, log, {}, (USER, PASSWORD)) as s:
+        url = s.url
         for method, path, shape in GUARDED:
             _refused(getattr(requests, method)(url + path, timeout=10), shape)
             _refused(getattr(requests, method)(url + path, auth=(USER, "wrong"), timeout=10), shape)
@@ -104,7 +79,8 @@ def test_studio_api_needs_the_login_or_the_key(tmp_path):
 def test_core_serve_takes_the_key_from_the_environment(tmp_path):
     env = {"TRINITY_WORKSPACE": str(tmp_path / "ws"), "TRINITY_API_KEY": KEY}
     log = tmp_path / "serve.log"
-    with process(["-m", "core", "serve"], log, env, _Bearer(KEY)) as url:
+    with process(["-m", "core", "serve"], log, env, _Bearer(KEY)) as s:
+        url = s.url
         _refused(requests.get(url + "/v1/models", timeout=10), "openai")
         ok = requests.get(url + "/v1/models", headers={"Authorization": f"Bearer {KEY}"}, timeout=10)
         assert ok.status_code == 200

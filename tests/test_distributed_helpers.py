@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
+
+from bench.live_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RANK_SCRIPT = """
@@ -24,14 +25,8 @@ print(json.dumps({"writes": writer.enabled, "gathered": gather_floats([rank, 10.
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(tmp_path: Path, world: int) -> list[dict]:
-    port = _free_port()
+    port = free_port()
     procs = []
     for rank in range(world):
         env = dict(os.environ, RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),

@@ -8,16 +8,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
+from bench.live_server import live_server
 from core.dataset import Dataset
 from core.errors import StudioError
 
@@ -177,12 +176,6 @@ def test_a_dataset_of_a_missing_task_is_reported_clearly(tmp_path):
     assert any("receipts" in x and "needs task 'receipt'" in x for x in labels)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_removing_the_keys_task_leaves_the_studio_and_the_cli_working(tmp_path):
     copy = tmp_path / "repo"
     shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", "test-artifacts", "__pycache__", "workspace",
@@ -193,23 +186,11 @@ def test_removing_the_keys_task_leaves_the_studio_and_the_cli_working(tmp_path):
                          capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Dataset" in out.stdout and "ui2sql" in out.stdout
-    port, ws = _free_port(), tmp_path / "ws"
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--workspace", str(ws)], cwd=copy,
-                            env={**env, "GRADIO_ANALYTICS_ENABLED": "False"}, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline, page = time.time() + 120, None
-        while time.time() < deadline and proc.poll() is None:
-            try:
-                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
-                break
-            except OSError:
-                time.sleep(1)
-        assert page is not None and "gradio" in page.lower(), (tmp_path / "server.log").read_text()[-3000:]
+    ws = tmp_path / "ws"
+    with live_server(["app.py", "--workspace", str(ws)], {"TRINITY_TASKS": None, "PYTHONPATH": None,
+                     "GRADIO_ANALYTICS_ENABLED": "False"}, log=tmp_path / "server.log", cwd=copy) as s:
+        page = urllib.request.urlopen(s.url + "/", timeout=5).read().decode()
+        assert "gradio" in page.lower(), (tmp_path / "server.log").read_text()[-3000:]
         assert sorted(p.name for p in (ws / "datasets").iterdir()) == ["ui2sql"]  # the keys demo is not seeded
-        health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=10).read())
+        health = json.loads(urllib.request.urlopen(s.url + "/api/v1/health", timeout=10).read())
         assert health["success"]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
