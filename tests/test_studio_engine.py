@@ -103,27 +103,31 @@ def test_start_passes_the_gpu_count(state, monkeypatch):
 
 
 def test_phone_app_json_fields_catalog_figures_and_failures():
-    """keys_app_json, the builder behind POST /api/v1/keys/analyze and Compare's app JSON (that the
-    two answer alike on a live server is test_studio_client's)."""
+    """Compare's app JSON (compare_logic.payload, the keys route's own builder behind it): the fields,
+    the catalog's figures, a keyway outside the catalog, an answer given as text only, a failed parse
+    (that the REST route answers alike on a live server is test_studio_client's)."""
     from core.infer import Answer
-    from core.tasks.keys.app_json import KeysAnalysis, keys_app_json
-    from core.tasks.keys.catalog import FIGURE_KEYS, get_keyway
     from core.tasks import get_task
+    from core.tasks.base import Parsed
+    from core.tasks.keys.app_json import KeysAnalysis
+    from core.tasks.keys.catalog import FIGURE_KEYS, get_keyway
+    from studio.compare_logic import payload
+
+    def answer(text, confidence, parsed):
+        return Answer(text=text, token_ids=[], token_probs=[], confidence=confidence, parsed=parsed)
 
     task = get_task("keys")
     text = "KEYWAY: KW1\nBITTING: 3,3,1,6,2\nBRAND: Kwikset"
-    ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.7, parsed=task.parse(text))
-    out = keys_app_json(ans)
+    out = payload(answer(text, 0.7, task.parse(text)), task)
     assert set(out) == set(KeysAnalysis.model_fields) and out["success"] and out["error"] is None
     assert out["raw"] == text
     assert (out["keyway"], out["bitting"], out["brand"], out["confidence"]) == ("KW1", "3,3,1,6,2", "Kwikset", 0.7)
     assert {k: out[k] for k in FIGURE_KEYS} == get_keyway("KW1").api_figures()
-    from_parsed = keys_app_json(task.parse(text), confidence=0.5)
-    assert from_parsed["confidence"] == 0.5 and from_parsed["raw"] == "" and from_parsed["keyway"] == "KW1"
-    from core.tasks.base import Parsed
-    odd = keys_app_json(Parsed(ok=True, data={"keyway": "ZZ9", "bitting": [1, 2, 3], "brand": "Acme"}), 0.4)
+    assert payload(answer(text, 0.5, None), task) == {**out, "confidence": 0.5}  # not parsed yet: parsed here
+    odd = payload(answer("", 0.4, Parsed(ok=True, data={"keyway": "ZZ9", "bitting": [1, 2, 3], "brand": "Acme"})),
+                  task)
     assert odd["success"] and odd["keyway"] == "ZZ9" and all(odd[k] is None for k in FIGURE_KEYS)  # not in the catalog
-    bad = keys_app_json(task.parse("no key here"), confidence=0.1)
+    bad = payload(answer("no key here", 0.1, task.parse("no key here")), task)
     assert bad["success"] is False and bad["error"].startswith("The model's answer did not parse")
 
 

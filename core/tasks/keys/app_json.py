@@ -76,15 +76,6 @@ def app_json(parsed: Parsed | None, meta: dict | None = None) -> dict:
     return out
 
 
-def keys_app_json(answer_or_parsed, confidence: float | None = None) -> dict:
-    """The phone app's JSON from a core.infer.Answer (its parsed fields, text and confidence) or a
-    core.tasks.Parsed (then pass confidence; raw is empty)."""
-    parsed = getattr(answer_or_parsed, "parsed", answer_or_parsed)
-    if confidence is None:
-        confidence = getattr(answer_or_parsed, "confidence", None)
-    return app_json(parsed, {"text": getattr(answer_or_parsed, "text", "") or "", "confidence": confidence})
-
-
 ROUTE = Route(path="/keys/analyze", summary="Read a key photo: keyway, bitting and brand (Keylike app JSON)",
               response_model=KeysAnalysis, build=app_json,
               description="Reads a key photo: keyway, bitting and brand, plus the keyway catalog's figures.")
