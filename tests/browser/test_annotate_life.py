@@ -7,22 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.ui import ART, CHROMIUM, ROOT, browser_page, error_badges, open_tab, pick, records, wait_dataset
+from tests.browser.ui import ART, CHROMIUM, ROOT, error_badges, open_tab, pick, records, wait_dataset
+from tests.browser.ui import studio_fixtures
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, start_studio):
-    with start_studio(tmp_path_factory.mktemp("annotate") / "workspace") as s:
-        yield {"url": s.url, "ws": s.ws}
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    with browser_page(server["url"]) as pg:
-        yield pg
+server, page = studio_fixtures("annotate")
 
 
 def _brand(pg):

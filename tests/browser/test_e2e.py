@@ -11,11 +11,8 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-ART = ROOT / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from tests.browser.ui import ART, CHROMIUM, ROOT, open_tab, pick, records, screenshot_on_failure  # noqa: F401
+from tests.browser.ui import studio_fixtures
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
@@ -24,57 +21,14 @@ pytestmark = [
     # one CI run in two, on different tests. A fresh page recovers, so each test gets one more try.
     pytest.mark.flaky(reruns=1),
 ]
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, start_studio):
-    with start_studio(tmp_path_factory.mktemp("e2e") / "workspace") as s:
-        yield {"url": s.url, "ws": s.ws}
-
-
-@pytest.fixture(autouse=True)
-def _screenshot_on_failure(request, page):
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    failed = rep.failed if rep is not None else request.session.testsfailed > getattr(request.node, "_fails0", 0)
-    if failed:
-        page.screenshot(path=str(ART / f"failure-{request.node.name}.png"), full_page=True)
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    ART.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
-        outside = []
-        pg.on("request", lambda r: None if r.url.startswith(server["url"]) or r.url.startswith("data:")
-              or r.url.startswith("blob:") else outside.append(r.url))
-        pg.outside_requests = outside
-        yield pg
-        browser.close()
-
-
-def _open(pg, server, dataset: str, tab: str):
-    pg.goto(f"{server['url']}/?dataset={dataset}")
-    pg.wait_for_selector(f"#ts-dataset input", timeout=60_000)
-    pg.wait_for_function(f"document.querySelector('#ts-dataset input').value.includes('{dataset}')", timeout=60_000)
-    pg.click(f"button[role=tab]:has-text('{tab}')")
-
-
-def _pick(pg, elem_id: str, option: str):
-    """Chooses an option of a Gradio dropdown by its visible text."""
-    pg.click(f"#{elem_id} input")
-    pg.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True).click()
-
-
-def _records(ws: Path, name: str) -> list[dict]:
-    return [json.loads(x) for x in (ws / "datasets" / name / "records.jsonl").read_text().splitlines() if x.strip()]
+server, page = studio_fixtures("e2e")
 
 
 def _new_dataset(pg, server, name: str, task_label: str, image: Path):
-    _open(pg, server, "keys", "Datasets")
+    open_tab(pg, server["url"], "keys", "Datasets")
     pg.get_by_label("Name").fill(name)
     pg.get_by_label(task_label).check()
     pg.click("#ds-create")
@@ -93,14 +47,14 @@ def test_label_a_key_photo(page, server):
     pg.screenshot(path=str(ART / "tab_datasets.png"), full_page=True)
     pg.click("button[role=tab]:has-text('Annotate')")
     pg.wait_for_selector("#ann-header .ts-warn", timeout=30_000)  # the new record: unlabeled
-    _pick(pg, "ann-keyway", "SC1 · Schlage · 5 cuts")
+    pick(pg, "ann-keyway", "SC1 · Schlage · 5 cuts")
     pg.wait_for_function("document.querySelector('#ann-brand textarea, #ann-brand input').value === 'Schlage'")
     for i, d in enumerate("12537", 1):
-        _pick(pg, f"ann-bit-{i}", d)
+        pick(pg, f"ann-bit-{i}", d)
     pg.wait_for_selector("#ann-target :text('BITTING: 1,2,5,3,7')", timeout=20_000)
     pg.keyboard.press("Control+s")  # the save shortcut
     pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
-    rec = _records(ws, name)[0]
+    rec = records(ws, name)[0]
     assert rec["status"] == "labeled" and rec["fields"] == {"keyway": "SC1", "bitting": [1, 2, 5, 3, 7],
                                                             "brand": "Schlage"}
     pg.screenshot(path=str(ART / "tab_annotate_keys.png"), full_page=True)
@@ -119,7 +73,7 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg.wait_for_selector("#ann-sql-status :text('line 2')", timeout=30_000)
     pg.click("#ann-save")
     pg.wait_for_selector("#ann-save-msg :text('Saved as a draft')", timeout=30_000)
-    assert _records(ws, name)[0]["fields"]["sql"] == bad  # nothing lost
+    assert records(ws, name)[0]["fields"]["sql"] == bad  # nothing lost
     pg.screenshot(path=str(ART / "tab_annotate_sql_error.png"), full_page=True)
     pg.locator("#ann-sql .cm-content").focus()
     pg.keyboard.press("Control+a")
@@ -129,7 +83,7 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg.wait_for_selector("#ann-sql-status :text('valid')", timeout=30_000)
     pg.click("#ann-save")
     pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
-    rec = _records(ws, name)[0]
+    rec = records(ws, name)[0]
     assert rec["status"] == "labeled" and rec["fields"]["sql"] == good
     pg.click("button[role=tab]:has-text('Preview')")
     pg.wait_for_selector("#ann-preview svg .ts-er-table", timeout=10_000)
@@ -149,8 +103,8 @@ def test_memory_gauge_for_the_seed_preset(page, server):
     peak = plan_for(cfg, "t4")["predicted_peak_gb"]
     at_2048 = plan_for(replace(cfg, max_seq_length=2048), "t4")
     pg = page
-    _open(pg, server, "ui2sql", "Train")
-    _pick(pg, "train-preset", "Ghost Architect (T4)")
+    open_tab(pg, server["url"], "ui2sql", "Train")
+    pick(pg, "train-preset", "Ghost Architect (T4)")
     pg.wait_for_selector(f"#train-gauge :text('{peak:.2f} GiB')", timeout=60_000)
     gauge = pg.inner_text("#train-gauge")
     assert "14.75 GiB" in gauge and "does not fit" not in gauge and "fits" in gauge
@@ -171,7 +125,7 @@ def test_memory_gauge_for_the_seed_preset(page, server):
 
 
 def _start_run(pg, server, steps: int) -> str:
-    _open(pg, server, "keys", "Train")
+    open_tab(pg, server["url"], "keys", "Train")
     pg.fill("#knob-max_steps input", str(steps))
     pg.get_by_text("Logging and checkpoints", exact=True).click()  # a closed accordion
     pg.fill("#knob-logging_steps input", "1")
@@ -217,7 +171,7 @@ def test_a_short_run_finishes_with_curves(page, server):
 
 def test_compare_base_and_run(page, server):
     pg = page
-    _open(pg, server, "keys", "Compare")
+    open_tab(pg, server["url"], "keys", "Compare")
     pg.wait_for_function("document.querySelector('#cmp-run-a input').value.includes('completed')", timeout=60_000)
     pg.wait_for_function("document.querySelector('#cmp-record input').value.includes('labeled')", timeout=60_000)
     pg.click("#cmp-go")
@@ -236,7 +190,7 @@ def _pick_completed_run(pg, elem_id: str):
 def test_evaluate_and_export_a_full_finetune_run(page, server):
     """The demo model trains method=full: Evaluate scores it, Export offers merged (no adapter)."""
     pg = page
-    _open(pg, server, "keys", "Evaluate")
+    open_tab(pg, server["url"], "keys", "Evaluate")
     _pick_completed_run(pg, "eval-run")
     pg.fill("#eval-limit input", "2")
     pg.click("#eval-go")

@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.browser.test_e2e import ARGS, ART, CHROMIUM, _open, _pick, _records
+from tests.browser.ui import ART, CHROMIUM, open_tab, pick, records, screenshot_on_failure  # noqa: F401
+from tests.browser.ui import studio_fixtures
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
 SCHEMA = {"type": "object", "title": "water meter",
           "properties": {"reading": {"type": "integer", "minimum": 0, "maximum": 99999, "title": "Reading"},
@@ -22,28 +23,7 @@ SCHEMA = {"type": "object", "title": "water meter",
           "required": ["reading", "unit"]}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, start_studio):
-    with start_studio(tmp_path_factory.mktemp("json-e2e") / "workspace") as s:
-        yield {"url": s.url, "ws": s.ws}
-
-
-@pytest.fixture(autouse=True)
-def _screenshot_on_failure(request, page):
-    failed = request.session.testsfailed
-    yield
-    if request.session.testsfailed > failed:
-        page.screenshot(path=str(ART / f"failure-{request.node.name}.png"), full_page=True)
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    ART.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
-        yield pg
-        browser.close()
+server, page = studio_fixtures("json-e2e")
 
 
 def _meter_images(folder: Path) -> list[str]:
@@ -60,7 +40,7 @@ def _meter_images(folder: Path) -> list[str]:
 def test_json_task_from_schema_to_compare(page, server, tmp_path):
     pg, ws = page, server["ws"]
     name = f"meters-{uuid.uuid4().hex[:6]}"
-    _open(pg, server, "ui2sql", "Datasets")
+    open_tab(pg, server["url"], "ui2sql", "Datasets")
     pg.get_by_label("Name").fill(name)
     pg.get_by_label("Image -> JSON (fields from your JSON Schema)").check()
     pg.wait_for_selector("#ds-schema .cm-content", timeout=30_000)
@@ -82,14 +62,14 @@ def test_json_task_from_schema_to_compare(page, server, tmp_path):
     for reading, unit in (("42", "m3"), ("7", "l")):
         pg.wait_for_selector("#ann-header .ts-warn", timeout=30_000)  # an unlabeled record
         pg.fill("#ann-reading input", reading)
-        _pick(pg, "ann-unit", unit)
+        pick(pg, "ann-unit", unit)
         want = json.dumps({"reading": int(reading), "unit": unit}, separators=(",", ":"))
         pg.wait_for_selector(f"#ann-target :text('{want}')", timeout=20_000)
         pg.click("#ann-save")
         pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
         pg.screenshot(path=str(ART / "json_annotate.png"), full_page=True)
         pg.click("#ann-next-unlabeled")
-    recs = _records(ws, name)
+    recs = records(ws, name)
     assert sorted((r["status"], r["fields"]["reading"], r["fields"]["unit"]) for r in recs) == \
         [("labeled", 7, "l"), ("labeled", 42, "m3")]
     # a value outside the schema is an error in the editor, not a silent save
@@ -116,7 +96,7 @@ def test_json_task_from_schema_to_compare(page, server, tmp_path):
     pg.wait_for_timeout(500)
     pg.click("#train-start")
     pg.wait_for_selector("#train-status :text('completed')", timeout=300_000)
-    _open(pg, server, name, "Compare")  # a fresh page: the record list is filled when a dataset opens
+    open_tab(pg, server["url"], name, "Compare")  # a fresh page: the record list is filled when a dataset opens
     pg.wait_for_function("document.querySelector('#cmp-run-a input').value.includes('completed')", timeout=60_000)
     pg.wait_for_function("document.querySelector('#cmp-record input').value.includes('labeled')", timeout=60_000)
     pg.fill("#cmp-tokens input[type=number]", "32")

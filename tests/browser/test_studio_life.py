@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.ui import ART, CHROMIUM, ROOT, browser_page, error_badges, open_tab, pick, selected_tab, toasts, \
-    wait_dataset
+from tests.browser.ui import ART, CHROMIUM, ROOT, error_badges, open_tab, pick, screenshot_on_failure  # noqa: F401
+from tests.browser.ui import selected_tab, studio_fixtures, toasts, wait_dataset
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
@@ -22,24 +22,7 @@ pytest.importorskip("playwright.sync_api", reason="playwright's Python package i
 STEPS = 50  # not the demo default (60), so the form shows the run, not the defaults
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, start_studio):
-    with start_studio(tmp_path_factory.mktemp("life") / "workspace") as s:
-        yield {"url": s.url, "ws": s.ws}
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    with browser_page(server["url"]) as pg:
-        yield pg
-
-
-@pytest.fixture(autouse=True)
-def _screenshot_on_failure(request, page):
-    before = request.session.testsfailed
-    yield
-    if request.session.testsfailed > before:
-        page.screenshot(path=str(ART / f"failure-{request.node.name}.png"), full_page=True)
+server, page = studio_fixtures("life")
 
 
 def _keylike_zip(tmp: Path, n: int = 3) -> Path:

@@ -1,10 +1,13 @@
-"""What the browser tests share: Debian's chromium (never a downloaded browser), one page per module,
-and the moves a person makes in the studio (open a dataset on a tab, pick a dropdown option)."""
+"""What the browser tests share: Debian's chromium (never a downloaded browser), one studio and one page
+per module (studio_fixtures, screenshot_on_failure), and the moves a person makes in the studio (open a
+dataset on a tab, pick a dropdown option)."""
 from __future__ import annotations
 
 import contextlib
 import json
 from pathlib import Path
+
+import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +32,31 @@ def browser_page(server_url: str):
             yield pg
         finally:
             browser.close()
+
+
+def studio_fixtures(name: str):
+    """A module's `server` (one studio on a fresh workspace, {"url", "ws"}) and `page` (one chromium
+    page on it), both module-scoped: `server, page = studio_fixtures("e2e")` in the test module."""
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory, start_studio):
+        with start_studio(tmp_path_factory.mktemp(name) / "workspace") as s:
+            yield {"url": s.url, "ws": s.ws}
+
+    @pytest.fixture(scope="module")
+    def page(server):
+        with browser_page(server["url"]) as pg:
+            yield pg
+
+    return server, page
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request, page):
+    """Imported into a test module: each test of it that fails leaves test-artifacts/failure-TEST.png."""
+    before = request.session.testsfailed
+    yield
+    if request.session.testsfailed > before:
+        page.screenshot(path=str(ART / f"failure-{request.node.name}.png"), full_page=True)
 
 
 def open_tab(pg, url: str, dataset: str, tab: str):
