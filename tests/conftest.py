@@ -26,11 +26,11 @@ def workspace(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def demo_model_path(tmp_path_factory):
-    """The offline demo model, built once per test session (a few seconds) into a session tmp dir."""
-    from core.demo_model import build_demo_model
+def demo_model_path():
+    """The shipped demo base (assets/demo/base): what `demo` loads. Read-only: copy it to change it."""
+    from core.demo_model import demo_base_path
 
-    return build_demo_model(tmp_path_factory.mktemp("demo_model") / "demo", seed=0)
+    return demo_base_path()
 
 
 @pytest.fixture(scope="session")
