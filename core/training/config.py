@@ -261,6 +261,7 @@ def preset(name: str, **overrides) -> TrainConfig:
 # method=full stays an option (--set method=full): it trains every weight at the same lr.
 DEMO_RECIPE: dict = {
     "method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-3, "lr_scheduler": "cosine",
+    "finetune_vision_layers": True,
     "batch_size": 8, "gradient_accumulation_steps": 1, "max_steps": 300, "warmup_ratio": 0.05,
     "max_seq_length": 1024, "gradient_checkpointing": False, "save_steps": 100, "logging_steps": 10,
 }
