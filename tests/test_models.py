@@ -160,7 +160,7 @@ def test_registry_entries_and_unknown_ids():
 def test_local_folders(demo_model_path, tmp_path):
     info = models.get_model_info(str(demo_model_path))
     assert info.family == "gemma3" and not info.gpu_only
-    assert 0.0005 < info.params_b < 0.002
+    assert 0.0015 < info.params_b < 0.004  # the 2.3M-parameter demo base
     assert models.resolve(str(demo_model_path)) == str(demo_model_path.resolve())
     assert models.read_model_config(str(demo_model_path))["model_type"] == "gemma3"
     (tmp_path / "empty").mkdir()
