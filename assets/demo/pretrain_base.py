@@ -157,7 +157,10 @@ def probe(model, processor, device, n: int, autocast) -> dict:
 
 def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_decay: float, seed: int,
           eval_n: int, workers: int, init: Path | None, max_seconds: float | None, probe_every: int = 0,
-          log=print) -> dict:
+          log=print, resume: Path | None = None) -> dict:
+    """resume: a base this recipe wrote (stopped early by --max-seconds); training goes on from its
+    last step with the same schedule and the next examples, so stage 1 + stage 2 see the data and
+    learning rates of one uninterrupted run (only AdamW's moments restart, hence a short re-warmup)."""
     from transformers import AutoProcessor, Gemma3ForConditionalGeneration
 
     from core.demo_model import build_demo_model
@@ -169,7 +172,14 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        src = Path(init) if init else build_demo_model(work / "init", seed=seed)
+        prior = json.loads((Path(resume) / "pretrain.json").read_text()) if resume else None
+        start = prior["steps_done"] if prior else 0
+        if prior and (prior["batch"], prior["steps_planned"], prior["seed"]) != (batch, steps, seed):
+            raise SystemExit(f"--resume {resume}: it was trained with batch {prior['batch']}, steps "
+                             f"{prior['steps_planned']}, seed {prior['seed']}; pass the same values")
+        if start >= steps:
+            raise SystemExit(f"--resume {resume}: all {steps} steps are done already")
+        src = Path(resume) if resume else Path(init) if init else build_demo_model(work / "init", seed=seed)
         # The PIL image processor, as the studio uses on CPU (a GPU host with torchvision would
         # otherwise pick the torchvision one, whose resize differs slightly).
         processor = AutoProcessor.from_pretrained(src, backend="pil")
@@ -182,7 +192,7 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                                  {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98),
                                 fused=cuda)
-        data = Examples(processor, steps * batch)
+        data = Examples(processor, (steps - start) * batch, seed0=pdata.SEED0 + start * batch)
         loader = torch.utils.data.DataLoader(
             data, batch_size=batch, shuffle=False, num_workers=workers, persistent_workers=False,
             prefetch_factor=2 if workers else None,
@@ -195,11 +205,16 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
             f"({steps * batch} images), {workers} loader workers, {type(processor.image_processor).__name__}")
         before = probe(model, processor, device, eval_n, autocast)
         log(f"probe before: {before}")
-        hashes, curve, kinds, window, done, probes = [], [], {}, [], 0, []
+        hashes, curve, kinds, window, done, probes = [], [], {}, [], start, []
+        if prior:
+            curve, kinds, probes = list(prior["curve"]), dict(prior["images_by_kind"]), list(prior["probes"])
+            hashes_before = np.load(Path(resume).parent / HASHES_FILE)
         t_train = time.time()
-        for step, b in enumerate(loader):
+        for k_step, b in enumerate(loader):
+            step = start + k_step
+            rewarm = min(1.0, (k_step + 1) / 50) if prior else 1.0
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, steps, lr, warmup)
+                g["lr"] = lr_at(step, steps, lr, warmup) * rewarm
             with autocast():
                 loss, _, _ = _forward(model, b, device)
             loss.backward()
@@ -216,7 +231,7 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
                               "lr": round(lr_at(step, steps, lr, warmup), 6), "s": round(time.time() - t_train, 1)})
                 window = []
                 log(f"step {done}/{steps} loss {curve[-1]['loss']:.4f} "
-                    f"({(time.time() - t_train) / done:.3f} s/step)")
+                    f"({(time.time() - t_train) / (done - start):.3f} s/step)")
             if probe_every and done % probe_every == 0 and done < steps:
                 mid = probe(model, processor, device, eval_n, autocast)
                 probes.append({"step": done, **mid})
@@ -233,20 +248,27 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
         saved = work / "saved"
         model.to("cpu").save_pretrained(saved, safe_serialization=True)
         shutil.copy2(saved / "model.safetensors", final / "model.safetensors")
-        unique = np.unique(np.array([int(h, 16) for h in hashes], dtype=np.uint64))
+        unique = np.unique(np.concatenate([np.array([int(h, 16) for h in hashes], dtype=np.uint64)]
+                                          + ([hashes_before.astype(np.uint64)] if prior else [])))
         hashes_path = out.parent / HASHES_FILE
         tmp_hashes = work / HASHES_FILE
         np.save(tmp_hashes, unique)
+        stage = {"command": "python assets/demo/pretrain_base.py " + " ".join(sys.argv[1:]),
+                 "steps": [start, done], "device": _device_name(), "train_seconds": round(train_s, 1)}
+        stages = (prior.get("stages") or [{"command": prior["command"], "steps": [0, start],
+                                           "device": prior["device"],
+                                           "train_seconds": prior["train_seconds"]}]) if prior else []
         meta = {"steps_planned": steps, "steps_done": done, "batch": batch, "images": done * batch,
                 "unique_images": int(unique.size), "images_by_kind": kinds, "lr": lr, "warmup": warmup,
                 "schedule": "linear warmup, cosine to 5% of the peak", "weight_decay": weight_decay,
                 "optimizer": "AdamW (0.9, 0.98), grad clip 1.0", "seed": seed, "seed0": pdata.SEED0,
                 "eval_seed0": pdata.EVAL_SEED0, "mix": dict(pdata.MIX), "params": n_params,
                 "device": _device_name(), "precision": "bf16 autocast" if cuda else "fp32",
-                "train_seconds": round(train_s, 1), "total_seconds": round(time.time() - t0, 1),
+                "train_seconds": round(train_s + sum(st["train_seconds"] for st in stages), 1),
+                "total_seconds": round(time.time() - t0, 1), "stages": stages + [stage],
                 "loss_first": curve[0]["loss"] if curve else None, "loss_last": curve[-1]["loss"] if curve else None,
-                "probe_before": before, "probe_after": after, "probes": probes, "curve": curve, "versions": _versions(),
-                "command": "python assets/demo/pretrain_base.py " + " ".join(sys.argv[1:])}
+                "probe_before": prior["probe_before"] if prior else before, "probe_after": after, "probes": probes, "curve": curve, "versions": _versions(),
+                "command": " && ".join(st["command"] for st in stages + [stage])}
         (final / "pretrain.json").write_text(json.dumps(meta, indent=1) + "\n")
         (final / "README.md").write_text(model_card(meta))
         if out.exists():
@@ -335,10 +357,11 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=min(15, max(0, (os.cpu_count() or 1) - 1)))
     ap.add_argument("--init", type=Path, help="start from this random-init folder instead of building one")
     ap.add_argument("--max-seconds", type=float, help="stop early (and save) after this many seconds")
+    ap.add_argument("--resume", type=Path, help="go on training a base this recipe stopped early")
     ap.add_argument("--probe-every", type=int, default=500, help="probe the held-out keys every N steps")
     a = ap.parse_args(argv)
     meta = train(a.out, a.steps, a.batch, a.lr, a.warmup, a.weight_decay, a.seed, a.eval_n, a.workers,
-                 a.init, a.max_seconds, a.probe_every)
+                 a.init, a.max_seconds, a.probe_every, resume=a.resume)
     print(f"{a.out}: {meta['steps_done']} steps, loss {meta['loss_first']} -> {meta['loss_last']}, "
           f"probe {meta['probe_after']}, {meta['total_seconds']} s")
     return 0
