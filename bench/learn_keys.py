@@ -1,7 +1,7 @@
 """Learning proof (issue 3): the studio's own training path teaches the offline demo model to read
 key bitting from synthetic photos it has never seen.
 
-Everything goes through what the studio uses: the key renderer (core/synth/keys.py) draws the
+Everything goes through what the studio uses: the key renderer (core/tasks/keys/render.py) draws the
 images, core/dataset.py stores them (train seeds and held-out seeds are disjoint ranges), a run is
 made with TrainConfig + create_run and trained by core.training.job.run_job, and
 core/evaluate.py scores the held-out split. The clock starts before the demo base is loaded and
@@ -42,7 +42,7 @@ def build_dataset(path: Path, keyways: list[str], n_train: int, n_test: int, var
                   size: tuple[int, int]) -> dict:
     """A keys dataset: n_train rendered keys in split "train", n_test in split "test"."""
     from core.dataset import Dataset
-    from core.synth.keys import sample
+    from core.tasks.keys.render import sample
 
     ds = Dataset.create(path, task="keys", name="learn-keys")
 

@@ -2,6 +2,11 @@
 sessions at the same time. Reports latency percentiles, errors and the server's peak RSS.
 
     python bench/load_test.py [--api 20] [--sessions 5] [--timeout 300] [--write-results]
+    python bench/load_test.py --batched 32 [--max-batch 8] [--max-new-tokens 64] [--write-results]
+
+--batched N: the batched-serving row. `python -m core serve` with the demo model on CPU answers N
+keys/analyze requests one by one (batching off), then N at once with batching off, then N at once
+with batching on (--max-batch per generate call): latencies, failures and the speed-up.
 
 A browser-like session does what the page does on open: GET /, GET /config, then runs the page's
 load event through Gradio's queue (join + server-sent events until process_completed). Everything
@@ -160,7 +165,14 @@ def main(argv=None) -> int:
     ap.add_argument("--sessions", type=int, default=5, help="concurrent browser-like sessions (max 20)")
     ap.add_argument("--timeout", type=float, default=300, help="seconds for the whole concurrent phase")
     ap.add_argument("--write-results", action="store_true", help="replace the ## Load section of bench/RESULTS.md")
+    ap.add_argument("--batched", type=int, default=0, help="run the batched-serving row with N requests (max 128)")
+    ap.add_argument("--max-batch", type=int, default=8, help="--batched: requests per generate call")
+    ap.add_argument("--max-new-tokens", type=int, default=64, help="--batched: answer length cap")
     args = ap.parse_args(argv)
+    if args.batched:
+        from batched_serving import run_batched
+
+        return run_batched(args, argv)
     n_api, n_ses = min(max(args.api, 0), 100), min(max(args.sessions, 0), 20)
     port = free_port()
     base = f"http://{HOST}:{port}"
@@ -233,14 +245,14 @@ def report(r: dict, n_api: int, n_ses: int, cmd: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str) -> None:
-    """Replaces only the `## Load` section of bench/RESULTS.md (other sections belong to others)."""
+def write_section(text: str, title: str = "## Load") -> None:
+    """Replaces only this section of bench/RESULTS.md (others belong to others), appended at the end."""
     path = ROOT / "bench" / "RESULTS.md"
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
     lines, out, skipping = old.splitlines(keepends=True), [], False
     for line in lines:
         if line.startswith("## "):
-            skipping = line.strip() == "## Load"
+            skipping = line.strip() == title
             if skipping:
                 continue
         if not skipping:

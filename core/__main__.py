@@ -1,4 +1,4 @@
-"""CLI: python -m core <dataset|plan|train|eval|export|serve|demo> ...
+"""CLI: python -m core <dataset|plan|train|eval|export|serve> ...
 
 Each command lives in core/cli/<name>.py with `add_parser(subparsers)`; the parser's `func`
 returns the exit code. StudioError prints its message and hint and exits 2.
@@ -11,7 +11,7 @@ import sys
 
 from core.errors import StudioError
 
-COMMANDS = ["dataset", "train", "plan", "eval", "export", "serve", "demo"]
+COMMANDS = ["dataset", "train", "plan", "eval", "export", "serve"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,13 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workspace", help="workspace folder (default ./workspace or $TRINITY_WORKSPACE)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"core.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"core.cli.{name}":
-                continue  # command not built yet
-            raise
-        mod.add_parser(sub)
+        importlib.import_module(f"core.cli.{name}").add_parser(sub)
     args = parser.parse_args(argv)
     if args.workspace:
         import os

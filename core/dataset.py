@@ -8,6 +8,7 @@ import next to the UI) never lose each other's saves; a kill -9 leaves the old f
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -20,7 +21,7 @@ from pathlib import Path
 from core import images as imgs
 from core.errors import StudioError
 from core.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, inside
-from core.tasks import Task, get_task
+from core.tasks import Task, all_tasks, get_task, task_for_dataset
 
 STATUSES = ("unlabeled", "labeled", "reviewed")
 SPLITS = ("train", "val", "test")
@@ -48,14 +49,18 @@ class Dataset:
     def __init__(self, path: Path, meta: dict):
         self.path = Path(path).resolve()
         self._meta = meta
-        self.task: Task = get_task(meta["task"])
+        self.task: Task = task_for_dataset(meta, self.path.name)
         self._local = threading.local()
 
     # ---- create / open -------------------------------------------------------------------
     @classmethod
-    def create(cls, path, task: str, name: str | None = None) -> "Dataset":
+    def create(cls, path, task: str, name: str | None = None, config: dict | None = None) -> "Dataset":
+        """config: the task's per-dataset settings stored in dataset.json (the json task's
+        {"schema": {...}}); the task checks them before anything is written."""
         path = Path(path)
+        extra = {k: v for k, v in (config or {}).items() if k not in ("format", "name", "task", "created", "split")}
         get_task(task)  # unknown task -> StudioError before anything is written
+        task_for_dataset({"task": task, "name": name or path.name, **extra})  # so is a bad configuration
         if (path / META_FILE).exists():
             raise StudioError(f"{path} is already a dataset.", "Open it instead, or pick another folder.")
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -63,7 +68,7 @@ class Dataset:
                               "Pick a new folder name; the studio never writes into other folders.")
         (path / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
         meta = {"format": FORMAT_VERSION, "name": name or path.name, "task": task,
-                "created": _now(), "split": None}
+                "created": _now(), "split": None, **extra}
         atomic_write_text(path / RECORDS_FILE, "")
         atomic_write_json(path / META_FILE, meta)  # written last: its presence marks a dataset
         return cls(path, meta)
@@ -80,8 +85,22 @@ class Dataset:
         except (OSError, ValueError) as e:
             raise StudioError(f"{meta_path} is not valid JSON: {e}.", "Fix or restore the file.") from e
         if not isinstance(meta, dict) or not isinstance(meta.get("task"), str):
-            raise StudioError(f"{meta_path} does not name a task.", 'Add "task": "ui2sql" or "keys".')
+            raise StudioError(f"{meta_path} does not name a task.",
+                              f'Add "task": one of {", ".join(all_tasks())}.')
         return cls(path, meta)
+
+    @classmethod
+    def scan(cls, root) -> list[tuple[Path, "Dataset | StudioError"]]:
+        """Every dataset folder directly under root, by name: (path, the Dataset or why it cannot be
+        opened, e.g. "Dataset 'x' needs task 'y', which is not installed.")."""
+        out = []
+        for p in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
+            if (p / META_FILE).is_file():
+                try:
+                    out.append((p, cls.open(p)))
+                except StudioError as e:
+                    out.append((p, e))
+        return out
 
     @classmethod
     def find_all(cls, root) -> list["Dataset"]:
@@ -263,9 +282,9 @@ class Dataset:
                     if fields and not self.task.is_labeled(existing) and self.task.is_labeled(candidate):
                         existing.update(fields=candidate["fields"], updated=_now(existing.get("updated")),
                                         status=self._status_for(candidate, status))
-                        results.append((dict(existing), "labels_added"))
+                        results.append((existing, "labels_added"))
                     else:
-                        results.append((dict(existing), "duplicate"))
+                        results.append((existing, "duplicate"))
                     continue
                 rid, k = Path(rel).stem, 1
                 while rid in ids:  # only after hand edits: keep ids unique
@@ -277,9 +296,10 @@ class Dataset:
                 rec["updated"] = _now()
                 rows.append(rec)
                 by_image[rel], ids = rec, ids | {rid}
-                results.append((dict(rec), "added"))
+                results.append((rec, "added"))
+            self._auto_split_rows(rows)
             self._write_rows(rows)
-        return results
+        return [(dict(r), outcome) for r, outcome in results]
 
     def _find(self, rows: list, id: str) -> int:
         for i, r in enumerate(rows):
@@ -328,6 +348,7 @@ class Dataset:
                 rows[i] = merged
             else:
                 rows.append(merged)
+            self._auto_split_rows(rows, only=merged)
             self._write_rows(rows)
         return dict(merged)
 
@@ -349,6 +370,7 @@ class Dataset:
             new["status"] = self._status_for(new, status, stored)
             new["updated"] = _now(stored.get("updated"))
             rows[i] = new
+            self._auto_split_rows(rows, only=new)
             self._write_rows(rows)
         return dict(new)
 
@@ -372,6 +394,21 @@ class Dataset:
         return gone
 
     # ---- split ---------------------------------------------------------------------------
+    def _auto_split_rows(self, rows: list, only: dict | None = None) -> None:
+        """A labeled record without a split joins one now, so a labeled record is never left out of
+        training until someone presses Re-split: the dataset's own seed and fractions (the defaults
+        before any split), drawn by a stable hash of seed + id, so a record always lands in the same
+        split; with min_records or fewer labeled records everything trains, as split() does."""
+        conf = self._meta.get("split") or {}
+        usable = [r for r in rows if isinstance(r, dict) and r.get("status") in ("labeled", "reviewed")]
+        small = len(usable) <= int(conf.get("min_records", 20))
+        val, test = float(conf.get("val_fraction", 0.1)), float(conf.get("test_fraction", 0.0))
+        for r in usable if only is None else [r for r in usable if r is only]:
+            if r.get("split") is not None:
+                continue
+            h = int(hashlib.sha256(f"{conf.get('seed', 42)}:{r.get('id')}".encode()).hexdigest()[:8], 16) / 2**32
+            r["split"] = "train" if small else "val" if h < val else "test" if h < val + test else "train"
+
     def split(self, seed: int = 42, val_fraction: float = 0.1, test_fraction: float = 0.0,
               min_records: int = 20) -> dict:
         """Seeded split of the labeled/reviewed records (unlabeled ones get split None).

@@ -145,9 +145,11 @@ def _check_labels(ds, r: dict, rid: str, add) -> None:
 
 def format_report(report: dict, limit: int = 200) -> str:
     """The report for people: a summary, then one line per issue (errors first)."""
-    lines = [f"Dataset {report.get('dataset', '')} ({report.get('task', '')}): {report['records']} records, "
-             f"{report.get('images_readable', 0)} readable images.",
-             f"{report.get('errors', 0)} errors, {report.get('warnings', 0)} warnings."]
+    from core.importers import plural
+
+    lines = [f"Dataset {report.get('dataset', '')} ({report.get('task', '')}): {plural(report['records'], 'record')}, "
+             f"{plural(report.get('images_readable', 0), 'readable image')}.",
+             f"{plural(report.get('errors', 0), 'error')}, {plural(report.get('warnings', 0), 'warning')}."]
     counts = report.get("counts") or {}
     if counts:
         st, sp = counts.get("status", {}), counts.get("split", {})

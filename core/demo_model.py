@@ -19,12 +19,11 @@ import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from core.demo_corpus import CORPUS_VERSION, corpus_lines
 from core.errors import StudioError
+from core.fsutil import atomic_dir
 
 RECIPE_VERSION = 2
 RECIPE_FILE = "demo_recipe.json"
@@ -177,9 +176,7 @@ def build_demo_model(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     from transformers import Gemma3ForConditionalGeneration, GenerationConfig
 
     out = Path(out_dir).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         (tmp / "tokenizer.model").write_bytes(_train_sentencepiece())
         processor = _build_processor(tmp / "tokenizer.model")
         tok = processor.tokenizer
@@ -200,12 +197,6 @@ def build_demo_model(out_dir: str | os.PathLike, seed: int = 0) -> Path:
         recipe = {"recipe": RECIPE, "recipe_version": RECIPE_VERSION, "corpus_version": CORPUS_VERSION,
                   "hash": recipe_hash(), "seed": seed}
         (tmp / RECIPE_FILE).write_text(json.dumps(recipe, indent=2, sort_keys=True) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

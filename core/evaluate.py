@@ -15,17 +15,28 @@ from core.errors import StudioError
 from core.fsutil import atomic_write_json, atomic_write_text
 from core.infer import Engine, generation_settings, read_run_config, resolve_run_dir, run_weights, same_model
 
-# The keys seed's format-compliance bands (share of answers carrying every expected field).
+# Default bands of a summarised metric (best first); a task declares its own in Task.bands.
 BANDS = (("excellent", 0.90), ("good", 0.75))
 
 
-def compliance_band(value: float | None) -> str | None:
+def compliance_band(value: float | None, bands=BANDS) -> str | None:
     if value is None:
         return None
-    for name, floor in BANDS:
+    for name, floor in bands:
         if value >= floor:
             return name
     return "needs work"
+
+
+def _banded(task, metrics: dict, rows: list[dict], key: str | None, with_bands: bool) -> dict:
+    """Each metric the task bands (Task.bands), e.g. keys' format_compliance -> {"value", "band"}."""
+    out = {}
+    for metric, bands in (getattr(task, "bands", None) or {}).items():
+        value = _compliance(metrics, rows, key) if metric == "format_compliance" else metrics.get(metric)
+        out[metric] = {"value": value, "band": compliance_band(value, bands)}
+        if with_bands:
+            out[metric]["bands"] = {n: f for n, f in bands}
+    return out
 
 
 def resolve_dataset_dir(ref: str) -> Path:
@@ -92,12 +103,14 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
     loaded as a second model.
     """
     from core.dataset import Dataset
-    from core.tasks import get_task
 
     run_dir = resolve_run_dir(run)
     cfg = read_run_config(run_dir)
-    task = get_task(cfg.get("task") or "")
     ds = Dataset.open(resolve_dataset_dir(cfg.get("dataset") or ""))
+    task = ds.task  # configured from dataset.json (e.g. the json task's schema)
+    if cfg.get("task") and cfg["task"] != task.name:
+        raise StudioError(f"Run '{run_dir.name}' was trained for '{cfg['task']}', but its dataset {ds.name} is "
+                          f"a {task.name} dataset.", "Evaluate the run on the dataset it was trained on.")
     if ds.task.name != task.name:
         raise StudioError(f"The run trains '{task.name}' but dataset {ds.name} is a '{ds.task.name}' dataset.",
                           "Point the run at a dataset of its task.")
@@ -149,20 +162,17 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
         "run": run_dir.name, "model": cfg["model"], "task": task.name, "dataset": ds.name,
         "split": split, "n": sum(1 for r in rows if "error" not in r),
         "n_errors": sum(1 for r in rows if "error" in r), "metrics": metrics, "confidence": conf,
-        "generation": generation_settings(task.name, **gen), "batch_size": step,
+        "generation": generation_settings(task, **gen), "batch_size": step,
         "seconds": round(time.perf_counter() - started, 3),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    if task.name == "keys":
-        value = _compliance(metrics, rows, None)
-        summary["format_compliance"] = {"value": value, "band": compliance_band(value),
-                                        "bands": {n: f for n, f in BANDS}}
+    headline = getattr(task, "headline_metric", None)
+    summary["headline"] = {"metric": headline, "value": metrics.get(headline)}
+    summary.update(_banded(task, metrics, rows, None, with_bands=True))
     if base:
         b_metrics, b_conf = _means(rows, "base")
-        summary["base"] = {"model": cfg["model"], "metrics": b_metrics, "confidence": b_conf}
-        if task.name == "keys":
-            value = _compliance(b_metrics, rows, "base")
-            summary["base"]["format_compliance"] = {"value": value, "band": compliance_band(value)}
+        summary["base"] = {"model": cfg["model"], "metrics": b_metrics, "confidence": b_conf,
+                           **_banded(task, b_metrics, rows, "base", with_bands=False)}
     rows_path, summary_path = eval_paths(run_dir, split)
     atomic_write_text(rows_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     atomic_write_json(summary_path, summary)
@@ -185,9 +195,10 @@ def format_summary(summary: dict) -> str:
             bval = b["metrics"].get(name, b.get("confidence") if name == "confidence" else None)
             row += f"{_fmt(bval):>10}"
         lines.append(row)
-    fc = summary.get("format_compliance")
-    if fc:
-        lines.append(f"format compliance: {_fmt(fc['value'])} ({fc['band']}; excellent >= 90%, good >= 75%)")
+    for metric, fc in summary.items():
+        if isinstance(fc, dict) and "band" in fc and "bands" in fc:
+            floors = ", ".join(f"{n} >= {f:.0%}" for n, f in fc["bands"].items())
+            lines.append(f"{metric.replace('_', ' ')}: {_fmt(fc['value'])} ({fc['band']}; {floors})")
     return "\n".join(lines)
 
 

@@ -11,7 +11,6 @@ at the very end, so a failed or interrupted export leaves nothing that looks com
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -19,11 +18,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 from core.errors import StudioError
-from core.fsutil import atomic_write_json, atomic_write_text
+from core.fsutil import atomic_dir, atomic_write_json, atomic_write_text
 
 FORMATS = ("adapter", "merged", "gguf")
 SUMMARY_FILE = "export_summary.json"
 REF_TOKENS = 24  # greedy tokens compared between transformers and llama.cpp
+STEPS = {"adapter": 3, "merged": 4, "gguf": 9}  # progress steps per format, for "step k of n"
 
 
 def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progress=None,
@@ -60,16 +60,14 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
     if out == source.path or source.path in out.parents:
         raise StudioError(f"The output folder may not be inside the run's {source.path.name} folder.",
                           "Pick another folder.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    report = _Progress(progress, {"adapter": 3, "merged": 4, "gguf": 9}[fmt])
+    report = _Progress(progress, STEPS[fmt])
     started = time.perf_counter()
     from core import models
 
     summary = {"format": fmt, "run": run.name, "run_dir": str(run), "base_model": cfg["model"],
                "base_source": models.resolve(cfg["model"]), "task": cfg.get("task"), "out_dir": str(out),
                "quant": quant, "run_kind": source.kind}
-    try:
+    with atomic_dir(out) as tmp:  # an interrupted export leaves no half folder that looks finished
         if fmt == "adapter":
             summary.update(_export_adapter(cfg, source.path, tmp, report))
         elif fmt == "merged":
@@ -80,15 +78,10 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
             summary.update(_export_gguf(run, cfg, source, tmp, out, quant, report, verify))
         summary["files"] = sorted(p.name for p in tmp.iterdir())
         summary["seconds"] = round(time.perf_counter() - started, 1)
+        summary["verdict"] = verdict(summary)
         report.step("writing the model card")
         atomic_write_text(tmp / "README.md", _card(fmt, run, cfg, summary))
         atomic_write_json(tmp / SUMMARY_FILE, summary)
-        if out.exists():
-            out.rmdir()  # empty (checked above); os.replace cannot replace a directory otherwise
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     report.done(f"exported to {out}")
     return summary
 
@@ -233,8 +226,8 @@ def _export_gguf(run: Path, cfg: dict, source: Weights, dest: Path, out: Path, q
     from core import export_gguf as gg
     from core.modelcard import OLLAMA_VISION_CAVEAT, modelfile, ollama_commands, ollama_name
 
-    work = Path(tempfile.mkdtemp(prefix=".work-", dir=dest))
-    try:
+    with tempfile.TemporaryDirectory(prefix=".work-", dir=dest, ignore_cleanup_errors=True) as scratch:
+        work = Path(scratch)
         gg.converter_dir(report)  # fetched/unpacked before the slow merge, so a missing tool fails fast
         merged_meta, model, processor = _export_merged(cfg, source, work / "merged", report, keep_model=verify)
         samples, refs = [], []
@@ -258,8 +251,6 @@ def _export_gguf(run: Path, cfg: dict, source: Weights, dest: Path, out: Path, q
         mmproj = dest / f"mmproj-{name}-f16.gguf"
         report.step("converting the vision projector (mmproj, f16)")
         gg.convert(src, mmproj, mmproj=True, outtype="f16", progress=report)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     result = {"merged": merged_meta, "gguf": gg.describe(text), "mmproj": gg.describe(mmproj),
               "llama_cpp_python": gg.LLAMA_CPP_PYTHON, "notes": [], "layer_pattern_written": fixed_layers}
     report.step("checking the files with llama.cpp")
@@ -291,6 +282,33 @@ def _verify(gg, text: Path, mmproj: Path, samples: list, refs: list[dict]) -> di
     return {"ran": True, "answers": rows, "all_equal": all(r["equal"] for r in rows)}
 
 
+def verdict(summary: dict) -> dict:
+    """What the export proves, in one sentence a person reads first: {"status", "text"}. status is
+    "verified" (llama.cpp answered like transformers), "differs", "not_verified" (files written and
+    read back, but nothing answered with them) or "written" (adapter / merged: nothing to compare)."""
+    if summary.get("format") != "gguf":
+        return {"status": "written", "text": f"Wrote the {summary.get('format')} export "
+                f"({len(summary.get('files') or [])} files). It loads with transformers like any model folder."}
+    ver = summary.get("verification") or {}
+    files = f"{(summary.get('gguf') or {}).get('file')} + {(summary.get('mmproj') or {}).get('file')}"
+    if not ver.get("ran"):
+        why = ver.get("reason") or "verification was not run"
+        return {"status": "not_verified",
+                "text": f"Not verified: the GGUF files ({files}) were written and read back, but llama.cpp did not "
+                        f"answer with them, so nothing shows they work ({why}). "
+                        + (ver.get("hint") or "Export again with verification on.")}
+    rows = ver.get("answers") or []
+    same = sum(1 for r in rows if r.get("equal"))
+    sample = (rows[0].get("llama_cpp_text") or "").strip().replace("\n", " ")[:80] if rows else ""
+    if rows and same == len(rows):
+        return {"status": "verified", "text": f"Verified: llama.cpp answered {len(rows)} sample images with exactly "
+                f"the tokens transformers gives for the merged model (e.g. “{sample}”)."}
+    first = min((r["first_divergence"] for r in rows if r.get("first_divergence") is not None), default=None)
+    return {"status": "differs", "text": f"llama.cpp's answers differ from transformers' on {len(rows) - same} of "
+            f"{len(rows)} sample images" + (f" (from token {first + 1})" if first is not None else "")
+            + f"; {summary.get('quant')} quantization changes some tokens, f16 should match (e.g. “{sample}”)."}
+
+
 def _max_diff(a: list[float], b: list[float]) -> float | None:
     if len(a) != len(b):
         return None
@@ -304,38 +322,50 @@ def _file_stem(name: str) -> str:
 # ------------------------------------------------------------------------ answers to compare
 def sample_inputs(cfg: dict, n: int = 2) -> list[tuple]:
     """(image, prompt) pairs to check an export on: the run's own test/val images when its dataset is
-    here, else synthetic key photos. Images are squared to the model's input size first, as training
-    does, so transformers and llama.cpp see the very same pixels."""
+    here, else the task's own samples (Task.samples), else a plain test card. Images are squared to the
+    model's input size first, as training does, so transformers and llama.cpp see the very same pixels."""
     from core import models
     from core.training.data import native_image_side, resize_square
 
-    pairs = []
+    pairs, task = [], None
     try:
         from core.dataset import Dataset
         from core.evaluate import resolve_dataset_dir
 
         ds = Dataset.open(resolve_dataset_dir(cfg.get("dataset") or ""))
+        task = ds.task
         recs = [r for sp in ("test", "val", "train", None) for r in ds.records(split=sp)
                 if r.get("status") in ("labeled", "reviewed")]
         pairs = [(ds.load_image(r), ds.task.prompt(r)) for r in recs[:n]]
     except (StudioError, OSError, KeyError, ValueError):
         pairs = []
     if len(pairs) < n:
-        from core.synth.keys import sample
+        if task is None:
+            from core.tasks import all_tasks
 
-        prompt = _task_prompt(cfg.get("task"))
-        pairs += [(sample(seed)[0], prompt) for seed in range(len(pairs), n)]
+            task = all_tasks().get(cfg.get("task") or "")
+        try:
+            more = task.samples(n - len(pairs)) if task is not None else []
+            pairs += [(rec["image_obj"], task.prompt(rec)) for rec in more]
+        except Exception:  # noqa: BLE001 - samples are a convenience; the test card below still checks
+            pass
+    while len(pairs) < n:  # any picture shows whether the image is read the same way
+        prompt = task.prompt({"id": "", "fields": {}, "image": ""}) if task is not None else "Describe the image."
+        pairs.append((_test_card(len(pairs)), prompt))
     side = native_image_side(models.load_processor(cfg["model"])) or 896
-    return [(resize_square(im.convert("RGB"), side), p) for im, p in pairs]
+    return [(resize_square(im.convert("RGB"), side), p) for im, p in pairs[:n]]
 
 
-def _task_prompt(task: str | None) -> str:
-    try:
-        from core.tasks import get_task
+def _test_card(seed: int):
+    """A deterministic picture with structure (bars of grey levels)."""
+    from PIL import Image, ImageDraw
 
-        return get_task(task or "keys").prompt({"id": "", "fields": {}, "image": ""})
-    except Exception:  # noqa: BLE001 - any prompt shows whether the image is read
-        return "Read the key in the photo: keyway, bitting and brand."
+    im = Image.new("RGB", (256, 256), (240, 240, 240))
+    draw = ImageDraw.Draw(im)
+    for i in range(8):
+        shade = (37 * (i + seed)) % 200
+        draw.rectangle([8 + 30 * i, 40 + 10 * ((i + seed) % 5), 30 + 30 * i, 220], fill=(shade, shade, 255 - shade))
+    return im
 
 
 def hf_greedy(model, processor, image, prompt: str, max_new_tokens: int = REF_TOKENS) -> dict:
@@ -380,7 +410,8 @@ def _card(fmt: str, run: Path, cfg: dict, summary: dict) -> str:
     files = {"gguf": summary.get("gguf", {}).get("file", "MODEL.gguf"),
              "mmproj": summary.get("mmproj", {}).get("file", "MMPROJ.gguf")}
     return model_card(fmt, run.name, cfg, summary.get("base_source", cfg["model"]), dataset, evals, files,
-                      summary.get("notes"), full_finetune=summary.get("run_kind") == "full")
+                      [*(summary.get("notes") or []), *([summary["verdict"]["text"]] if fmt == "gguf" else [])],
+                      full_finetune=summary.get("run_kind") == "full")
 
 
 class _Progress:

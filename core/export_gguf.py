@@ -17,6 +17,7 @@ from pathlib import Path
 
 from core import workspace
 from core.errors import StudioError
+from core.fsutil import atomic_dir
 
 LLAMA_CPP_PYTHON = "0.3.36"
 SDIST = f"llama_cpp_python-{LLAMA_CPP_PYTHON}.tar.gz"
@@ -57,48 +58,37 @@ def converter_dir(progress=None) -> Path:
 def fetch_sdist(dest: Path) -> Path:
     """pip download of the pinned sdist (the registry is the only place anything comes from)."""
     dest.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".sdist.", dir=dest))
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
-           f"llama-cpp-python=={LLAMA_CPP_PYTHON}", "-d", str(tmp), "-q"]
-    try:
+    with tempfile.TemporaryDirectory(prefix=".sdist.", dir=dest) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", "llama-cpp-python",
+               f"llama-cpp-python=={LLAMA_CPP_PYTHON}", "-d", tmp, "-q"]
         res = subprocess.run(cmd, capture_output=True, text=True)
-        got = tmp / SDIST
+        got = Path(tmp) / SDIST
         if res.returncode != 0 or not got.is_file():
             raise StudioError(f"Could not fetch llama-cpp-python {LLAMA_CPP_PYTHON} from PyPI: "
                               f"{(res.stderr or res.stdout).strip()[-400:]}",
                               f"Check the connection to pypi.org, or copy {SDIST} into {dest} by hand.")
         os.replace(got, dest / SDIST)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest / SDIST
 
 
 def unpack_converter(sdist: Path, target: Path) -> Path:
     """Extracts only the converter, its conversion package and gguf-py (regular files, no links)."""
-    tmp = Path(tempfile.mkdtemp(prefix=".llama.cpp.", dir=target.parent))
-    try:
-        with tarfile.open(sdist, "r:gz") as tar:
-            for m in tar.getmembers():
-                if not m.isfile() or not m.name.startswith(_VENDOR):
-                    continue
-                rel = m.name[len(_VENDOR):]
-                if ".." in Path(rel).parts or not any(rel == n or (n.endswith("/") and rel.startswith(n))
-                                                      for n in _NEEDED):
-                    continue
-                out = tmp / rel
-                out.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(m) as src, open(out, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
+    with atomic_dir(target) as tmp, tarfile.open(sdist, "r:gz") as tar:
+        for m in tar.getmembers():
+            if not m.isfile() or not m.name.startswith(_VENDOR):
+                continue
+            rel = m.name[len(_VENDOR):]
+            if ".." in Path(rel).parts or not any(rel == n or (n.endswith("/") and rel.startswith(n))
+                                                  for n in _NEEDED):
+                continue
+            out = tmp / rel
+            out.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(m) as src, open(out, "wb") as dst:
+                shutil.copyfileobj(src, dst)
         if not (tmp / "convert_hf_to_gguf.py").is_file():
             raise StudioError(f"{sdist} holds no vendor/llama.cpp/convert_hf_to_gguf.py.",
                               f"Delete it so the studio fetches llama-cpp-python {LLAMA_CPP_PYTHON} again.")
         (tmp / _DONE).write_text(LLAMA_CPP_PYTHON + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return target
 
 

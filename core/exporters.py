@@ -15,8 +15,20 @@ from core import images as imgs
 from core.errors import StudioError
 from core.fsutil import atomic_write_text, inside
 
-FORMATS = ("ghost", "keylike", "hf")
-SEED_TASK = {"ghost": "ui2sql", "keylike": "keys"}
+GENERIC_FORMATS = ("hf",)
+
+
+def seed_formats() -> dict:
+    """Format name -> (task name, Format) for every installed task's writable seed format."""
+    from core.importers import formats
+
+    return {f.name: (task, f) for task, f in formats() if f.write is not None}
+
+
+def format_names(task_name: str | None = None) -> list[str]:
+    """The export formats of a task (its own seed formats, then hf); every one with task_name None."""
+    seeds = [n for n, (t, _f) in seed_formats().items() if task_name in (None, t)]
+    return seeds + list(GENERIC_FORMATS)
 
 
 def _exportable(ds, statuses) -> tuple[list[dict], list[dict]]:
@@ -46,37 +58,31 @@ def _check_out(ds, out: Path) -> None:
 
 
 def export(ds, fmt: str, out, overwrite: bool = False, statuses=("labeled", "reviewed")) -> dict:
-    if fmt not in FORMATS:
-        raise StudioError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(FORMATS)}.")
+    seeds = seed_formats()
+    if fmt not in seeds and fmt not in GENERIC_FORMATS:
+        raise StudioError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(format_names())}.")
     out = Path(out).resolve()
     _check_out(ds, out)
-    if fmt in SEED_TASK and ds.task.name != SEED_TASK[fmt]:
-        raise StudioError(f"The {fmt} format holds {SEED_TASK[fmt]} labels; this dataset is {ds.task.name}.",
-                          f"Use --format {'keylike' if fmt == 'ghost' else 'ghost'} or --format hf.")
+    if fmt in seeds and ds.task.name != seeds[fmt][0]:
+        raise StudioError(f"The {fmt} format holds {seeds[fmt][0]} labels; this dataset is {ds.task.name}.",
+                          f"Use --format {' or --format '.join(format_names(ds.task.name))}.")
     records, skipped = _exportable(ds, statuses)
     if fmt == "hf":
         n, more = _export_hf(ds, records, out, overwrite)
         skipped += more
         return {"format": fmt, "out": str(out), "records": n, "skipped": skipped}
-    default_name = "dataset_vision.json" if fmt == "ghost" else "dataset.jsonl"
-    suffix = ".json" if fmt == "ghost" else ".jsonl"
-    file = out if out.suffix.lower() == suffix else out / default_name
+    spec = seeds[fmt][1]
+    file = out if out.suffix.lower() in spec.suffixes else out / spec.default_name
     if file.exists() and not overwrite:
         raise StudioError(f"{file} already exists.", "Pick another --out or pass --force to replace it.")
     folder = file.parent
     rows = []
     for r in records:
         rel = _copy_image(ds, r, folder)
-        f = r.get("fields") or {}
         row = dict(r.get("source_extra") or {})  # fields we did not understand on import go back out
-        if fmt == "ghost":
-            row.update(image_path=rel, instruction=f.get("instruction") or ds.task.prompt(r),
-                       output=f.get("sql", ""), domain=f.get("domain", ""))
-        else:
-            row.update(image_path=rel, bittings=list(f.get("bitting") or []),
-                       keyway=f.get("keyway", ""), brand=f.get("brand", ""))
+        row.update(spec.write(ds, r, rel))
         rows.append(row)
-    if fmt == "ghost":
+    if not spec.lines:
         atomic_write_text(file, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     else:
         atomic_write_text(file, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))

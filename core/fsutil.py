@@ -1,11 +1,13 @@
-"""Atomic file writes: write a temp file in the same folder, fsync, rename. A crash leaves the old
-file or the new one, never half of one."""
+"""Atomic writes: build a temp file or folder beside the target, fsync, rename. A crash leaves the old
+one or the new one, never half of one."""
 from __future__ import annotations
 
 import errno
 import json
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.errors import StudioError
@@ -76,6 +78,41 @@ def append_jsonl(path: str | os.PathLike, obj) -> None:
                 raise
     except OSError as e:
         raise _write_error(path, e) from e
+
+
+@contextmanager
+def atomic_dir(target: str | os.PathLike, *, tmp: str | os.PathLike | None = None, keep_existing: bool = False):
+    """Yields an empty folder beside target to build in. On a clean exit it is renamed to target in one
+    step; on an error it is removed. So target is whole or absent, never half written.
+
+    An old target is removed first, or, with keep_existing, kept and the new build dropped (another
+    process finished the same build first). tmp names the build folder when every rank of a launch
+    must write to the same path; by default it is a fresh hidden sibling."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if tmp is None:
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    else:
+        work = Path(tmp)
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+    try:
+        yield work
+        if keep_existing:
+            try:
+                os.replace(work, target)
+            except OSError:
+                if not target.exists():
+                    raise
+                shutil.rmtree(work, ignore_errors=True)
+        else:
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)  # os.replace cannot put a folder over a non-empty one
+            os.replace(work, target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    _fsync_dir(target.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

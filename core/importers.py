@@ -1,14 +1,15 @@
-"""Import into a Dataset: a folder of images, a zip, Ghost Architect's dataset_vision.json, Keylike JSONL.
+"""Import into a Dataset: a folder of images, a zip, or a label file in a task's own format (Task.formats:
+Ghost Architect's dataset_vision.json, Keylike JSONL, the json task's JSONL).
 
-Every bad item is skipped with its record (index, line or file name) and a reason; the good ones
+Every bad item is skipped with its record (1-based item number, line or file name) and a reason; the good ones
 import; nothing already in the dataset changes except unlabeled duplicates gaining labels. Only a
 source that cannot be read at all raises StudioError (the CLI's exit 2).
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
-import re
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -19,9 +20,6 @@ from core.errors import StudioError
 from core.fsutil import inside
 from core.images import is_image_name
 
-FORMAT_TASK = {"ghost": "ui2sql", "keylike": "keys"}
-GHOST_KEYS = {"image_path", "instruction", "output", "domain"}
-KEYLIKE_KEYS = {"image_path", "bittings", "keyway", "brand"}
 BATCH = 50       # records per locked rewrite of records.jsonl
 
 
@@ -50,61 +48,121 @@ def _skip(report: dict, it: Item, code: str, reason: str) -> None:
     report["skipped"].append(entry)
 
 
-# ---- detection ---------------------------------------------------------------------------------
-def _label_file_in(folder: Path) -> tuple[str, Path] | None:
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """"1 record", "2 records": counts read as words, not as "1 record(s)"."""
+    return f"{n} {one if n == 1 else many or one + 's'}"
+
+
+def item_name(entry: dict) -> str:
+    """Where a skipped or warned item is, in words: "line 3" (JSONL), "item 2" (a JSON list), or its file."""
+    if entry.get("line") is not None:
+        return f"line {entry['line']}"
+    return f"item {entry['record']}" if isinstance(entry.get("record"), int) else str(entry.get("record"))
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The import's outcome in sentences (the CLI prints them; the studio shows them)."""
+    n, lab = report.get("imported", 0), report.get("labeled", 0)
+    head = f"Imported {plural(n, 'new image')}"
+    if n:
+        if lab == n:
+            head += ", all labeled" if n > 1 else ", labeled"
+        else:
+            head += (", not labeled yet" if n == 1 else ", none labeled yet") if lab == 0 else f", {lab} of them labeled"
+    lines = [head + "."]
+    if report.get("labels_added"):
+        lines.append(f"{plural(report['labels_added'], 'image')} already in the dataset got labels.")
+    if report.get("duplicates"):
+        lines.append(f"{plural(report['duplicates'], 'duplicate image')} skipped (already in the dataset).")
+    if report.get("ignored"):
+        lines.append(f"{plural(report['ignored'], 'non-image file')} ignored.")
+    if report.get("split"):
+        sp = report["split"]
+        lines.append("Split: " + ", ".join(f"{k} {v}" for k, v in sp.items() if v) + ".")
+    return lines
+
+
+# ---- detection: the tasks' own formats (Task.formats) --------------------------------------------
+def formats(prefer: str | None = None) -> list[tuple[str, object]]:
+    """(task name, Format) of every installed task; the `prefer` task's formats first."""
+    from core.tasks import all_tasks
+
+    out = [(name, f) for name, t in all_tasks().items() for f in (getattr(t, "formats", None) or [])]
+    return sorted(out, key=lambda nf: nf[0] != prefer) if prefer else out
+
+
+def _format_named(name: str):
+    return next(((t, f) for t, f in formats() if f.name == name), (None, None))
+
+
+def _format_of_file(path: Path, prefer: str | None = None):
+    """(task name, Format) that reads this label file, or None."""
+    for task, f in formats(prefer):
+        if path.suffix.lower() in f.suffixes and f.detect(path):
+            return task, f
+    return None
+
+
+def _label_file_in(folder: Path, prefer: str | None = None) -> tuple[str, Path] | None:
+    """(format name, label file) found in an imported folder (or a zip's single top folder)."""
     roots = [folder]
     subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
     if len(subdirs) == 1 and not files:  # a zip of one folder
         roots.append(subdirs[0])
     for root in roots:
-        if (root / "dataset_vision.json").is_file():
-            return "ghost", root / "dataset_vision.json"
-        jsonl = [p for p in root.glob("*.jsonl") if p.is_file()]
-        if len(jsonl) == 1:
-            return "keylike", jsonl[0]
+        for _task, f in formats(prefer):
+            for pattern in f.files:
+                found = [p for p in root.glob(pattern) if p.is_file()]
+                if len(found) == 1 and f.detect(found[0]):
+                    return f.name, found[0]
     return None
 
 
-def sniff(src) -> tuple[str, str | None]:
-    """(format, task it implies or None): folder | zip | ghost | keylike | image."""
+def _hint() -> str:
+    seeds = ", ".join(f"{f.title} ({'/'.join(f.suffixes)})" for _t, f in formats())
+    return f"Give a folder of images, a .zip, or a label file: {seeds or 'no task reads label files'}."
+
+
+def sniff(src, prefer: str | None = None) -> tuple[str, str | None]:
+    """(format, task it implies or None): folder | zip | image | a task's format name (ghost, keylike, ...).
+    prefer: the task of the dataset being imported into, whose formats are tried first."""
     src = Path(src)
     if not src.exists():
-        raise StudioError(f"{src} does not exist.", "Give a folder, a .zip, a dataset_vision.json or a .jsonl.")
+        raise StudioError(f"{src} does not exist.", _hint())
     if src.is_dir():
-        found = _label_file_in(src)
-        return ("folder", FORMAT_TASK[found[0]] if found else None)
+        found = _label_file_in(src, prefer)
+        return ("folder", _format_named(found[0])[0] if found else None)
     if zipfile.is_zipfile(src):
         try:
             with zipfile.ZipFile(src) as zf:
-                names = [n.replace("\\", "/") for n in zf.namelist()]
+                names = [n.replace("\\", "/").split("/")[-1] for n in zf.namelist()]
         except (zipfile.BadZipFile, OSError) as e:
             raise StudioError(f"{src.name} is not a readable zip: {e}.", "Re-create the archive.") from e
-        if any(n.split("/")[-1] == "dataset_vision.json" for n in names):
-            return "zip", "ui2sql"
-        return "zip", "keys" if any(n.endswith(".jsonl") for n in names) else None
+        for task, f in formats(prefer):  # by name only: the zip is not unpacked to sniff it
+            if any(fnmatch.fnmatch(n, pattern) for pattern in f.files for n in names if n):
+                return "zip", task
+        return "zip", None
     suffix = src.suffix.lower()
     if suffix == ".zip":  # named like a zip but no readable central directory: cut off or not a zip
         raise StudioError(f"{src.name} is not a readable zip archive (damaged, cut off, or another format).",
                           "Re-create or re-download the archive, or import the unpacked folder.")
-    if suffix == ".json":
-        return "ghost", "ui2sql"
-    if suffix == ".jsonl":
-        return "keylike", "keys"
+    found = _format_of_file(src, prefer)
+    if found:
+        return found[1].name, found[0]
     if is_image_name(src.name):
         return "image", None
-    raise StudioError(f"Cannot import {src.name}: not a folder, zip, .json, .jsonl or image.",
-                      "Give a folder of images, a .zip, Ghost Architect's dataset_vision.json or a Keylike .jsonl.")
+    raise StudioError(f"Cannot import {src.name}: not a folder, zip, image or a label file a task reads.", _hint())
 
 
 # ---- entry point -------------------------------------------------------------------------------
 def import_source(ds, src, task: str | None = None, progress=None) -> dict:
     src = Path(src)
-    fmt, implied = sniff(src)
+    fmt, implied = sniff(src, ds.task.name)
     if task and task != ds.task.name:
         raise StudioError(f"This dataset's task is {ds.task.name}, not {task}.", "Import into a dataset of that task.")
-    report = {"source": str(src), "format": fmt, "imported": 0, "labels_added": 0, "duplicates": 0,
-              "skipped": [], "warnings": [], "ignored": 0}
+    report = {"source": str(src), "format": fmt, "imported": 0, "labeled": 0, "labels_added": 0,
+              "duplicates": 0, "skipped": [], "warnings": [], "ignored": 0}
     if fmt == "zip":
         with tempfile.TemporaryDirectory(prefix="trinity-zip-") as tmp:
             extract_zip(src, Path(tmp), report, _skip_entry)
@@ -117,22 +175,29 @@ def import_source(ds, src, task: str | None = None, progress=None) -> dict:
         _import_label_file(ds, fmt, src, report, progress)
     for e in report["skipped"]:
         e.pop("_pos", None)
+    if ds.meta.get("split") is None and (report["labeled"] or report["labels_added"]):
+        report["split"] = ds.split()  # the first labels get the seeded split, so they can train at once
     report["total"] = len(ds.records())
     return report
 
 
 def _import_label_file(ds, fmt: str, path: Path, report: dict, progress) -> None:
-    need = FORMAT_TASK[fmt]
+    need, f = _format_named(fmt)
     if ds.task.name != need:
         raise StudioError(f"{path.name} holds {need} labels but this dataset's task is {ds.task.name}.",
                           f"Import it into a {need} dataset (--task {need} with a new --into folder).")
     report["format"] = fmt
-    items = _ghost_items(path) if fmt == "ghost" else _keylike_items(path)
+    items = f.read(path)
     _ingest(ds, items, report, progress)
+    missing = [e for e in report["skipped"] if e["code"] == "missing_image"]
+    if items and len(missing) == len(items):  # a label file uploaded without its images
+        report["hint"] = (f"None of the images {path.name} names were found next to it. Upload a zip that "
+                          f"holds {path.name} and its images, or give the folder that holds them in the "
+                          "path box.")
 
 
 def _import_folder(ds, root: Path, report: dict, progress) -> None:
-    found = _label_file_in(root)
+    found = _label_file_in(root, ds.task.name)
     if found:
         report["label_file"] = found[1].name
         _import_label_file(ds, found[0], found[1], report, progress)
@@ -185,7 +250,10 @@ def _ingest(ds, items: list[Item], report: dict, progress) -> None:
         for (it, _), (rec, outcome) in zip(pending, results):
             if outcome in ("added", "labels_added"):
                 report["imported" if outcome == "added" else "labels_added"] += 1
-                report["warnings"] += [{"record": it.ref, "image_path": it.image_path, "reason": w}
+                if outcome == "added" and rec.get("status") in ("labeled", "reviewed"):
+                    report["labeled"] += 1
+                report["warnings"] += [{"record": it.ref, "image_path": it.image_path, "reason": w,
+                                        **({"line": it.line} if it.line is not None else {})}
                                        for w in it.warnings]
             else:
                 report["duplicates"] += 1
@@ -226,7 +294,7 @@ def _ingest(ds, items: list[Item], report: dict, progress) -> None:
 
 
 # ---- the seed formats --------------------------------------------------------------------------
-def _resolve(base: Path, it: Item) -> None:
+def resolve_image(base: Path, it: Item) -> None:
     raw = it.image_path
     if not isinstance(raw, str) or not raw.strip():
         it.code, it.reason = "bad_field", f"image_path must be a non-empty string, got {type(raw).__name__}"
@@ -241,119 +309,12 @@ def _resolve(base: Path, it: Item) -> None:
         it.path = cand
 
 
-def _json_error(path: Path, e: json.JSONDecodeError) -> StudioError:
+def json_error(path: Path, e: json.JSONDecodeError) -> StudioError:
     return StudioError(f"{path.name} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.",
                        "Fix the file (a missing comma or bracket?) and import again.")
 
 
-def _ghost_items(path: Path) -> list[Item]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as e:
-        raise _json_error(path, e) from e
-    except (OSError, UnicodeDecodeError) as e:
-        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON.") from e
-    if isinstance(data, dict):
-        data = next((v for k, v in data.items() if k in ("data", "records", "items") and isinstance(v, list)), data)
-    if not isinstance(data, list):
-        raise StudioError(f"{path.name} is not a list of records.",
-                          'Ghost Architect format: [{"image_path": ..., "instruction": ..., "output": ..., "domain": ...}].')
-    base = path.parent.resolve()
-    items = []
-    for i, obj in enumerate(data):
-        if not isinstance(obj, dict):
-            items.append(Item(i, "", reason=f"entry is a {type(obj).__name__}, not an object", code="bad_field"))
-            continue
-        raw = obj.get("image_path")
-        it = Item(i, raw if isinstance(raw, str) else repr(raw))
-        bad = [k for k in ("output", "instruction", "domain")
-               if obj.get(k) is not None and not isinstance(obj[k], str)]
-        if not isinstance(raw, str):
-            it.code, it.reason = "bad_field", f"image_path must be a string, got {type(raw).__name__}"
-        elif obj.get("output") is None:
-            it.code, it.reason = "missing_label", "no 'output' (the SQL schema)"
-        elif bad:
-            it.code, it.reason = "bad_field", f"'{bad[0]}' must be a string, got {type(obj[bad[0]]).__name__}"
-        else:
-            it.fields = {"sql": obj["output"]}
-            for k in ("domain", "instruction"):
-                if isinstance(obj.get(k), str) and obj[k].strip():
-                    it.fields[k] = obj[k]
-            _resolve(base, it)
-        it.extra = _extra("ghost", path, i, obj, GHOST_KEYS)
-        items.append(it)
-    return items
-
-
-def _bitting(value) -> list[int]:
-    if isinstance(value, str) and re.fullmatch(r"[\s,;\-]*(\d[\s,;\-]*)+", value):
-        return [int(d) for d in re.findall(r"\d", value)]  # "1,2,5,3,7" / "12537"
-    if not isinstance(value, list):
-        raise ValueError(f"'bittings' must be a list of digits, got {type(value).__name__}")
-    out = []
-    for d in value:
-        if isinstance(d, bool) or not isinstance(d, (int, str)) or (isinstance(d, str) and not d.strip().isdigit()):
-            raise ValueError(f"'bittings' must hold whole numbers, got {d!r}")
-        out.append(int(d))
-    return out
-
-
-class _NotUtf8(str):
-    """A JSONL line that could not be decoded; the text says where."""
-
-
-def _keylike_items(path: Path) -> list[Item]:
-    try:
-        raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()
-    except OSError as e:
-        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON lines.") from e
-    lines = []  # one line that is not UTF-8 is one bad record, not a bad file
-    for raw in raw_lines:
-        try:
-            lines.append(raw.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            lines.append(_NotUtf8(f"byte {e.start + 1} (0x{raw[e.start]:02x}) is not UTF-8"))
-    base = path.parent.resolve()
-    items, index = [], 0
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        it = Item(index, "", line=n)
-        index += 1
-        items.append(it)
-        if isinstance(line, _NotUtf8):
-            it.code, it.reason = "bad_json", f"line {n} is not UTF-8 text: {line}"
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            it.code, it.reason = "bad_json", f"line {n} is not valid JSON: {e.msg} at column {e.colno}"
-            continue
-        if not isinstance(obj, dict):
-            it.code, it.reason = "bad_field", f"line {n} is a {type(obj).__name__}, not an object"
-            continue
-        it.image_path = obj.get("image_path") if isinstance(obj.get("image_path"), str) else repr(obj.get("image_path"))
-        it.extra = _extra("keylike", path, index - 1, obj, KEYLIKE_KEYS, line=n)
-        try:
-            if "bittings" not in obj:
-                raise ValueError("no 'bittings' list")
-            bitting = _bitting(obj["bittings"])
-            for k in ("keyway", "brand"):
-                if obj.get(k) is not None and not isinstance(obj[k], str):
-                    raise ValueError(f"'{k}' must be a string, got {type(obj[k]).__name__}")
-        except ValueError as e:
-            it.code, it.reason = "bad_field", str(e)
-            continue
-        it.fields = {"keyway": (obj.get("keyway") or "").strip(), "bitting": bitting,
-                     "brand": (obj.get("brand") or "").strip()}
-        if not isinstance(obj.get("image_path"), str):
-            it.code, it.reason = "bad_field", f"image_path must be a string, got {type(obj.get('image_path')).__name__}"
-            continue
-        _resolve(base, it)
-    return items
-
-
-def _extra(fmt: str, path: Path, index: int, obj: dict, known: set, line: int | None = None) -> dict:
+def source_extra(fmt: str, path: Path, index: int, obj: dict, known: set, line: int | None = None) -> dict:
     src = {"format": fmt, "file": path.name, "index": index}
     if line is not None:
         src["line"] = line
@@ -362,3 +323,39 @@ def _extra(fmt: str, path: Path, index: int, obj: dict, known: set, line: int | 
     if unknown:
         extra["source_extra"] = unknown  # unknown fields are kept, and written back on export
     return extra
+
+
+def jsonl_items(path: Path):
+    """Yields (Item, object, line number) for each non-blank line of a JSON-lines label file; a line
+    that is not UTF-8, not JSON or not an object gets its Item's code/reason and object None (one bad
+    line is one bad record, not a bad file). Items count from 1, as lines do."""
+    try:
+        raw_lines = path.read_bytes().removeprefix(b"\xef\xbb\xbf").splitlines()
+    except OSError as e:
+        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON lines.") from e
+    index = 0
+    for n, raw in enumerate(raw_lines, start=1):
+        if not raw.strip():
+            continue
+        index += 1
+        it, obj = Item(index, "", line=n), None
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            it.code, it.reason = "bad_json", f"line {n} is not UTF-8 text: byte {e.start + 1} (0x{raw[e.start]:02x}) is not UTF-8"
+        except json.JSONDecodeError as e:
+            it.code, it.reason = "bad_json", f"line {n} is not valid JSON: {e.msg} at column {e.colno}"
+        else:
+            if not isinstance(obj, dict):
+                it.code, it.reason, obj = "bad_field", f"line {n} is a {type(obj).__name__}, not an object", None
+        yield it, obj, n
+
+
+def first_jsonl_object(path: Path):
+    """The first non-blank line of a JSON-lines file, parsed (None for an empty file), for the formats'
+    detect(); OSError / ValueError propagate, each format decides what a broken line means."""
+    with open(path, "rb") as f:
+        for raw in f:
+            if raw.strip():
+                return json.loads(raw.decode("utf-8-sig"))
+    return None

@@ -19,18 +19,25 @@ from core.errors import StudioError
 
 BASE = "base"  # the label side_by_side uses for the base model (adapters disabled)
 
-# Seeds' sampling settings. Greedy is the default everywhere; these apply when sampling is asked for.
-PRESETS: dict[str, dict] = {
-    "keys": {"max_new_tokens": 150, "temperature": 0.3, "top_p": 0.9},
-    # A schema of a dozen tables is ~600-900 tokens; the stop at <end_of_turn> ends it earlier.
-    "ui2sql": {"max_new_tokens": 1024, "temperature": 0.3, "top_p": 0.9},
-}
 DEFAULT_MAX_NEW_TOKENS = 256
 
 
-def generation_settings(task: str | None = None, sample: bool = False, **overrides) -> dict:
-    """Generation kwargs for a task: greedy unless sample=True; overrides win."""
-    preset = PRESETS.get(task or "", {})
+def _preset(task) -> dict:
+    """The task's own generation preset (Task.generation); {} for no task or one not installed."""
+    if task is None or task == "":
+        return {}
+    if isinstance(task, str):
+        from core.tasks import all_tasks
+
+        task = all_tasks().get(task)
+    return dict(getattr(task, "generation", None) or {})
+
+
+def generation_settings(task=None, sample: bool = False, **overrides) -> dict:
+    """Generation kwargs for a task (a Task or its name; its `generation` preset): greedy unless
+    sample=True; overrides win. Greedy is the default everywhere; the preset's temperature and
+    top_p apply when sampling is asked for."""
+    preset = _preset(task)
     out = {"max_new_tokens": preset.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), "do_sample": sample}
     if sample:
         out["temperature"] = preset.get("temperature", 0.3)
@@ -234,7 +241,7 @@ class Engine:
         if len(images) != len(prompts):
             raise StudioError("Got a different number of images and prompts.", "Pass one prompt per image.")
         task_obj = _task(task)
-        settings = generation_settings(task_obj.name if task_obj else None, **gen)
+        settings = generation_settings(task_obj, **gen)
         pil = [_as_image(im) for im in images]
         answers: list[Answer] = []
         step = max(1, int(batch_size))

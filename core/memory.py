@@ -1,13 +1,16 @@
 """VRAM planner: the peak GPU memory a training run will reserve, before it is launched.
 
     plan(model_config, train_config, gpu, backend="hf") -> {"predicted_peak_gb", "fits", "gpu_gb",
-                                                            "breakdown", "advice"}
+                                                            "breakdown", "advice", "notes"}
+    core.memory_data.plan_dataset(...)  -> the same, with the tokens per example from the dataset
 
 The model is physical: parameter counts come from the model's config.json (any Gemma 3 / 3n size,
-no weights needed), and memory is bytes per parameter / per token / per image. A few constants
-(`K`) were fitted to peaks measured on a lent H100 through the studio's own training job
-(assets/memory_measurements.json, bench/gpu_memory.py); tests/test_memory.py holds the planner to
-10% of every measured row. All sizes are GiB (2**30 bytes), the unit torch reports.
+no weights needed; core/memory_models.py), and memory is bytes per parameter / token / image. A few
+constants (`K`) were fitted to peaks measured on lent H100 / H200 GPUs through the studio's own
+training job (assets/memory_measurements.json, bench/gpu_memory.py) - on the in-sample rows only:
+a fixed third of the rows, by a hash of their config (core/memory_fit.py), is held out, and
+tests/test_memory.py states both errors (held out: never more than 5% under, at most 10% over).
+All sizes are GiB (2**30 bytes), the unit torch reports.
 
 What a run holds at its peak (HF backend = transformers + PEFT + TRL, as core/training runs it):
 - frozen weights: 4-bit nf4 linear layers (0.5 byte + block scales); every other weight
@@ -17,11 +20,11 @@ What a run holds at its peak (HF backend = transformers + PEFT + TRL, as core/tr
 - activations, in two phases whose larger one sets the peak:
   * vision phase: the SigLIP tower encodes the batch's images; its attention over 4096 patches is
     the largest transient (about 1 GiB per image).
-  * text phase: with gradient checkpointing, each decoder layer keeps its input and one layer is
-    recomputed at a time; without it every layer keeps all its activations. The loss over the 262k
+  * text phase: with gradient checkpointing, each decoder layer keeps its input (Gemma 3n: its 4
+    AltUp streams) and one layer is recomputed at a time; without it every layer keeps all its activations. The loss over the 262k
     vocabulary is computed in tiles by TRL's fused LM head (no full logits); under fp16 4-bit the
     fp32 tied embedding is cast to 16-bit for it.
-- allocator overhead: reserved = allocated * (1 + f) + c. CUDA's own context (~0.6 GiB, outside
+- allocator overhead: reserved = allocated * (1 + f) + c + per-example cache. CUDA's own context (~0.6 GiB, outside
   torch's allocator) is added only to decide whether the run fits.
 """
 from __future__ import annotations
@@ -31,6 +34,7 @@ import math
 from dataclasses import asdict, is_dataclass
 
 from core.errors import StudioError
+from core.memory_models import published_config, shapes  # noqa: F401 - published_config: part of the API
 
 GiB = 2**30
 # Total memory CUDA reports for each card (torch.cuda.get_device_properties().total_memory), GiB.
@@ -38,83 +42,27 @@ GPUS = {"t4": 14.75, "l4": 21.96, "a10g": 21.99, "a100-40": 39.39, "a100-80": 79
 NO_BF16 = {"t4"}  # of GPUS: cards without bf16, where precision 'auto' means fp16
 CUDA_CONTEXT_GB = 0.60  # measured on the H100: context + cuBLAS, outside torch's allocator
 
-# Fitted constants (python3 bench/gpu_memory.py fit; see bench/RESULTS.md). Everything else is counted.
+# Fitted constants (python3 bench/gpu_memory.py fit: on the in-sample rows only, centred on +3% so that
+# errors fall on the safe side; see bench/RESULTS.md). Everything else is counted.
 K = {
-    "ckpt_q4": 6.36,        # bytes per token x layer x hidden kept by checkpointing, 4-bit path (fp32 residual stream)
-    "ckpt_16": 3.07,        # same, 16-bit path (about the 2-byte hidden state plus its share of rotary/mask inputs)
-    "layer_q4": 1.24,       # one decoder layer's activations / (its saved-tensor count x 2 bytes), 4-bit path
-    "layer_16": 1.17,       # same, 16-bit path
-    "img_q4": 1.54,         # bytes per vision attention score (heads x patches^2) per image, 4-bit path
-    "img_16": 0.20,         # same, 16-bit path (never the peak in the measured rows: weakly determined)
-    "vision_keep": 4.12,    # bytes per patch x hidden x vision layer kept for the backward pass, per image
-    "unsloth_logits": 0.84, # share of Unsloth's full 16-bit + fp32 logits alive at the peak (one measured row)
-    "alloc_const_gb": 0.05, # allocator rounding (not fitted)
+    "ckpt_q4": 7.807,        # bytes per token x layer x hidden kept by checkpointing, 4-bit path (fp32 residual stream)
+    "ckpt_16": 4.539,        # same, 16-bit path (about the 2-byte hidden state plus its share of rotary/mask inputs)
+    "layer_q4": 1.0,        # one decoder layer's activations / (its saved-tensor count x 2 bytes), 4-bit path
+    "layer_16": 1.0,        # same, 16-bit path (both counted, not fitted: every row without checkpointing is held out)
+    "img_q4": 1.372,         # bytes per vision attention score (heads x patches^2) per image, 4-bit path
+    "img_16": 0.11,         # same, 16-bit path (never the peak in the measured rows: weakly determined)
+    "vision_keep": 4.196,    # bytes per patch x hidden x vision layer kept for the backward pass, per image
+    "unsloth_logits": 0.894, # share of Unsloth's full 16-bit + fp32 logits alive at the peak (one measured row)
+    "ckpt_n3": 6.828,         # Gemma 3n: bytes per token x layer x AltUp stream x hidden kept by checkpointing
+    "alloc_const_gb": 0.056, # allocator rounding
+    "alloc_per_example_gb": 0.0,  # allocator cache per example of the micro-batch
+    "alloc_frac": 0.001,      # allocator cache in proportion to what is allocated
+    "grads_live": 0.407,      # share of the adapter's gradients alive at the text peak (no accumulation)
+    "nogc_margin": 0.10,    # safety margin on the counted activations without checkpointing (not fitted)
 }
 
 OPT_BYTES = {"adamw_8bit": 2.0, "paged_adamw_8bit": 2.0, "adamw_torch": 8.0, "adafactor": 0.5, "sgd": 0.0}
 NF4_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # double quant: 8-bit block scales
-
-
-# ---------------------------------------------------------------------- shapes from config.json
-def _g(d: dict, key: str, default):
-    v = d.get(key)
-    return default if v is None else v
-
-
-def shapes(model_config: dict) -> dict:
-    """Sizes the planner needs, from a Gemma 3 / Gemma 3 text-only / Gemma 3n config.json (missing
-    keys take the library defaults, as the published configs rely on them)."""
-    if not isinstance(model_config, dict):
-        raise StudioError("The model config must be the contents of a config.json (a JSON object).",
-                          "Pass a model id or a folder that holds config.json.")
-    mt = model_config.get("model_type", "")
-    if mt in ("gemma3", "gemma3n"):
-        text = model_config.get("text_config") or {}
-        vision = model_config.get("vision_config") or {}
-    elif mt == "gemma3_text":
-        text, vision = model_config, None
-    else:
-        raise StudioError(f"The planner knows Gemma 3 and Gemma 3n models, not '{mt or 'unknown'}'.",
-                          "Pick a Gemma 3 / 3n model (its config.json has model_type gemma3, gemma3_text or gemma3n).")
-    n3 = mt == "gemma3n"
-    h = _g(text, "hidden_size", 2048 if n3 else 2304)
-    inter = _g(text, "intermediate_size", 16384 if n3 else 9216)
-    L = _g(text, "num_hidden_layers", 35 if n3 else 26)
-    inter = max(inter) if isinstance(inter, list) else inter  # Gemma 3n lists it per layer
-    nh, nkv = _g(text, "num_attention_heads", 8), _g(text, "num_key_value_heads", 2 if n3 else 4)
-    hd = _g(text, "head_dim", 256)
-    V = _g(text, "vocab_size", 262400 if n3 else 262208)
-    q, kv = nh * hd, nkv * hd
-    # (in, out) of each adaptable linear layer of one decoder layer, by kind
-    text_linears = {"attention": [(h, q), (h, kv), (h, kv), (q, h)], "mlp": [(h, inter), (h, inter), (inter, h)]}
-    per_layer = sum(i * o for ls in text_linears.values() for i, o in ls)
-    s = {"family": mt, "h": h, "inter": inter, "L": L, "q": q, "kv": kv, "V": V, "nh": nh,
-         "text_linears": text_linears, "embed": V * h, "norms": L * 4 * h,
-         "text_linear": L * per_layer, "other_16bit": 0, "other_linear": 0, "vision": None}
-    if n3:
-        ple = _g(text, "hidden_size_per_layer_input", 256)
-        rank = _g(text, "laurel_rank", 64)
-        s["embed"] += _g(text, "vocab_size_per_layer_input", 262144) * L * ple  # per-layer embeddings
-        s["other_linear"] = L * (2 * h * ple + 2 * h * rank) + h * L * ple
-        # AltUp weights stay 16-bit (core/models.GEMMA3N_SKIP_4BIT); timm vision + audio encoders by size
-        s["other_16bit"] = L * 4 * 4 * 4 + 2 * 3 * h * h
-        s["vision_params"], s["audio_params"] = 0.30e9, (0.68e9 if model_config.get("audio_config") is not None else 0)
-        s["mm_tokens"] = _g(vision, "vision_soft_tokens_per_image", 256) if vision is not None else 0
-        s["vision"] = {"linears": [(_g(vision, "hidden_size", 2048), h)], "Lv": 0, "hv": 0, "nhv": 0, "patches": 0}
-        return s
-    if vision is not None:
-        hv, iv = _g(vision, "hidden_size", 768), _g(vision, "intermediate_size", 3072)
-        Lv, nhv = _g(vision, "num_hidden_layers", 12), _g(vision, "num_attention_heads", 12)
-        P = (_g(vision, "image_size", 224) // _g(vision, "patch_size", 16)) ** 2
-        lin = [(hv, hv)] * 4 + [(hv, iv), (iv, hv)]
-        s["vision"] = {"hv": hv, "Lv": Lv, "nhv": nhv, "patches": P, "linears": lin}
-        s["vision_params"] = Lv * (sum(i * o for i, o in lin) + 4 * hv + 2 * hv) + P * hv + 3 * 14 * 14 * hv
-        s["other_16bit"] = hv * h + hv  # multi-modal projector (a parameter, not a Linear)
-        s["mm_tokens"] = _g(model_config, "mm_tokens_per_image", 256)
-    else:
-        s["vision_params"], s["mm_tokens"] = 0, 0
-    s["audio_params"] = 0
-    return s
 
 
 # ---------------------------------------------------------------------- the estimate
@@ -139,7 +87,7 @@ def adapter_params(s: dict, c: dict) -> int:
         for kind, ls in s["text_linears"].items():
             for name, (i, o) in zip(names[kind], ls):
                 if (name in explicit) if explicit else c[f"finetune_{'attention' if kind == 'attention' else 'mlp'}_modules"]:
-                    layers += [(i, o)] * s["L"]
+                    layers += [(i, o)] * (s["L"] - (s["kv_shared"] if name in ("k_proj", "v_proj") else 0))
     v = s["vision"]
     if c["finetune_vision_layers"] and v is not None:
         vnames = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]
@@ -193,35 +141,53 @@ def estimate(model_config: dict, train_config, backend: str = "hf") -> dict:
     h, inter, L = s["h"], s["inter"], s["L"]
     path = "q4" if fp32_stream else "16"
     layer_elems = 7 * h + 4 * s["q"] + 2 * s["kv"] + 3 * inter  # tensors one decoder layer saves, per token
+    # Gemma's RMSNorms (4 per layer, and q/k norms) save their input upcast to fp32: 2 bytes more each
+    layer_elems += 4 * h + s["q"] + s["kv"]
     if c["use_dora"] and not full:
         layer_elems += s["q"] + 2 * s["kv"] + 2 * h + 2 * inter  # DoRA keeps each layer's base output too
     one_layer = T * layer_elems * 2 * K[f"layer_{path}"]
     if c["gradient_checkpointing"]:
-        ckpt = 0.0 if unsloth else T * L * h * K[f"ckpt_{path}"]
+        # Gemma 3n keeps its 4 AltUp streams (and the per-layer inputs) for each layer
+        per = K["ckpt_n3"] * s["streams"] * K[f"ckpt_{path}"] / K["ckpt_16"] if s["streams"] > 1 else K[f"ckpt_{path}"]
+        ckpt = 0.0 if unsloth else T * L * h * per
         text_act = ckpt + one_layer
     else:
-        text_act = L * one_layer
+        # no in-sample row runs without checkpointing (core/memory_fit: all are held out), so the
+        # counted activations are planned with a margin on the safe side
+        text_act = L * one_layer * (1 + K["nogc_margin"])
     if unsloth:  # Unsloth's vision path returns full logits (16-bit) and takes the loss in fp32
         loss = T * s["V"] * 6 * K["unsloth_logits"]
     else:  # TRL's fused LM head: one logits tile + per-token outputs, never the full logits
         loss = min(T, 4096) * 32768 * 2 + T * 16
+    if full and not unsloth:  # the fused LM head accumulates the tied embedding's gradient in fp32, then casts it
+        loss += s["V"] * h * (4 + wbytes)
     v = s["vision"]
     vision_phase = vision_keep = 0.0
     if v is not None and v["patches"]:
         vision_phase = b * v["nhv"] * v["patches"] ** 2 * K[f"img_{path}"]
         # transformers' enable_input_require_grads hooks the vision embeddings too, so the tower's
-        # activations stay for the backward pass even when no vision layer is adapted
-        if c["gradient_checkpointing"]:
+        # activations stay for the backward pass even when no vision layer is adapted - except on
+        # the bf16 QLoRA path without checkpointing, where the job does not call it (backend_hf.prepare_kbit)
+        keeps = c["finetune_vision_layers"] or c["gradient_checkpointing"] or not q4 or fp32_stream or unsloth
+        if not keeps:
+            vision_keep = 0.0
+        elif c["gradient_checkpointing"]:
             vision_keep = b * v["patches"] * v["hv"] * v["Lv"] * K["vision_keep"]
         else:
             vision_keep = b * v["patches"] * v["Lv"] * (6 * v["hv"] + 2 * v["linears"][4][1]) * 2 * K[f"layer_{path}"]
     # gradients exist during the vision forward only while accumulating (set to None after each update)
     grads_in_vision = grads if (full or c["gradient_accumulation_steps"] > 1) else 0.0
+    if full:  # no in-sample full fine-tune row either: its gradients and states get the same margin
+        optim *= 1 + K["nogc_margin"]
     static = frozen + adapter_w + optim
-    text_peak = static + grads + vision_keep + text_act + loss
+    # without accumulation the adapter's gradients are still being made while the activations
+    # peak (the backward pass frees one while it fills the other): only a share is alive
+    live = grads if (full or c["gradient_accumulation_steps"] > 1) else grads * K["grads_live"]
+    text_peak = static + live + vision_keep + text_act + loss
     vis_peak = static + grads_in_vision + vision_phase
     alloc = max(text_peak, vis_peak)
-    reserved = alloc + K["alloc_const_gb"] * GiB
+    # the allocator's cached, fragmented blocks grow with the micro-batch (per-example buffers)
+    reserved = alloc * (1 + K["alloc_frac"]) + (K["alloc_const_gb"] + K["alloc_per_example_gb"] * b) * GiB
     act = max(text_act + loss + vision_keep, vision_phase + grads_in_vision - grads)
     bd = {
         "frozen_weights": frozen / GiB,
@@ -243,10 +209,7 @@ def estimate(model_config: dict, train_config, backend: str = "hf") -> dict:
 
 
 def _vision_nonlinear(s: dict) -> float:
-    v = s["vision"]
-    if v is None or not v.get("Lv"):
-        return 0.0
-    return v["Lv"] * 6 * v["hv"] + v["patches"] * v["hv"] + 3 * 14 * 14 * v["hv"]
+    return s.get("vision_16bit", 0)
 
 
 def _round(d):
@@ -336,37 +299,13 @@ def plan(model_config: dict, train_config, gpu, backend: str = "hf") -> dict:
         if not advice:
             advice.append({"change": "a smaller model or a GPU with more memory", "set": {},
                            "predicted_peak_gb": None, "fits": False})
+    notes = []
+    if c["precision"] == "fp16":
+        notes.append("fp16 GPU (e.g. T4): planned from rows measured in bf16 plus the counted fp16 difference "
+                     "(peft upcasts the non-4-bit weights to fp32); no fp16 GPU was measured, so this is not a "
+                     "measurement.")
     return {"predicted_peak_gb": est["predicted_peak_gb"], "fits": fits, "gpu_gb": cap,
-            "breakdown": est["breakdown"], "advice": advice}
-
-
-# ---------------------------------------------------------------------- offline fallback
-_SIGLIP = {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27, "num_attention_heads": 16,
-           "image_size": 896, "patch_size": 14, "model_type": "siglip_vision_model"}
-_TEXT = {  # published text shapes (hidden, intermediate, layers, heads, kv heads, head_dim)
-    "gemma-3-4b": (2560, 10240, 34, 8, 4, 256), "gemma-3-12b": (3840, 15360, 48, 16, 8, 256),
-    "gemma-3-27b": (5376, 21504, 62, 32, 16, 128),
-}
-
-
-def published_config(model_id: str) -> dict | None:
-    """The published config.json shapes of the registry's Gemma 3 / 3n models, for planning offline
-    (the planner reads shapes only). None for a model it does not know."""
-    name = (model_id or "").lower()
-    for key, (h, i, L, nh, nkv, hd) in _TEXT.items():
-        if key in name:
-            text = {"model_type": "gemma3_text", "hidden_size": h, "intermediate_size": i, "num_hidden_layers": L,
-                    "num_attention_heads": nh, "num_key_value_heads": nkv, "head_dim": hd, "vocab_size": 262208}
-            return {"model_type": "gemma3", "text_config": text, "vision_config": dict(_SIGLIP),
-                    "mm_tokens_per_image": 256}
-    if "gemma-3n-e4b" in name or "gemma-3n-e2b" in name:
-        L, inter = (35, 16384) if "e4b" in name else (30, 8192)
-        text = {"model_type": "gemma3n_text", "hidden_size": 2048, "intermediate_size": [inter] * L,
-                "num_hidden_layers": L, "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256,
-                "vocab_size": 262400, "vocab_size_per_layer_input": 262144, "hidden_size_per_layer_input": 256}
-        return {"model_type": "gemma3n", "text_config": text, "vision_config": {"hidden_size": 2048},
-                "audio_config": {"hidden_size": 1536}}
-    return None
+            "breakdown": est["breakdown"], "advice": advice, "notes": notes}
 
 
 def oom_advice(train_config, gpu_gb_total: float | None, backend: str = "hf") -> str | None:

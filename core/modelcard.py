@@ -15,13 +15,6 @@ TFJS_NOTE = (
 
 # Sampling defaults written into the Modelfile (the seed documents' values).
 OLLAMA_PARAMS = {"temperature": 0.7, "top_p": 0.9}
-DEFAULT_SYSTEM = "You read the image and answer exactly in the requested format, with nothing else."
-SYSTEM_BY_TASK = {
-    "keys": ("You are a locksmith's assistant. From the key photo, answer exactly three lines: "
-             "KEYWAY, BITTING (depth digits, comma-separated) and BRAND."),
-    "ui2sql": ("You turn a screenshot of an application's user interface into the SQL schema behind it: "
-               "answer only with CREATE TABLE statements."),
-}
 
 # Gemma 3's turn format as an Ollama (Go) template: system text goes in a user turn, the assistant
 # role is "model", and a turn ends with <end_of_turn>. Images are placed by Ollama itself.
@@ -43,15 +36,21 @@ OLLAMA_VISION_CAVEAT = (
     "mmproj file (ollama/ollama#9967); if `ollama show` lists no vision capability, create the model "
     "from the merged folder instead (`python -m core export --format merged`, then `FROM <that folder>`), "
     "which Ollama converts itself. llama.cpp (llama-server -m MODEL --mmproj MMPROJ) uses both files "
-    "as they are; that path is what the export verified."
+    "as they are; that is the path the export checks when llama-cpp-python is installed (see its verdict)."
 )
 
 
-def system_line(task: str | None) -> str:
-    return SYSTEM_BY_TASK.get(task or "", DEFAULT_SYSTEM)
+def system_line(task) -> str:
+    """The system prompt of exported models: the task's own (Task.system_prompt; a Task or its name)."""
+    from core.tasks import all_tasks
+    from core.tasks.base import DEFAULT_SYSTEM
+
+    if isinstance(task, str) or task is None:
+        task = all_tasks().get(task or "")
+    return getattr(task, "system_prompt", None) or DEFAULT_SYSTEM
 
 
-def modelfile(gguf_name: str, mmproj_name: str, task: str | None) -> str:
+def modelfile(gguf_name: str, mmproj_name: str, task) -> str:
     """An Ollama Modelfile next to the two GGUF files (paths relative to the Modelfile)."""
     system = system_line(task).replace('"""', "'''")
     lines = [f"FROM ./{gguf_name}", f"FROM ./{mmproj_name}",

@@ -130,33 +130,23 @@ def resolve(model_id: str, workspace: str | os.PathLike | None = None) -> str:
     return info.hub_id or info.id
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return values
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip().strip("'\"")
-    return values
+_TOKEN_KEYS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 def hf_token() -> str | None:
-    """HF_TOKEN / HUGGING_FACE_HUB_TOKEN from the environment, else from ./.env or the repo's .env.
-    The value is never printed or logged anywhere in the studio."""
-    for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        if os.environ.get(key):
-            return os.environ[key]
-    for env_file in (Path.cwd() / ".env", REPO / ".env"):
-        values = _read_dotenv(env_file)
-        for key in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-            if values.get(key):
-                return values[key]
-    return None
+    """HF_TOKEN / HUGGING_FACE_HUB_TOKEN from the environment, else from ./.env or the repo's .env,
+    else the token `hf auth login` saved. The value is never printed or logged anywhere in the studio."""
+    from dotenv import dotenv_values
+    from huggingface_hub import get_token
+
+    if not any(os.environ.get(k) for k in _TOKEN_KEYS):
+        for env_file in (Path.cwd() / ".env", REPO / ".env"):
+            if env_file.is_file():
+                values = dotenv_values(env_file, encoding="utf-8")
+                for key in _TOKEN_KEYS:
+                    if values.get(key):
+                        return values[key]
+    return get_token()  # the environment's, else the login's
 
 
 def _chain(exc: BaseException):

@@ -1,17 +1,19 @@
-"""The Annotate tab's logic without Gradio: queue order, navigation, turning the editor's values
-into task fields, saving (drafts, conflicts), and the live SQL / key checks."""
+"""The Annotate tab's logic without Gradio: queue order, navigation, the editor built from the task's
+fields (Task.fields: one editor per field kind), turning the editor's values into task fields and
+back, saving (drafts, conflicts), and the live check (Task.check, Task.target, Task.view)."""
 from __future__ import annotations
 
+import json
 import threading
 
 from core.dataset import Dataset
 from core.errors import StudioError
-from core.keyways import all_keyways, brands, find_keyway, normalize_code
-from core.tasks.ui2sql import parse as parse_sql
+from core.tasks import Field, Parsed, Task
 from studio.common import badge, esc
-from studio.er_diagram import er_svg
 
-MAX_POSITIONS = 12
+MAX_POSITIONS = 12   # cut positions of the digits editor
+MAX_SLOTS = 12       # simple fields (text, number, choice, boolean, list) one task can show
+SLOT_KINDS = ("text", "number", "choice", "boolean", "list", "multi")
 FILTERS = ("all", "unlabeled", "labeled", "reviewed")
 
 
@@ -68,15 +70,104 @@ def bitting_from_inputs(values: list) -> list[int]:
     return out
 
 
-def keys_fields(keyway: str | None, brand: str | None, bits: list) -> dict:
-    return {"keyway": normalize_code(keyway), "bitting": bitting_from_inputs(bits), "brand": (brand or "").strip()}
+# ---------------------------------------------------------------- the editor from Task.fields
+def editor_plan(task: Task) -> dict:
+    """Which editor shows each field: {"sql": Field | None, "digits": Field | None, "slots": [(Field,
+    slot kind)]}. One sql and one digits editor exist; a second field of those kinds is a text box."""
+    plan: dict = {"sql": None, "digits": None, "slots": []}
+    for f in task.fields:
+        if f.kind in ("sql", "digits") and plan[f.kind] is None:
+            plan[f.kind] = f
+            continue
+        kind = f.kind if f.kind in ("text", "number", "choice", "boolean") else "text"
+        if f.kind == "list":
+            kind = "multi" if f.item_kind == "choice" and f.choices else "list"
+        if len(plan["slots"]) >= MAX_SLOTS:
+            raise StudioError(f"Task {task.name} has more than {MAX_SLOTS} simple fields to edit.",
+                              "Split the structure, or raise MAX_SLOTS in studio/annotate_logic.py.")
+        plan["slots"].append((f, kind))
+    return plan
 
 
-def ui2sql_fields(sql: str | None, domain: str | None, old: dict | None = None) -> dict:
-    fields = {"sql": sql or ""}
-    if domain or (old or {}).get("domain"):
-        fields["domain"] = (domain or "").strip()
-    return fields
+def _empty(v) -> bool:
+    return v is None or v == "" or v == []
+
+
+def _item(field: Field, text: str, pos: int):
+    kind = field.item_kind or "text"
+    if kind == "number":
+        try:
+            num = float(text)
+        except ValueError:
+            raise StudioError(f"{field.label}: item {pos} is '{text}', not a number.", "One number per line.") from None
+        return int(num) if field.integer and num.is_integer() else num
+    if kind == "boolean":
+        low = text.lower()
+        if low not in ("true", "false", "yes", "no", "1", "0"):
+            raise StudioError(f"{field.label}: item {pos} is '{text}', not true or false.", "One true/false per line.")
+        return low in ("true", "yes", "1")
+    return text
+
+
+def from_editor(field: Field, kind: str, raw):
+    """An editor component's value -> the field's value (StudioError when it cannot be one)."""
+    if field.kind == "digits" and kind == "digits":
+        return bitting_from_inputs(list(raw or []))
+    if kind == "number":
+        if raw in (None, ""):
+            return None
+        num = float(raw)
+        return int(num) if field.integer and num.is_integer() else num
+    if kind == "boolean":
+        return bool(raw)
+    if kind == "multi":
+        return list(raw or [])
+    if kind == "list":
+        lines = [x.strip() for x in str(raw or "").splitlines()]
+        return [_item(field, x, i) for i, x in enumerate((x for x in lines if x), 1)]
+    if kind == "choice":
+        return raw if raw not in (None, "") else ""
+    return str(raw or "") if kind == "sql" else str(raw or "").strip()
+
+
+def to_editor(field: Field, kind: str, value):
+    """A stored field value -> what its editor component shows."""
+    if kind == "number":
+        return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if kind == "boolean":
+        return bool(value)
+    if kind == "multi":
+        return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+    if kind == "list":
+        return "\n".join(json.dumps(v) if isinstance(v, (dict, list)) else str(v).lower() if isinstance(v, bool)
+                         else str(v) for v in value) if isinstance(value, list) else ""
+    if kind == "choice":
+        return value if value not in (None, "") else None
+    return value if isinstance(value, str) else ("" if value is None else json.dumps(value))
+
+
+def fields_from_editor(task: Task, values: dict, old: dict | None = None) -> dict:
+    """{field name: editor value} -> the record's fields. An empty field is left out unless the record
+    had it (then it is cleared)."""
+    plan, old = editor_plan(task), old or {}
+    kinds = {f.name: k for f, k in plan["slots"]}
+    for which in ("sql", "digits"):
+        if plan[which] is not None:
+            kinds[plan[which].name] = which
+    out = {}
+    for f in task.fields:
+        value = from_editor(f, kinds[f.name], values.get(f.name))
+        if _empty(value) and f.name not in old:
+            continue
+        out[f.name] = value
+    return out
+
+
+def digit_setup(task: Task, name: str, fields: dict) -> dict:
+    """How many positions the digits editor shows and which digits each takes (Task.editor_setup)."""
+    setup = (task.editor_setup(fields) if hasattr(task, "editor_setup") else {}).get(name) or {}
+    return {"positions": int(setup.get("positions", MAX_POSITIONS)), "min_positions": int(setup.get("min_positions", 0)),
+            "digits": [str(d) for d in setup.get("digits", range(10))]}
 
 
 def same_fields(a: dict | None, b: dict | None) -> bool:
@@ -122,86 +213,41 @@ def save(ds: Dataset, rid: str, fields: dict, expected_updated: str | None,
     return rec, f"Saved as {status}."
 
 
-# ---------------------------------------------------------------- live checks
-TABLE_HEADERS = ["table", "column", "type", "key", "references", "not null"]
+# ---------------------------------------------------------------- live check
+def _issue_items(issues) -> str:
+    return "".join(
+        f'<li class="ts-issue-{"err" if i.severity == "error" else "warn"}">'
+        + (f'<span class="ts-loc">line {i.line}, col {i.column}</span> ' if i.line else "")
+        + f"{esc(i.message)}</li>" for i in issues)
 
 
-def sql_check(sql: str | None) -> tuple[str, list[list], str]:
-    """(status HTML with errors at line/column, compact table rows, ER diagram SVG)."""
-    sql = sql or ""
-    if not sql.strip():
-        return (f'<div class="ts-check">{badge("empty", "neutral")} Write CREATE TABLE statements; they are '
-                "checked as you type.</div>", [], er_svg([]))
-    parsed = parse_sql(sql)
-    tables = parsed.data.get("tables") or []
-    from core.tasks import get_task
-    issues = get_task("ui2sql").validate({"fields": {"sql": sql}})
+def live_check(task: Task, fields: dict) -> dict:
+    """What the editor shows while a person types: {"status" (HTML), "target" (the training text),
+    "preview" (the task's view HTML), "headers", "rows" (its table)}."""
+    if all(_empty(v) or v is False for v in (fields or {}).values()):
+        view = task.view(Parsed(ok=False))
+        return {"status": f'<div class="ts-check" id="ann-check-box">{badge("empty", "neutral")} Fill in the '
+                          "fields; they are checked as you type.</div>",
+                "target": "", "preview": view.html, "headers": view.headers, "rows": []}
+    issues = task.check(fields)
     errors = [i for i in issues if i.severity == "error"]
     warnings = [i for i in issues if i.severity != "error"]
+    try:
+        target = task.target({"id": "", "image": "", "fields": fields})
+    except Exception:  # noqa: BLE001 - an incomplete label has no target yet; check() says why
+        target = ""
+    view = task.view(task.parse(target)) if target else task.view(Parsed(ok=False))
     if errors:
         head = badge(f"{len(errors)} error{'s' * (len(errors) != 1)}", "err")
     else:
-        head = badge("valid", "ok") + f' {len(tables)} table{"s" * (len(tables) != 1)}'
-    items = "".join(
-        f'<li class="ts-issue-{"err" if i.severity == "error" else "warn"}">'
-        + (f'<span class="ts-loc">line {i.line}, col {i.column}</span> ' if i.line else "")
-        + f"{esc(i.message)}</li>" for i in errors + warnings)
-    html_ = f'<div class="ts-check" id="ann-sql-check">{head}' + (f"<ul>{items}</ul>" if items else "") + "</div>"
-    rows = []
-    for t in tables:
-        pk = {c.lower() for c in t.get("primary_key") or []}
-        refs = {c.lower(): f"{fk['ref_table']}({', '.join(fk.get('ref_columns') or [])})"
-                for fk in t.get("foreign_keys") or [] for c in fk["columns"]}
-        for c in t["columns"]:
-            n = c["name"].lower()
-            key = "PK" if n in pk else ("FK" if n in refs else ("UQ" if c.get("unique") else ""))
-            rows.append([t["name"], c["name"], c.get("type") or "", key, refs.get(n, ""),
-                         "yes" if c.get("not_null") or n in pk else ""])
-    return html_, rows, er_svg(tables)
+        summary = view.summary[len("valid · "):] if view.summary.startswith("valid · ") else view.summary
+        head = badge("valid", "ok") + (f' <span class="ts-muted">{esc(summary)}</span>' if summary else "")
+    items = _issue_items(errors + warnings)
+    status = f'<div class="ts-check" id="ann-check-box">{head}' + (f"<ul>{items}</ul>" if items else "") + "</div>"
+    return {"status": status, "target": target, "preview": view.html, "headers": view.headers, "rows": view.rows}
 
 
-def keyway_choices() -> list[tuple[str, str]]:
-    out = []
-    for code, kw in all_keyways().items():
-        cuts = kw.positions if kw.positions is not None else f"{kw.min_positions}-{kw.max_positions}"
-        out.append((f"{code} · {kw.brand} · {cuts} cuts", code))
-    return out
-
-
-def keyway_setup(code: str | None) -> dict:
-    """How many position inputs to show, which digits each takes, and the catalog brand."""
-    kw = find_keyway(code) if code else None
-    if kw is None:
-        return {"positions": 0, "min_positions": 0, "digits": [str(d) for d in range(1, 10)], "brand": ""}
-    return {"positions": kw.max_positions, "min_positions": kw.min_positions,
-            "digits": [str(d) for d in range(kw.min_depth, kw.max_depth + 1)], "brand": kw.brand}
-
-
-def prefilled_brand(current: str | None, new_code: str | None) -> str:
-    """The keyway's catalog brand, unless the user typed a brand of their own."""
-    cur = (current or "").strip()
-    if not cur or cur in brands():
-        return keyway_setup(new_code)["brand"] or cur
-    return cur
-
-
-def keys_check(keyway, brand, bits) -> tuple[str, str]:
-    """(status HTML, rendered target text)."""
-    from core.tasks import get_task
-
-    task = get_task("keys")
-    try:
-        fields = keys_fields(keyway, brand, bits)
-    except StudioError as e:
-        return f'<div class="ts-check">{badge("incomplete", "warn")} {esc(e.message)}</div>', ""
-    rec = {"fields": fields}
-    issues = task.validate(rec)
-    errors = [i for i in issues if i.severity == "error"]
-    head = badge(f"{len(errors)} error{'s' * (len(errors) != 1)}", "err") if errors else badge("valid", "ok")
-    items = "".join(f'<li class="ts-issue-{"err" if i.severity == "error" else "warn"}">{esc(i.message)}</li>'
-                    for i in issues)
-    try:
-        target = task.target(rec)
-    except StudioError:
-        target = ""
-    return f'<div class="ts-check" id="ann-keys-check">{head}' + (f"<ul>{items}</ul>" if items else "") + "</div>", target
+def sql_check(task: Task, sql: str, name: str = "sql", others: dict | None = None) -> tuple[str, list, str]:
+    """The live check of a task's SQL field: (status HTML with line/column, table rows, preview HTML)."""
+    out = live_check(task, {**(others or {}), name: sql or ""})
+    return out["status"], out["rows"], out["preview"]

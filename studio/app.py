@@ -3,11 +3,13 @@
 shortcuts) come from launch_kwargs(); app.py serves it next to the REST API."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from core.errors import StudioError
 from studio import api_endpoints, theme
-from studio.common import StudioState, dataset_choices, esc, seed_demo_datasets
+from studio.common import StudioState, dataset_choices, esc, run_choices, seed_demo_datasets
 from studio.tabs import annotate, compare, datasets, evaluate, export, train
 
 TABS = ("datasets", "annotate", "train", "compare", "evaluate", "export")
@@ -29,17 +31,30 @@ def default_dataset(choices: list[tuple[str, str]], preferred: str | None = None
     return choices[0][1] if choices else None
 
 
+def running_dataset(state: StudioState, choices: list[tuple[str, str]]) -> str | None:
+    """The dataset a run in progress trains, when it is one of the listed datasets."""
+    from core.training.runs import list_runs
+
+    paths = {str(Path(v).resolve()): v for _, v in choices}
+    for r in list_runs(state.workspace):
+        if r.get("status") == "running" and r.get("dataset"):
+            found = paths.get(str(Path(r["dataset"]).resolve()))
+            if found:
+                return found
+    return None
+
+
 def build_app(state: StudioState) -> gr.Blocks:
     seed_demo_datasets(state)
     with gr.Blocks(title="Trinity Studio", analytics_enabled=False, fill_width=True) as blocks:
         ds_dd = _header(state)
         shared = {"dataset": ds_dd}
         with gr.Tabs(elem_id="ts-tabs") as tabs:
-            with gr.Tab("Datasets", id="datasets", elem_id="tab-datasets"):
+            with gr.Tab("Datasets", id="datasets", elem_id="tab-datasets") as ds_tab:
                 ds_ui = datasets.build(state, shared)
             with gr.Tab("Annotate", id="annotate", elem_id="tab-annotate") as ann_tab:
                 ann_ui = annotate.build(state, shared)
-            with gr.Tab("Train", id="train", elem_id="tab-train"):
+            with gr.Tab("Train", id="train", elem_id="tab-train") as train_tab:
                 train_ui = train.build(state, shared)
             with gr.Tab("Compare", id="compare", elem_id="tab-compare") as cmp_tab:
                 cmp_ui = compare.build(state, shared)
@@ -47,15 +62,32 @@ def build_app(state: StudioState) -> gr.Blocks:
                 eval_ui = evaluate.build(state, shared)
             with gr.Tab("Export", id="export", elem_id="tab-export") as export_tab:
                 export_ui = export.build(state, shared)
+        tab_blocks = dict(zip(TABS, (ds_tab, ann_tab, train_tab, cmp_tab, eval_tab, export_tab)))
 
         def on_load(request: gr.Request):
+            """A reload opens the same place: ?dataset=, ?run= and ?tab= from the address (written
+            there as the user moves); without them, the dataset of a run in progress."""
             choices = dataset_choices(state)
             qp = dict(getattr(request, "query_params", {}) or {}) if request else {}
-            wanted = next((v for _, v in choices if v.rstrip("/").endswith("/" + qp.get("dataset", "\0"))), None)
-            run_dd, runs = train_ui["on_load"]()
-            return gr.update(choices=choices, value=default_dataset(choices, wanted)), run_dd, runs
+            wanted = next((v for _, v in choices if Path(v).name == qp.get("dataset")), None)
+            dataset = default_dataset(choices, wanted or running_dataset(state, choices))
+            out = {ds_dd: gr.update(choices=choices, value=dataset), **train_ui["on_load"](dataset, qp.get("run"))}
+            finished = run_choices(state, finished_only=True)
+            run = next((v for _, v in finished if Path(v).name == qp.get("run")), None)
+            for dd in (eval_ui["run"], export_ui["run"]):
+                out[dd] = gr.update(choices=finished, value=run)
+            if qp.get("tab") in TABS:
+                out[tabs] = gr.Tabs(selected=qp["tab"])
+            return out
 
-        blocks.load(on_load, None, [ds_dd, *train_ui["load_outputs"]])
+        loaded = blocks.load(on_load, None, [ds_dd, tabs, eval_ui["run"], export_ui["run"], *train_ui["load_outputs"]])
+        loaded.then(None, ds_dd, None, js=theme.set_param_js("dataset", ready=True))
+        loaded.then(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
+        ds_dd.change(None, ds_dd, None, js=theme.set_param_js("dataset"))
+        for dd in (train_ui["run"], eval_ui["run"], export_ui["run"]):
+            dd.input(None, dd, None, js=theme.set_param_js("run"))
+        for tab_id, tab in tab_blocks.items():
+            tab.select(None, None, None, js=theme.set_param_js("tab", tab_id))
 
         # A row of the validation report opens its record in the annotator.
         def open_bad_record(path, filter_, evt: gr.SelectData, request: gr.Request):
@@ -76,6 +108,13 @@ def build_app(state: StudioState) -> gr.Blocks:
         eval_tab.select(eval_ui["refresh"], None, eval_ui["run"])
         export_tab.select(export_ui["refresh"], None, export_ui["run"])
         api_endpoints.register(state)  # named endpoints for gradio_client: check_sql, compare
+    from studio.serve_panel import PUBLIC_API
+
+    for fn in blocks.fns.values():
+        # a UI event (gr.api endpoints have no trigger): the page calls it, clients need not; the serve
+        # panel's two buttons are also a client's way to pick what the API serves
+        if fn.targets and fn.api_name not in PUBLIC_API:
+            fn.api_visibility = "private"  # so gradio_client lists the named endpoints, not /lambda_1…
     return blocks
 
 

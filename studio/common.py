@@ -14,9 +14,9 @@ import gradio as gr
 
 from core import workspace
 from core.errors import StudioError
+from core.fsutil import atomic_dir
 from core.workspace import ASSETS
 
-DEMO_DATASETS = ("keys", "ui2sql")
 # A Space must not be exhausted by one visitor: small models, bounded runs (issue 4).
 DEMO_MAX_STEPS = 200
 
@@ -45,15 +45,22 @@ def make_state(workspace_dir=None, demo_mode: bool = False) -> StudioState:
 
 
 def seed_demo_datasets(state: StudioState) -> list[str]:
-    """Copies the demo datasets into the workspace once, so users edit copies, never the repo's."""
-    copied = []
-    for name in DEMO_DATASETS:
-        src, dest = ASSETS / "demo" / name, state.datasets_dir / name
-        if (src / "dataset.json").is_file() and not dest.exists():
-            tmp = dest.with_name(f".{name}.copying")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".lock"))
-            os.replace(tmp, dest)  # a half copy never looks like a dataset
+    """Copies the demo datasets (assets/demo/*/) of the installed tasks into the workspace once, so
+    users edit copies, never the repo's."""
+    import json
+
+    from core.tasks import all_tasks
+
+    copied, installed = [], all_tasks()
+    for src in sorted(p for p in (ASSETS / "demo").iterdir() if (p / "dataset.json").is_file()):
+        name, dest = src.name, state.datasets_dir / src.name
+        try:
+            task = json.loads((src / "dataset.json").read_text(encoding="utf-8")).get("task")
+        except (OSError, ValueError):
+            continue
+        if task in installed and not dest.exists():
+            with atomic_dir(dest) as tmp:  # a half copy never looks like a dataset
+                shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".lock"), dirs_exist_ok=True)
             copied.append(name)
     return copied
 
@@ -65,11 +72,25 @@ def show_error(e: StudioError) -> gr.Error:
 
 
 def warn(e: StudioError) -> None:
-    gr.Warning(f"{html.escape(e.message)}" + (f"<br><b>What to do:</b> {html.escape(e.hint)}" if e.hint else ""))
+    gr.Warning(f"{html.escape(e.message)}" + (f"<br><b>What to do:</b> {html.escape(e.hint)}" if e.hint else ""),
+               title="Not done")
+
+
+def ui_guard(fn):
+    """For UI handlers: StudioError -> one toast with message + hint, and every output stays as it
+    was (gr.Error would also put a red "Error" badge on each output, over its text)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StudioError as e:
+            warn(e)
+            return gr.skip()
+    return wrapper
 
 
 def guard(fn):
-    """StudioError -> a gr.Error toast with message + hint; outputs stay as they were."""
+    """For API endpoints: StudioError -> gr.Error with message + hint, so the client gets an error."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
@@ -83,7 +104,10 @@ def guard(fn):
 def dataset_choices(state: StudioState) -> list[tuple[str, str]]:
     from core.dataset import Dataset
 
-    return [(f"{d.name}  ·  {d.task.name}", str(d.path)) for d in Dataset.find_all(state.datasets_dir)]
+    # A dataset that cannot be opened (its task is not installed, its dataset.json is broken) is
+    # listed with the reason; opening it shows the full message instead of hiding the folder.
+    return [(f"{d.name}  ·  {d.task.name}" if isinstance(d, Dataset) else f"{p.name}  ·  ⚠ {d.message}", str(p))
+            for p, d in Dataset.scan(state.datasets_dir)]
 
 
 def open_dataset(state: StudioState, path: str | None):

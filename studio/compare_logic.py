@@ -1,12 +1,13 @@
 """The Compare tab's logic without Gradio: which loaded model answers for the base and each run,
-and how an answer is shown (parsed schema / fields, validity, diff against the label, the phone
-app's JSON). Models are loaded once per base model and kept; a run's adapter is added to it."""
+and how an answer is shown through the task (Task.view: its picture; the REST payload: the JSON an
+app gets; Task.score and Task.diff: against the label). Models are loaded once per base model and
+kept; a run's adapter is added to it."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from core.tasks import api_payload
 from studio.common import badge, esc
-from studio.er_diagram import er_svg
 
 MAX_ENGINES = 3  # each holds a model in memory; beyond this the oldest is dropped
 
@@ -45,11 +46,10 @@ def answer(state, image, task, record: dict | None, run: str | None, base_model:
     return title, ans
 
 
-def phone_app_json(ans) -> dict:
-    """The Keylike app's JSON for a keys answer: the same builder as POST /api/v1/keys/analyze."""
-    from core.keys_app import keys_app_json
-
-    return keys_app_json(ans)
+def payload(ans, task) -> dict:
+    """The JSON an app gets for this answer: the same builder as the task's REST route."""
+    return api_payload(task, ans.parsed if ans.parsed is not None else task.parse(ans.text),
+                       {"text": ans.text, "confidence": ans.confidence})
 
 
 def verdict_html(ans, task, record: dict | None) -> str:
@@ -64,15 +64,13 @@ def verdict_html(ans, task, record: dict | None) -> str:
         scores = task.score(parsed, record)
         body += ('<div class="ts-scores">' + " ".join(badge(f"{k.replace('_', ' ')} {v:.2f}", "info")
                                                        for k, v in scores.items()) + "</div>")
-        if task.name == "ui2sql":
-            body += diff_html(parsed, record)
+        if hasattr(task, "diff"):
+            body += diff_html(task.diff(parsed, record))
     return f'<div class="ts-verdict">{head}{body}</div>'
 
 
-def diff_html(parsed, record: dict) -> str:
-    from core.tasks.ui2sql import schema_diff
-
-    diff = schema_diff(parsed, (record.get("fields") or {}).get("sql") or "")
+def diff_html(diff: dict) -> str:
+    """A task's differences against the label ({what: [items]}) as a list; "matches" when none."""
     rows = []
     for key, items in diff.items():
         if not items or not isinstance(items, list):
@@ -86,12 +84,9 @@ def diff_html(parsed, record: dict) -> str:
 
 
 def detail(ans, task):
-    """(schema/fields HTML, JSON for the side)."""
-    parsed = ans.parsed
-    if task.name == "ui2sql":
-        tables = (parsed.data.get("tables") if parsed else None) or []
-        return er_svg(tables, "No table parsed from this answer"), {"tables": tables}
-    return "", phone_app_json(ans)
+    """(the task's picture of the answer, the JSON an app gets for it)."""
+    parsed = ans.parsed if ans.parsed is not None else task.parse(ans.text)
+    return task.view(parsed).html, payload(ans, task)
 
 
 def run_title(run: str | None) -> str:

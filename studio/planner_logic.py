@@ -48,7 +48,11 @@ def model_config(model_id: str) -> dict:
 
 
 def plan_for(cfg: C.TrainConfig, gpu: str | None) -> dict:
-    return memory.plan(model_config(cfg.model_id), cfg, gpu or DEFAULT_GPU, backend=planner_backend(cfg))
+    """What `python -m core plan --gpu KEY` says for this config: the same core function, with the
+    tokens per example taken from the config's dataset (its longest example) when it exists."""
+    from core.memory_data import plan_dataset
+
+    return plan_dataset(model_config(cfg.model_id), cfg, gpu or DEFAULT_GPU, backend=planner_backend(cfg))
 
 
 def _row(name: str, gib: float, sub: bool = False) -> str:
@@ -87,6 +91,10 @@ def planner_html(cfg: C.TrainConfig | None, gpu: str | None) -> str:
                   + (f" → {a['predicted_peak_gb'] + ctx:.2f} GiB" if a.get("predicted_peak_gb") is not None else "")
                   + "</li>" for a in res["advice"][:4]) + "</ul></div>")
     backend = planner_backend(cfg)
+    seq = res.get("sequence") or {}
+    notes = "".join(f'<div class="ts-muted">{esc(n)}</div>' for n in res.get("notes", []))
+    seq_html = (f'<div class="ts-muted" id="gauge-seq" data-tokens="{seq["tokens"]}" data-source="{esc(seq["source"])}">'
+                f'Sequence: {esc(seq["text"])}</div>') if seq else ""
     return (f'<div class="ts-gauge" id="train-gauge-box" data-fits="{str(fits).lower()}" data-peak="{peak:.3f}">'
             f'<div class="ts-gauge-head">Predicted peak <b id="gauge-peak">{peak:.2f} GiB</b> + {ctx:.2f} GiB CUDA '
             f'context = <b>{need:.2f}</b> of <b>{cap:.2f} GiB</b> usable on {esc(GPU_LABELS.get(gpu, gpu + " GiB"))} '
@@ -94,7 +102,7 @@ def planner_html(cfg: C.TrainConfig | None, gpu: str | None) -> str:
             f'<div class="ts-progress"><div class="ts-progress-bar {"" if fits else "ts-bar-err"}" '
             f'style="width:{pct:.0f}%"></div></div>'
             f'<details><summary>Where the memory goes (GiB, {esc(backend)} backend)</summary>'
-            f'<table class="ts-breakdown">{"".join(rows)}</table></details>{advice}</div>')
+            f'<table class="ts-breakdown">{"".join(rows)}</table></details>{seq_html}{notes}{advice}</div>')
 
 
 # ---------------------------------------------------------------------- preset notes (measured)
@@ -107,9 +115,11 @@ def _shape_key(model_cfg: dict) -> tuple:
     return (model_cfg.get("model_type"), text.get("hidden_size"), text.get("num_hidden_layers"))
 
 
-def measured_rows(cfg: C.TrainConfig) -> list[dict]:
+def measured_rows(cfg: C.TrainConfig, gpu: str = DEFAULT_GPU) -> list[dict]:
     """Rows of the measured table for this config's model shapes and memory-relevant settings
-    (any sequence length / gradient accumulation), sorted by sequence length."""
+    (any sequence length / gradient accumulation), sorted by sequence length. For an fp16 GPU (T4)
+    the rows measured while bf16 QLoRA still upcast to fp32 (planner_precision fp16: the memory
+    layout fp16 runs keep), for other GPUs the rows of today's bf16 path."""
     try:
         rows = json.loads(MEASURED.read_text(encoding="utf-8"))
         want = _shape_key(model_config(cfg.model_id))
@@ -118,7 +128,8 @@ def measured_rows(cfg: C.TrainConfig) -> list[dict]:
     c = cfg.to_dict()
     out = [r for r in rows if _shape_key(r.get("model_config") or {}) == want
            and (r.get("train_config") or {}).get("backend", "hf") in ("hf", "auto")
-           and all((r.get("train_config") or {}).get(k) == c[k] for k in _MATCH)]
+           and all((r.get("train_config") or {}).get(k) == c[k] for k in _MATCH)
+           and (r.get("planner_precision") == "fp16") == (str(gpu).lower() in memory.NO_BF16)]
     return sorted(out, key=lambda r: r["train_config"]["max_seq_length"])
 
 
@@ -132,7 +143,7 @@ def preset_note(name: str | None, gpu: str = DEFAULT_GPU) -> str:
             f"{' + DoRA' if cfg.use_dora else ''}{' + rsLoRA' if cfg.use_rslora else ''}, r={cfg.lora_r}, "
             f"batch {cfg.batch_size} × accumulation {cfg.gradient_accumulation_steps}, "
             f"max_seq_length {cfg.max_seq_length}.")
-    rows = measured_rows(cfg)
+    rows = measured_rows(cfg, gpu)
     if not rows:
         try:
             p = plan_for(cfg, gpu)
@@ -151,8 +162,10 @@ def preset_note(name: str | None, gpu: str = DEFAULT_GPU) -> str:
         lines.append(f"- **{'Fits' if ok else 'Does not fit'} the {label} at {t['max_seq_length']} tokens** (measured "
                      f"{got:.2f} GiB reserved + {memory.CUDA_CONTEXT_GB:.1f} GiB CUDA context = {need:.2f} "
                      f"{'≤' if ok else '>'} {cap:.2f} GiB usable{extra})")
+    path = (" in bf16 on the fp16 path's memory layout (fp32 upcast of the non-4-bit weights, as fp16 runs do); "
+            "no fp16 GPU was measured" if rows[0].get("planner_precision") == "fp16" else "")
     return (f"{head}\n\n" + "\n".join(lines) + f"\n\nMeasured on a lent {esc(rows[0].get('device', 'GPU'))} with "
-            "random weights of the published shapes (assets/memory_measurements.json).")
+            f"random weights of the published shapes{path} (assets/memory_measurements.json).")
 
 
 # ---------------------------------------------------------------------- GPUs: N

@@ -49,22 +49,22 @@ def loss_figure(events: list[dict]) -> go.Figure:
 
 
 def memory_figure(events: list[dict], budget_gb: float | None = None) -> go.Figure:
-    """GPU memory allocated / reserved against the budget line; on CPU, the job's RAM."""
+    """GPU memory allocated / reserved against the GPU budget line; on a CPU run, the job's RAM,
+    labelled as RAM and without the GPU budget (it says nothing about RAM)."""
     xa, ya = _xy(events, "log", "vram_alloc_gb")
     xr, yr = _xy(events, "log", "vram_reserved_gb")
+    xs, ys = _xy(events, "log", "rss_gb")
     if xa or xr:
         fig = _base("GPU memory", "GiB")
         fig.add_scatter(x=xa, y=ya, mode="lines", name="allocated", line={"color": INDIGO, "width": 2})
         fig.add_scatter(x=xr, y=yr, mode="lines", name="reserved", line={"color": TEAL, "width": 2},
                         fill="tonexty", fillcolor="rgba(13,148,136,0.08)")
+    elif xs:
+        fig = _base("RAM (CPU run)", "GiB of RAM")
+        fig.add_scatter(x=xs, y=ys, mode="lines", name="process RAM", line={"color": TEAL, "width": 2})
+        return fig
     else:
-        fig = _base("Memory", "GiB")
-        xs, ys = _xy(events, "log", "rss_gb")
-        if xs:
-            fig.add_scatter(x=xs, y=ys, mode="lines", name="process RAM (CPU run)",
-                            line={"color": TEAL, "width": 2})
-        else:
-            _empty_note(fig)
+        fig = _empty_note(_base("Memory", "GiB"))
     if budget_gb:
         fig.add_hline(y=budget_gb, line={"color": ROSE, "dash": "dash", "width": 1.5},
                       annotation_text=f"GPU budget {budget_gb:.2f} GiB usable", annotation_position="top left",

@@ -22,6 +22,21 @@ def css() -> str:
     return CSS_PATH.read_text(encoding="utf-8")
 
 
+def set_param_js(key: str, fixed: str | None = None, ready: bool = False) -> str:
+    """A js= handler that writes its input (or a fixed value) into the address as ?key=value, so a
+    reload or a shared link opens the same dataset, run and tab; a path keeps its last part (the
+    name). Until the page's load event has read the address (window.__tsReady), a fixed value is not
+    written: the first tab's select fires on its own at start-up and would overwrite ?tab=.
+    ready=True marks that moment. Self-contained: it may run before the page's own script has."""
+    arg, val = ("", repr(fixed)) if fixed is not None else ("value", "value")
+    wait = "if (!window.__tsReady) return []; " if fixed is not None else ""
+    mark = "window.__tsReady = true; " if ready else ""
+    return (f"({arg}) => {{ {wait}{mark}const u = new URL(window.location.href); "
+            f"const name = {val} == null ? '' : String({val}).replace(/\\/+$/, '').split('/').pop(); "
+            f"if (name) u.searchParams.set({key!r}, name); else u.searchParams.delete({key!r}); "
+            "window.history.replaceState(window.history.state, '', u); return []; }")
+
+
 # Runs once when the page loads. Shortcuts click the Annotate buttons, so they do exactly what a
 # click does (autosave included); Ctrl/Cmd+S saves even while typing in the SQL editor.
 SHORTCUTS_JS = """

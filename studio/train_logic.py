@@ -3,6 +3,7 @@ from the knobs, starting / stopping / resuming runs through core.training.runs, 
 (status, progress + ETA, log tail) read from a run folder."""
 from __future__ import annotations
 
+import re
 import typing
 from pathlib import Path
 
@@ -12,18 +13,22 @@ from core.training import runs as _runs  # noqa: F401  (imports torch + transfor
 from core.training.events import read_events
 from studio.common import DEMO_MAX_STEPS, badge, esc
 
-# The groups of core/training/config.py, in its order; a field added there later lands in "Other".
+# Grouped the way a person decides: what to train, how much, then what it costs in memory and time
+# (LlamaBoard's order); a field added to core/training/config.py later lands in "Other".
 GROUPS = {
-    "Data": ["train_split", "eval_split", "image_size", "max_seq_length"],
-    "Method (LoRA / QLoRA / full)": ["method", "lora_r", "lora_alpha", "lora_dropout", "target_modules",
-                                     "finetune_language_layers", "finetune_vision_layers",
-                                     "finetune_attention_modules", "finetune_mlp_modules", "use_dora",
-                                     "use_rslora", "load_in_4bit", "double_quant"],
-    "Optimisation": ["batch_size", "gradient_accumulation_steps", "learning_rate", "lr_scheduler",
-                     "warmup_ratio", "num_epochs", "max_steps", "weight_decay", "max_grad_norm", "optimizer",
-                     "precision", "gradient_checkpointing"],
-    "Bookkeeping": ["logging_steps", "eval_steps", "save_steps", "save_total_limit", "seed", "backend"],
+    "What to train": ["method", "lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora",
+                      "target_modules", "finetune_language_layers", "finetune_vision_layers",
+                      "finetune_attention_modules", "finetune_mlp_modules", "train_split", "eval_split"],
+    "How much": ["max_steps", "num_epochs", "learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay",
+                 "max_grad_norm", "optimizer", "seed"],
+    "Memory and speed": ["batch_size", "gradient_accumulation_steps", "max_seq_length", "image_size",
+                         "load_in_4bit", "double_quant", "precision", "gradient_checkpointing", "backend"],
+    "Logging and checkpoints": ["logging_steps", "eval_steps", "save_steps", "save_total_limit"],
 }
+# Fields that mean nothing for a full fine-tune: greyed out when method is "full".
+LORA_ONLY = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "target_modules",
+             "finetune_language_layers", "finetune_vision_layers", "finetune_attention_modules",
+             "finetune_mlp_modules", "load_in_4bit", "double_quant")
 SET_ELSEWHERE = ("model_id", "task", "dataset", "gpus")  # gpus: the "GPUs" control by the Start button
 CHOICES = {"method": C.METHODS, "optimizer": C.OPTIMIZERS, "precision": C.PRECISIONS,
            "lr_scheduler": C.SCHEDULERS, "backend": C.BACKENDS}
@@ -92,6 +97,29 @@ def config_from_knobs(values: dict[str, object], model_id: str, dataset_path: st
     return cfg, notes
 
 
+def command_preview(cfg: C.TrainConfig, hw=None) -> str:
+    """The `python -m core train …` command that starts the same run from a shell: the dataset,
+    the model, and a --set for every value that differs from the CLI's defaults for that model."""
+    import shlex
+
+    base = C.default_config(cfg.model_id, hw)
+    parts = ["python -m core train", f"--dataset {shlex.quote(cfg.dataset)}", f"--model {shlex.quote(cfg.model_id)}"]
+    if cfg.gpus > 1:
+        parts.append(f"--gpus {cfg.gpus}")
+    for name in C.FIELDS:
+        if name in SET_ELSEWHERE:
+            continue
+        v = getattr(cfg, name)
+        if v != getattr(base, name):
+            parts.append("--set " + shlex.quote(f"{name}={C._fmt(v)}"))
+    return " \\\n    ".join(parts)
+
+
+def run_config(run_dir: str | None) -> C.TrainConfig:
+    """The config a past run was launched with (RUN/config.json), to load into the form."""
+    return C.TrainConfig.load(_run(run_dir) / "config.json")
+
+
 def start(state, cfg: C.TrainConfig) -> Path:
     from core.dataset import Dataset
     from core.training.hardware import detect
@@ -134,10 +162,17 @@ def pick_run_on_load(runs: list[dict]) -> str | None:
     return runs[0]["path"] if runs else None
 
 
+def step_text(st: dict) -> str:
+    """"85/600"; before the job has counted its steps, "starting" rather than "0/?"."""
+    if st.get("max_steps"):
+        return f"{st.get('step') or 0}/{st['max_steps']}"
+    return "starting" if st.get("status") in ("created", "running") else str(st.get("step") or "–")
+
+
 def run_rows(runs: list[dict]) -> list[list]:
     out = []
     for r in runs:
-        step = f"{r.get('step') or 0}/{r.get('max_steps') or '?'}"
+        step = step_text(r)
         loss = r.get("loss")
         ev = r.get("eval_loss")
         out.append([r["run_id"], r["status"], r.get("model_id", ""), r.get("task", ""), step,
@@ -169,7 +204,7 @@ def status_html(st: dict, events: list[dict]) -> str:
              f'<span id="train-status">{badge(label, STATUS_KIND.get(status, "neutral"))}</span></div>',
              f'<div class="ts-progress ts-progress-lg"><div class="ts-progress-bar" style="width:{pct:.1f}%"></div></div>',
              '<div class="ts-run-stats">'
-             f'<span>step <b id="train-step">{step}</b> / {max_steps or "?"}</span>'
+             f'<span>step <b id="train-step">{step_text(st)}</b></span>'
              f'<span>ETA <b>{_fmt_eta(st.get("eta_s")) if status == "running" else "–"}</b></span>'
              + (f'<span>loss <b>{st["loss"]:.4f}</b></span>' if isinstance(st.get("loss"), (int, float)) else "")
              + (f'<span>eval loss <b>{st["eval_loss"]:.4f}</b></span>' if isinstance(st.get("eval_loss"), (int, float)) else "")
@@ -181,6 +216,12 @@ def status_html(st: dict, events: list[dict]) -> str:
     return "".join(parts)
 
 
+# Lines a person need not read in the log: tqdm's redraws (kept: the last one), and the kernels
+# hub's note that it has no CPU kernel (bitsandbytes then uses its own, which is fine).
+_TQDM = re.compile(r"\d+%\|.*\|\s*\d+/\d+|\[\d+:\d+<|it/s\]|s/it\]")
+_NOISE = re.compile(r"kernels-community|gemm_4bit_forward|Failed to load CPU .*kernels|from kernels import")
+
+
 def log_tail(run_dir: str | Path, lines: int = 40) -> str:
     p = Path(run_dir) / "log.txt"
     try:
@@ -190,8 +231,15 @@ def log_tail(run_dir: str | Path, lines: int = 40) -> str:
             text = f.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    text = text.replace("\r", "\n")  # progress bars redraw with \r; keep their last state per line
-    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+    out, bar = [], None
+    for ln in text.replace("\r", "\n").splitlines():  # progress bars redraw with \r
+        if not ln.strip() or _NOISE.search(ln):
+            continue
+        if _TQDM.search(ln):
+            bar = ln.strip()  # only the latest state of the bar, shown last
+            continue
+        out.append(ln)
+    return "\n".join(out[-lines:] + ([bar] if bar else []))
 
 
 def live(run_dir: str | None) -> tuple[dict, list[dict]]:

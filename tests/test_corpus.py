@@ -87,7 +87,7 @@ def test_image_folder_import_skips_each_bad_file_and_stores_the_rest_upright(tmp
     for name, message in BAD_IMAGES:
         assert skipped[name]["code"] == "bad_image" and skipped[name]["reason"] == message
     # cmyk.jpg and animated.gif are both a plain red 16x16 picture: one stored image
-    assert {skipped["cmyk.jpg"]["code"], rep["imported"], rep["duplicates"]} == {"duplicate", 6, 1}
+    assert (skipped["cmyk.jpg"]["code"], rep["imported"], rep["duplicates"]) == ("duplicate", 6, 1)
     stored = [ds.load_image(r) for r in ds.records()]
     assert sorted(im.size for im in stored) == sorted(s for n, (s, _) in GOOD_IMAGES.items() if n != "cmyk.jpg")
     rotated = next(im for im in stored if im.size == (20, 40))
@@ -159,18 +159,18 @@ def test_zip_bombs_are_refused_without_unpacking(big, name, code, reason, tmp_pa
 
 
 # ---- label files -----------------------------------------------------------------------------
-GHOST_SKIPS = {
-    1: ("invalid_label", "invalid label: SQL syntax error: Expected table name but got '(' near '('. [sql]"),
-    2: ("bad_field", "'output' must be a string, got int"),
-    3: ("bad_field", "image_path must be a string, got list"),
-    4: ("missing_image", "image file 'images/missing.png' not found"),
-    5: ("path_escapes", "image_path '../../etc/passwd' leads outside the folder of the label file"),
-    6: ("path_escapes", "image_path '/etc/hostname' leads outside the folder of the label file"),
-    7: ("duplicate", "duplicate: same image as record"),
-    8: ("missing_label", "no 'output' (the SQL schema)"),
-    10: ("invalid_label", "invalid label: Only CREATE TABLE statements are expected, found 'SELECT * FROM ...'."),
-    11: ("bad_field", "entry is a str, not an object"),
-    12: ("bad_field", "'domain' must be a string, got list"),
+GHOST_SKIPS = {  # record number, from 1 as the UI shows it -> (code, reason)
+    2: ("invalid_label", "invalid label: SQL syntax error: Expected table name but got '(' near '('. [sql]"),
+    3: ("bad_field", "'output' must be a string, got int"),
+    4: ("bad_field", "image_path must be a string, got list"),
+    5: ("missing_image", "image file 'images/missing.png' not found"),
+    6: ("path_escapes", "image_path '../../etc/passwd' leads outside the folder of the label file"),
+    7: ("path_escapes", "image_path '/etc/hostname' leads outside the folder of the label file"),
+    8: ("duplicate", "duplicate: same image as record"),
+    9: ("missing_label", "no 'output' (the SQL schema)"),
+    11: ("invalid_label", "invalid label: Only CREATE TABLE statements are expected, found 'SELECT * FROM ...'."),
+    12: ("bad_field", "entry is a str, not an object"),
+    13: ("bad_field", "'domain' must be a string, got list"),
 }
 
 
@@ -181,7 +181,7 @@ def test_ghost_file_every_bad_record_has_its_reason_and_good_ones_are_intact(tmp
     assert set(got) == set(GHOST_SKIPS)
     for ref, (code, reason) in GHOST_SKIPS.items():
         assert got[ref][0] == code and got[ref][1].startswith(reason), (ref, got[ref])
-    assert "<Token" not in got[1][1]  # no sqlglot internals in the user's message
+    assert "<Token" not in got[2][1]  # no sqlglot internals in the user's message
     recs = {r["source"]["index"]: r for r in ds.records()}
     assert set(recs) == {0, 9}
     assert recs[0]["fields"]["sql"] == make_corpus.GOOD_SQL and recs[0]["fields"]["domain"] == "crm"

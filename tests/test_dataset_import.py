@@ -80,6 +80,7 @@ def test_ghost_acceptance(tmp_path, capsys):
     assert code == 0
     assert rep["imported"] == 2 and rep["total"] == 3
     skipped = by_record(rep)
+    skipped = {k - 1: v for k, v in skipped.items()}  # items count from 1; the list above from 0
     assert set(skipped) == {1, 3, 4, 5, 6, 7, 8}
     assert "truncated" in skipped[1]["reason"] and skipped[1]["image_path"] == "images/broken.png"
     assert skipped[3]["code"] == "duplicate" and "same image" in skipped[3]["reason"]
@@ -88,6 +89,8 @@ def test_ghost_acceptance(tmp_path, capsys):
     assert skipped[6]["code"] == "duplicate" and "different labels" in skipped[6]["reason"]
     assert skipped[7]["code"] == "path_escapes"
     assert skipped[8]["code"] == "bad_field" and "string" in skipped[8]["reason"]
+    assert rep["labeled"] == 2 and rep["split"] == {"train": 3, "val": 0, "test": 0, "none": 0}
+    assert {r["split"] for r in Dataset.open(into).records()} == {"train"}  # ready to train at once
     # nothing already in the dataset was lost or overwritten
     kept = Dataset.open(into).get(old["id"])
     assert kept["fields"]["sql"] == GOOD_SQL and kept["status"] == "reviewed"
@@ -134,12 +137,14 @@ def test_keylike_acceptance_via_subprocess(tmp_path):
     assert skipped[8]["code"] == "bad_field" and "'a'" in skipped[8]["reason"]
     rec = Dataset.open(into).records()[0]
     assert rec["fields"] == {"keyway": "SC1", "bitting": [1, 2, 5, 3, 7], "brand": "Schlage"}
+    assert rep["labeled"] == 1 and rec["split"] == "train"  # labeled on import, so it trains
     assert rec["source_extra"] == {"shot": "desk"}  # unknown fields kept
 
     # the human form: one line per skipped record, exit 0
     out = subprocess.run([sys.executable, "-m", "core", "dataset", "import", str(src / "keys.jsonl"),
                           "--into", str(into)], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
-    assert out.returncode == 0 and "line 6" in out.stdout and "Imported 0 record(s)" in out.stdout
+    assert out.returncode == 0 and "line 6" in out.stdout and "Imported 0 new images." in out.stdout
+    assert "Skipped 8 items:" in out.stdout and "(s)" not in out.stdout
     assert len(Dataset.open(into).records()) == 1
 
 
@@ -275,3 +280,20 @@ def test_validate_and_split_cli(tmp_path, capsys):
     code, rep = run_cli(capsys, "dataset", "split", str(ds_dir), "--val", "0.2", "--test", "0.1", "--json")
     assert rep["split"] == {"train": 14, "val": 5, "test": 3, "none": 3}
     assert run_cli(capsys, "dataset", "validate", str(tmp_path / "pics"))[0] == 2
+
+
+def test_a_label_file_without_its_images_says_what_to_upload(tmp_path):
+    """dataset_vision.json uploaded on its own: every item misses its image, and the report says to
+    upload a zip or give the folder, instead of only failing item by item."""
+    from core.importers import item_name, summary_lines
+
+    rows = [{"image_path": f"images/{i}.png", "instruction": "i", "output": GOOD_SQL} for i in range(2)]
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "dataset_vision.json").write_text(json.dumps(rows))
+    ds = Dataset.create(tmp_path / "ds", "ui2sql")
+    rep = ds.import_source(tmp_path / "up" / "dataset_vision.json")
+    assert rep["imported"] == 0 and [item_name(s) for s in rep["skipped"]] == ["item 1", "item 2"]
+    assert "Upload a zip that holds dataset_vision.json and its images" in rep["hint"] and "path box" in rep["hint"]
+    assert summary_lines({"imported": 2, "labeled": 2}) == ["Imported 2 new images, all labeled."]
+    assert summary_lines({"imported": 1, "labeled": 0, "duplicates": 1}) == [
+        "Imported 1 new image, not labeled yet.", "1 duplicate image skipped (already in the dataset)."]

@@ -12,7 +12,7 @@ from core.__main__ import main
 from core.dataset import Dataset
 from core.evaluate import compliance_band, evaluate_run, load_results
 from core.infer import Engine
-from test_infer import TARGET_A, demo_dir, key_image, run_folder  # noqa: F401  (demo_dir is a fixture)
+from test_infer import TARGET_A, demo_dir, key_image  # noqa: F401  (demo_dir is a fixture)
 
 torch.set_num_threads(1)
 
@@ -43,9 +43,9 @@ def make_dataset(path, task="keys", labels=LABELS, extra_train=True):
 
 
 @pytest.fixture
-def keys_run(demo_dir, workspace):
+def keys_run(trained_run, workspace):
     ds = make_dataset(workspace / "datasets" / "keys_ds")
-    run = run_folder(demo_dir, workspace / "runs" / "run1", TARGET_A, dataset=str(ds.path), seed=1)
+    run = trained_run(TARGET_A, seed=1, into=workspace / "runs" / "run1", dataset=str(ds.path))
     return run, ds
 
 
@@ -139,12 +139,12 @@ def test_broken_image_fails_its_row_only(keys_run):
     assert summary["metrics"]["keyway_acc"] == 1.0  # the two readable records both match SC1
 
 
-def test_ui2sql_run_scores_with_the_sql_metrics(demo_dir, workspace):
+def test_ui2sql_run_scores_with_the_sql_metrics(trained_run, workspace):
     sql = "CREATE TABLE users (\n  id INT PRIMARY KEY,\n  email TEXT NOT NULL\n);"
     ds = make_dataset(workspace / "datasets" / "sql_ds", task="ui2sql",
                       labels={"a": {"sql": sql}}, extra_train=False)
-    run = run_folder(demo_dir, workspace / "runs" / "sqlrun", sql, task="ui2sql", dataset=str(ds.path),
-                     seed=3, steps=60)
+    run = trained_run(sql, task="ui2sql", seed=3, steps=60, into=workspace / "runs" / "sqlrun",
+                      dataset=str(ds.path))
     summary = evaluate_run(run, max_new_tokens=40)
     assert summary["n"] == 1 and "format_compliance" not in summary  # the bands are the keys seed's
     assert all(v == pytest.approx(1.0) for v in summary["metrics"].values()), summary["metrics"]

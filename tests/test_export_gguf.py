@@ -1,38 +1,45 @@
 """GGUF export of the demo model: llama.cpp's converter (text + mmproj), read back with gguf-py,
-answered by llama.cpp (tests marked `llama_cpp` skip when llama-cpp-python is not installed), for a
-LoRA run and for a full fine-tune run (RUN/model/, trained by the training engine)."""
+answered by llama.cpp (tests marked `needs_llama_cpp` skip when llama-cpp-python is not installed;
+an installed one that does not load fails them), for a LoRA run and for a full fine-tune run (RUN/model/,
+trained by the training engine)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
 
-from tests.test_export_helpers import make_full_run, make_run, module_workspace
+from tests.test_export_helpers import make_full_run, module_workspace
+from test_infer import TARGET_A
 
-try:
+LLAMA_CPP_INSTALLED = importlib.util.find_spec("llama_cpp") is not None  # absent: skip; broken: fail
+needs_llama_cpp = pytest.mark.skipif(
+    not LLAMA_CPP_INSTALLED,
+    reason="llama-cpp-python is not installed; install it with `bash scripts/install_llama_cpp.sh` to run "
+           "the llama.cpp checks")
+
+
+@needs_llama_cpp
+def test_installed_llama_cpp_loads_with_its_multimodal_library():
     from core.export_gguf import llama_cpp_available
 
-    _WHY_NOT = llama_cpp_available()
-except Exception as e:  # noqa: BLE001
-    _WHY_NOT = str(e)
-needs_llama_cpp = pytest.mark.skipif(
-    _WHY_NOT is not None,
-    reason=f"{_WHY_NOT}; install it with `bash scripts/install_llama_cpp.sh` to run the llama.cpp checks")
+    assert llama_cpp_available() is None
 
 
 @pytest.fixture(scope="module")
-def gguf_export(tmp_path_factory):
+def gguf_export(tmp_path_factory, trained_run):
     import torch
 
     torch.set_num_threads(1)
     ws, mp = module_workspace(tmp_path_factory, "gguf")
     from core.export import export_run
 
-    run = make_run(ws / "runs")
+    # a few steps only: the run's answers still follow the image, which the llama.cpp checks compare
+    run = trained_run(TARGET_A, steps=4, seed=1, into=ws / "runs" / "r1", model_id="demo")
     out = ws / "out" / "gguf"
     # The converter comes from the pinned sdist (pip download into workspace/tools, unless
     # TRINITY_LLAMA_CPP_DIR points at an unpacked copy).
-    summary = export_run(run, "gguf", out, verify=_WHY_NOT is None)
+    summary = export_run(run, "gguf", out, verify=LLAMA_CPP_INSTALLED)
     yield {"ws": ws, "run": run, "out": out, "summary": summary}
     mp.undo()
 
@@ -85,7 +92,7 @@ def test_scratch_files_are_gone_and_user_folders_untouched(gguf_export):
     out = gguf_export["out"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["Modelfile", "README.md", "export_summary.json", "mmproj-r1-f16.gguf", "r1-f16.gguf"])
-    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name]
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]  # atomic_dir's scratch
     with safe_open(str(models.resolve("demo") + "/model.safetensors"), "pt") as f:
         assert not any(k.startswith("vision_tower.vision_model.") for k in f.keys())
 
@@ -102,6 +109,19 @@ def test_modelfile_and_ollama_commands(gguf_export):
     assert oll["ran"] is False and "not run here" in oll["note"]
     assert oll["commands"][0].endswith(f"ollama create {oll['name']} -f Modelfile") and str(out) in oll["commands"][0]
     assert oll["commands"][1].startswith(f"ollama run {oll['name']}")
+
+
+def test_the_verdict_says_what_was_checked(gguf_export):
+    """Without llama-cpp-python the export reads "Not verified" first, and its notes claim nothing more."""
+    s, out = gguf_export["summary"], gguf_export["out"]
+    v = s["verdict"]
+    if LLAMA_CPP_INSTALLED:
+        assert v["status"] == "verified" and v["text"].startswith("Verified: llama.cpp answered 2 sample images")
+    else:
+        assert v["status"] == "not_verified" and v["text"].startswith("Not verified:")
+        card = (out / "README.md").read_text()
+        assert "what the export verified" not in card and "Not verified:" in card
+    assert json.loads((out / "export_summary.json").read_text())["verdict"] == v
 
 
 def test_converter_comes_from_the_pinned_sdist(gguf_export):
@@ -169,7 +189,7 @@ def full_gguf(gguf_export):
 
     run = make_full_run(gguf_export["ws"] / "runs")
     out = gguf_export["ws"] / "out" / "full-gguf"
-    summary = export_run(run, "gguf", out, verify=_WHY_NOT is None)
+    summary = export_run(run, "gguf", out, verify=LLAMA_CPP_INSTALLED)
     return {"run": run, "out": out, "summary": summary}
 
 

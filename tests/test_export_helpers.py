@@ -1,37 +1,10 @@
-"""Shared by tests/test_export*.py (holds no tests): a LoRA run folder made without the training
-engine (the offline demo model plus a PEFT adapter with random, non-zero weights on the language model
-and the vision tower, so the adapter visibly changes the answers), and a full fine-tune run made by
-the training engine itself."""
+"""Shared by tests/test_export*.py (holds no tests): a full fine-tune run made by the training engine
+(the LoRA runs come from conftest's trained_run, made by the same engine)."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-
-LORA_TARGETS = (r".*(language_model|vision_tower).*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj"
-                r"|fc1|fc2)")
-
-
-def make_run(runs_dir: Path, name: str = "r1", seed: int = 0) -> Path:
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    from core import models
-
-    torch.set_num_threads(1)
-    run = runs_dir / name
-    run.mkdir(parents=True)
-    base = models.load_model("demo", device="cpu", dtype="float32")
-    torch.manual_seed(seed)
-    # init_lora_weights=False: both LoRA matrices random, so B @ A is not zero from the start.
-    peft_model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, init_lora_weights=False,
-                                                 target_modules=LORA_TARGETS))
-    peft_model.save_pretrained(run / "adapter")
-    (run / "config.json").write_text(json.dumps({"model_id": "demo", "task": "keys", "dataset": "",
-                                                 "load_in_4bit": False, "method": "lora", "lora_r": 4,
-                                                 "lora_alpha": 8}))
-    return run
-
 
 KEYS = Path(__file__).resolve().parent.parent / "assets" / "demo" / "keys"
 

@@ -1,19 +1,18 @@
 """Inference engine on the offline demo model: one load, adapters switched, batched = one by one,
 confidence from the model's own token probabilities.
 
-The adapters here are real PEFT LoRA adapters trained in the test (a few dozen optimizer steps) to
-memorise one answer each, so "base vs run" compares two genuinely different models.
+The adapters here are LoRA runs made by the product's training job (conftest's trained_run: a few
+dozen CPU steps) to memorise one answer each, so "base vs run" compares two genuinely different models.
 """
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
+from conftest import key_image  # noqa: F401  (test_api and test_evaluate import it from here)
 from core import models
 from core.errors import StudioError
 from core.infer import Engine, chat_messages, generation_settings
@@ -25,90 +24,17 @@ TARGET_A = "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
 TARGET_B = "KEYWAY: KW1\nBITTING: 3,3,1,6,2\nBRAND: Kwikset"
 
 
-# Built models and adapters live for the whole session (removed at exit); other test modules import
-# these helpers, so the caches are module globals rather than per-module fixtures.
-_TMP = tempfile.TemporaryDirectory(prefix="trinity-infer-tests-")
-_DEMO: list[Path] = []
-
-
 @pytest.fixture(scope="session")
-def demo_dir(request) -> Path:
-    """The demo model folder: conftest's shared one when it exists, else built here once."""
-    try:
-        return Path(request.getfixturevalue("demo_model_path"))
-    except pytest.FixtureLookupError:
-        if not _DEMO:
-            from core.demo_model import build_demo_model
-            _DEMO.append(build_demo_model(Path(_TMP.name) / "demo"))
-        return _DEMO[0]
-
-
-def key_image(shade: int = 128) -> Image.Image:
-    im = Image.new("RGB", (192, 96), (shade, shade, shade))
-    for x in range(20, 170, 30):  # a few "cuts" so images differ in content, not just colour
-        im.paste((255 - shade, 40, 40), (x, 30, x + 8, 30 + (x % 50)))
-    return im
-
-
-_TRAINED: dict[tuple, Path] = {}
-
-
-def trained_adapter(model_dir: Path, target: str, task: str = "keys", steps: int = 50, seed: int = 0) -> Path:
-    """make_run's adapter, trained once per session (test_api and test_evaluate reuse them)."""
-    key = (str(model_dir), target, task, steps, seed)
-    if key not in _TRAINED:
-        root = Path(tempfile.mkdtemp(prefix="adapter-", dir=_TMP.name))
-        _TRAINED[key] = make_run(model_dir, root / "run", target, task=task, steps=steps, seed=seed) / "adapter"
-    return _TRAINED[key]
-
-
-def run_folder(model_dir: Path, run_dir: Path, target: str, task: str = "keys", dataset: str = "",
-               steps: int = 50, seed: int = 0) -> Path:
-    """A run folder (config.json + adapter/) whose adapter memorised `target`."""
-    import shutil
-    run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(trained_adapter(model_dir, target, task, steps, seed), run_dir / "adapter")
-    (run_dir / "config.json").write_text(json.dumps({"model_id": str(model_dir), "task": task,
-                                                      "dataset": dataset}))
-    return run_dir
-
-
-def make_run(model_dir: Path, run_dir: Path, target: str, task: str = "keys", dataset: str = "",
-             steps: int = 50, seed: int = 0) -> Path:
-    """Trains a LoRA adapter that memorises `target` for the task prompt (training's chat format:
-    user turn = image + prompt, loss on the answer and <end_of_turn> only) and writes a run folder."""
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(seed)
-    model = models.load_model(str(model_dir), device="cpu", for_training=True)
-    proc = models.load_processor(str(model_dir))
-    lora = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj",
-                                                          "gate_proj", "up_proj", "down_proj"])
-    peft_model = get_peft_model(model, lora)
-    prompt_text = get_task(task).prompt({"fields": {}})
-    prompt = proc.apply_chat_template(chat_messages(prompt_text), add_generation_prompt=True, tokenize=False)
-    images = [[key_image(s)] for s in (60, 128, 200)]
-    enc = proc(text=[prompt + target + "<end_of_turn>\n"] * 3, images=images, return_tensors="pt")
-    n_prompt = proc(text=[prompt], images=images[:1], return_tensors="pt")["input_ids"].shape[1]
-    labels = enc["input_ids"].clone()
-    labels[:, :n_prompt] = -100
-    opt = torch.optim.AdamW([p for p in peft_model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(steps):
-        peft_model(**enc, labels=labels).loss.backward()
-        opt.step()
-        opt.zero_grad()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    peft_model.save_pretrained(run_dir / "adapter")
-    (run_dir / "config.json").write_text(json.dumps({"model_id": str(model_dir), "task": task,
-                                                      "dataset": dataset}))
-    return run_dir
+def demo_dir(demo_model_path) -> Path:
+    """The demo model folder (test_api and test_evaluate import this fixture)."""
+    return Path(demo_model_path)
 
 
 @pytest.fixture(scope="module")
-def runs(demo_dir, tmp_path_factory) -> dict[str, Path]:
+def runs(trained_run, tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("runs")
-    return {"runA": run_folder(demo_dir, root / "runA", TARGET_A, seed=1),
-            "runB": run_folder(demo_dir, root / "runB", TARGET_B, seed=2)}
+    return {"runA": trained_run(TARGET_A, seed=1, into=root / "runA"),
+            "runB": trained_run(TARGET_B, seed=2, into=root / "runB")}
 
 
 @pytest.fixture

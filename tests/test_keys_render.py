@@ -13,9 +13,9 @@ import pytest
 
 from core import images as imgs
 from core.errors import StudioError
-from core.keyways import all_keyways
-from core.synth import keys as synth
-from core.synth.keys import random_label, render_key, sample
+from core.tasks.keys.catalog import all_keyways
+from core.tasks.keys import render as synth
+from core.tasks.keys.render import random_label, render_key, sample
 from core.tasks.keys import TASK
 from core.workspace import ASSETS
 

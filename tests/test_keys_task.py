@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import StudioError
-from core.keyways import CATALOG_PATH, FIGURE_KEYS, all_keyways, find_keyway, get_keyway
+from core.tasks.keys.catalog import CATALOG_PATH, FIGURE_KEYS, all_keyways, find_keyway, get_keyway
 from core.tasks import Task, get_task
 from core.tasks.base import Parsed
 from core.tasks.keys import TASK
@@ -63,7 +63,7 @@ def test_task_is_registered_and_follows_the_protocol():
     assert isinstance(TASK, Task)
     names = {f.name: f for f in TASK.fields}
     assert names["bitting"].kind == "digits"
-    assert names["keyway"].kind == "choice" and "SC1" in names["keyway"].choices
+    assert names["keyway"].kind == "choice" and "SC1" in [value for _label, value in names["keyway"].choices]
     assert names["brand"].kind == "text"
     assert "KEYWAY:" in TASK.prompt(rec())
 
@@ -230,3 +230,40 @@ def test_fields_from_parsed_and_is_labeled():
     assert not TASK.is_labeled(rec(bitting=[]))
     assert not TASK.is_labeled(rec(keyway=""))
     assert not TASK.is_labeled({"id": "x"})
+
+
+def test_rest_payload_is_the_seeds_contract_with_one_meaning_of_success(tmp_path):
+    """Keylike's JSON: bitting a string, confidence 0-1, the catalog's figures marked as catalog-provided
+    (with the catalog's own source when it gives one); success iff the answer parsed with no errors."""
+    from core.tasks.keys.app_json import KeysAnalysis, app_json
+
+    out = TASK.route.build(TASK.parse("KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"),
+                           {"text": "KEYWAY: SC1 ...", "confidence": 1.3})
+    assert (out["success"], out["keyway"], out["bitting"], out["brand"], out["confidence"], out["error"]) == \
+        (True, "SC1", "1,2,5,3,7", "Schlage", 1.0, None)
+    assert out["figuresProvidedBy"] == "catalog" and out["figuresSource"] is None  # shipped: illustrative
+    assert out["estimatedAnnualProduction"] == get_keyway("SC1").api_figures()["estimatedAnnualProduction"]
+    assert KeysAnalysis.model_validate(out).bitting == "1,2,5,3,7" and TASK.route.path == "/keys/analyze"
+    bad = app_json(TASK.parse("KEYWAY: SC1\nBITTING: 1,2\nBRAND: Schlage"), {"text": "x"})
+    assert bad["success"] is False and "SC1 keys have 5" in bad["error"] and bad["bitting"] is None
+    odd = app_json(TASK.parse("KEYWAY: ZZ9\nBITTING: 1,2,3\nBRAND: Acme"), {})
+    assert odd["success"] and odd["figuresProvidedBy"] is None and odd["estimatedAnnualProduction"] is None
+    cat = json.loads(CATALOG_PATH.read_text())
+    cat["_figures"]["source"] = "Locksmith survey 2025"
+    cat["keyways"][1]["figures"]["source"] = "Vendor sheet"
+    (tmp_path / "kw.json").write_text(json.dumps(cat))
+    kws = all_keyways(tmp_path / "kw.json")
+    assert kws["SC1"].source == "Locksmith survey 2025" and kws[cat["keyways"][1]["code"]].source == "Vendor sheet"
+
+
+def test_ui2sql_payload_success_means_valid():
+    from core.tasks import get_task
+
+    task = get_task("ui2sql")
+    ok = task.route.build(task.parse("CREATE TABLE a (id INT PRIMARY KEY);"), {"text": "CREATE TABLE a (id INT PRIMARY KEY);",
+                                                                                "dialect": "sqlite"})
+    assert ok["success"] and ok["valid"] and ok["error"] is None and ok["dialect"] == "sqlite" and ok["transpiled"]
+    bad = task.route.build(task.parse("CREATE TABLE a (id INT,, b TEXT);"), {"text": "CREATE TABLE a (id INT,, b TEXT);"})
+    assert bad["success"] is False and bad["valid"] is False and "',,'" in bad["error"]
+    with pytest.raises(StudioError, match="Unknown SQL dialect 'oracle'"):
+        task.route.check_params({"dialect": "oracle"})

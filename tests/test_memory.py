@@ -1,4 +1,4 @@
-"""The VRAM planner against peaks measured on a lent H100 (assets/memory_measurements.json)."""
+"""The VRAM planner against peaks measured on lent H100 / H200 GPUs (assets/memory_measurements.json)."""
 from __future__ import annotations
 
 import json
@@ -8,11 +8,13 @@ import pytest
 
 from core import memory
 from core.errors import StudioError
+from core.memory_fit import error, is_holdout, split
 from core.training.config import TrainConfig, preset
 
 ROWS_FILE = Path(__file__).resolve().parent.parent / "assets" / "memory_measurements.json"
 ROWS = json.loads(ROWS_FILE.read_text())
-REQUIRED = {"model_config", "train_config", "device", "measured_peak_allocated_gb", "measured_peak_reserved_gb", "command"}
+REQUIRED = {"model_config", "train_config", "device", "measured_peak_allocated_gb", "measured_peak_reserved_gb", "command",
+            "code_commit", "holdout"}
 
 
 def _model(name_part: str) -> dict:
@@ -34,20 +36,56 @@ def test_table_is_a_real_gpu_measurement():
     assert {34, 48} <= layers  # Gemma 3 4B and 12B shapes
 
 
-def test_planner_within_10_percent_of_every_row():
-    errors = []
-    for r in ROWS:
-        # rows measured while bf16 QLoRA still upcast to fp32 describe the path fp16 runs keep
-        tc = {**r["train_config"], "precision": r.get("planner_precision", r["train_config"]["precision"])}
-        pred = memory.estimate(r["model_config"], tc, r.get("backend", "hf"))["predicted_peak_gb"]
-        meas = r["measured_peak_reserved_gb"]
-        errors.append((abs(pred - meas) / meas, r.get("name"), r.get("backend"), pred, meas))
-    errors.sort(reverse=True)
-    worst = errors[0]
-    print(f"\nworst row: {worst[1]} ({worst[2]}): predicted {worst[3]:.2f} GiB, measured {worst[4]:.2f} GiB, "
-          f"error {100 * worst[0]:.1f}%")
-    bad = [e for e in errors if e[0] > 0.10]
-    assert not bad, bad
+def test_issue19_rows_cover_gemma3n_27b_full_and_adamw():
+    new = [r for r in ROWS if r.get("date") and "H200" in r["device"]]
+    assert all(len(r["code_commit"]) >= 7 for r in new)
+    e4b = [r for r in new if r["model_config"]["model_type"] == "gemma3n"
+           and r["model_config"]["text_config"]["num_hidden_layers"] == 35]
+    assert len(e4b) >= 6
+    tcs = [r["train_config"] for r in e4b]
+    assert {1, 4, 8} <= {t["batch_size"] for t in tcs} and {512, 2048} <= {t["max_seq_length"] for t in tcs}
+    assert {True, False} == {t["finetune_vision_layers"] for t in tcs} == {t["load_in_4bit"] for t in tcs}
+    assert any(r["model_config"]["text_config"]["num_hidden_layers"] == 30 for r in new)  # E2B
+    assert any(r["model_config"]["text_config"]["num_hidden_layers"] == 62 for r in new)  # 27B
+    assert any(r["train_config"]["method"] == "full" for r in new)
+    assert any(r["train_config"]["optimizer"] == "adamw_torch" for r in new)
+
+
+def test_holdout_is_a_fixed_third_by_config():
+    """The stored flag is the stable hash of the config (nobody picks which rows are held out)."""
+    assert all(r["holdout"] == is_holdout(r) for r in ROWS)
+    share = sum(r["holdout"] for r in ROWS) / len(ROWS)
+    assert 0.25 <= share <= 0.45, share
+
+
+def _errors(rows):
+    out = sorted(((error(r), r["name"], r.get("backend", "hf"), r["measured_peak_reserved_gb"]) for r in rows))
+    return out
+
+
+def test_in_sample_and_held_out_errors():
+    """The constants are fitted on the in-sample rows only; the held-out rows state the planner's
+    error: within 10% over and never more than 5% under (a promise of a fit that OOMs is worse)."""
+    fit_rows, held = split(ROWS)
+    for label, rows in (("in-sample", fit_rows), ("held-out", held)):
+        errs = _errors(rows)
+        mean_abs = sum(abs(e[0]) for e in errs) / len(errs)
+        print(f"\n{label}: {len(errs)} rows, mean |error| {100 * mean_abs:.1f}%, worst under {100 * errs[0][0]:+.1f}% "
+              f"({errs[0][1]}), worst over {100 * errs[-1][0]:+.1f}% ({errs[-1][1]})")
+    held_errs = _errors(held)
+    assert len(held_errs) >= 12
+    assert not [e for e in held_errs if e[0] < -0.05 or e[0] > 0.10], held_errs
+    fit_errs = _errors(fit_rows)  # in-sample: the fit centres on +3%, so a few rows sit a little further over
+    assert not [e for e in fit_errs if e[0] < -0.05 or e[0] > 0.12], fit_errs
+
+
+def test_issue19_gemma3n_keylike_rows_are_reproduced():
+    """Issue 19's measurements (Gemma 3n E4B, Keylike preset, 306-token samples): 9.40 GiB reserved at
+    b1 x accum 8 and 14.22 GiB at b8 x accum 1, where the old planner said 9.00 and 11.79."""
+    n3 = memory.published_config("google/gemma-3n-E4B-it")
+    for over, measured in (({}, 9.40), ({"batch_size": 8, "gradient_accumulation_steps": 1}, 14.22)):
+        pred = memory.estimate(n3, preset("Keylike", max_seq_length=306, **over))["predicted_peak_gb"]
+        assert -0.05 <= (pred - measured) / measured <= 0.10, (over, pred, measured)
 
 
 def test_trainable_parameter_count_matches_the_job():
@@ -56,6 +94,9 @@ def test_trainable_parameter_count_matches_the_job():
     for r in ROWS:
         if r.get("trainable_params") and r.get("backend") == "hf":
             bd = memory.estimate(r["model_config"], r["train_config"])["breakdown"]
+            if r["train_config"]["method"] == "full":  # every weight: counted from the shapes, to 0.1%
+                assert abs(bd["trainable_params"] / r["trainable_params"] - 1) < 1e-3, r["name"]
+                continue
             assert bd["trainable_params"] == r["trainable_params"], r["name"]
             checked += 1
     assert checked >= 8
@@ -70,7 +111,8 @@ def test_cli_json_shape(tmp_path, capsys):
     mcfg.write_text(json.dumps(row["model_config"]))
     assert main(["plan", "--config", str(cfg), "--model-config", str(mcfg), "--gpu", "t4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert set(out) == {"predicted_peak_gb", "fits", "breakdown", "advice"}
+    assert set(out) == {"predicted_peak_gb", "fits", "breakdown", "advice", "sequence", "notes"}
+    assert out["sequence"]["source"] == "max_seq_length"  # no dataset: says it assumed max_seq_length
     assert isinstance(out["fits"], bool) and out["predicted_peak_gb"] > 0
     for key in ("frozen_weights", "adapter_weights", "gradients", "optimizer_states", "activations",
                 "cuda_allocator_overhead"):
@@ -168,3 +210,87 @@ def test_bf16_qlora_keeps_16bit_weights_and_t4_auto_is_fp16():
     assert fp16["frozen_weights"] - bf16["frozen_weights"] > 1.0  # the 262k x 2560 embedding, 2 bytes more each
     on_t4, on_l4 = memory.plan(model, cfg, "t4"), memory.plan(model, cfg, "l4")
     assert on_t4["predicted_peak_gb"] > on_l4["predicted_peak_gb"]
+
+
+def _ui2sql_dataset(path, answers):
+    import io
+
+    from PIL import Image
+
+    from core.dataset import Dataset
+
+    ds = Dataset.create(path, task="ui2sql")
+    for i, sql in enumerate(answers):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64), (i * 40, 10, 200)).save(buf, format="PNG")
+        ds.add_image(buf.getvalue(), fields={"sql": sql})
+    ds.split(seed=0, min_records=10**6)  # everything trains
+    return ds
+
+
+def test_plan_from_the_dataset_counts_what_the_job_sees(tmp_path, demo_model_path, capsys):
+    """The planner's tokens per example are the dataset's longest example, counted with the model's
+    processor exactly as the job's collator builds it; the CLI and the Train tab's gauge agree."""
+    from core.__main__ import main
+    from core.models import load_processor
+    from core.training.data import CountingVisionCollator, load_splits
+    from studio.planner_logic import planner_html, plan_for
+
+    cols = ", ".join(f"c{i} INT" for i in range(40))
+    _ui2sql_dataset(tmp_path / "ds", ["CREATE TABLE a (id INT PRIMARY KEY);", f"CREATE TABLE b ({cols});"])
+    cfg = TrainConfig(model_id=str(demo_model_path), dataset=str(tmp_path / "ds"), task="ui2sql",
+                      max_seq_length=4096, load_in_4bit=False)
+    # the job's own count: its collator over every training example, untruncated
+    processor = load_processor(cfg.model_id)
+    train, _, _ = load_splits(cfg, processor)
+    collate = CountingVisionCollator(processor=processor, max_length=None, completion_only_loss=True)
+    job_longest = max(int(collate([train[i]])["attention_mask"].sum()) for i in range(len(train)))
+
+    res = plan_for(cfg, "t4")
+    seq = res["sequence"]
+    assert seq["source"] == "dataset" and "processor" in seq["how"]
+    assert seq["longest_example"] == seq["tokens"] == job_longest
+    assert res["predicted_peak_gb"] < memory.estimate(plan_model(cfg), cfg)["predicted_peak_gb"]
+    html = planner_html(cfg, "t4")
+    assert f'data-tokens="{job_longest}"' in html and "longest example" in html
+
+    cfg_file = tmp_path / "config.json"
+    cfg_file.write_text(json.dumps(cfg.to_dict()))
+    assert main(["plan", "--config", str(cfg_file), "--gpu", "t4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["predicted_peak_gb"] == res["predicted_peak_gb"] and out["sequence"]["tokens"] == job_longest
+    assert main(["plan", "--config", str(cfg_file), "--gpu", "t4", "--dataset", str(tmp_path / "ds")]) == 0
+    text = capsys.readouterr().out
+    assert f"the dataset's longest example is {job_longest} tokens" in text
+    # cut at max_seq_length: the plan says so
+    short = TrainConfig.from_dict({**cfg.to_dict(), "max_seq_length": job_longest - 5})
+    assert plan_for(short, "t4")["sequence"]["tokens"] == job_longest - 5
+    assert "cut to max_seq_length" in plan_for(short, "t4")["sequence"]["text"]
+
+
+def plan_model(cfg):
+    from studio.planner_logic import model_config
+
+    return model_config(cfg.model_id)
+
+
+def test_plan_without_a_processor_states_an_estimate(tmp_path):
+    from core.memory_data import plan_dataset
+
+    _ui2sql_dataset(tmp_path / "ds", ["CREATE TABLE a (id INT PRIMARY KEY);"])
+    n3 = memory.published_config("google/gemma-3n-E4B-it")
+    cfg = preset("Keylike", dataset=str(tmp_path / "ds"), task="ui2sql", model_id="google/gemma-3n-E4B-it")
+    res = plan_dataset(n3, cfg, "l4")  # offline test machine: no Gemma 3n processor here
+    seq = res["sequence"]
+    assert seq["source"] == "dataset" and seq["how"].startswith("estimated")
+    assert 256 < seq["tokens"] < 512
+    plain = memory.plan(n3, {**cfg.to_dict(), "max_seq_length": seq["tokens"]}, "l4")
+    assert plain["predicted_peak_gb"] == res["predicted_peak_gb"]
+    assert memory.plan(n3, cfg, "l4")["predicted_peak_gb"] > res["predicted_peak_gb"]
+
+
+def test_fp16_gpus_say_they_are_planned_not_measured():
+    model = _model(34)
+    cfg = TrainConfig(model_id="x", dataset="d", load_in_4bit=True)
+    assert any("not a measurement" in n and "bf16" in n for n in memory.plan(model, cfg, "t4")["notes"])
+    assert memory.plan(model, cfg, "l4")["notes"] == []

@@ -48,11 +48,13 @@ def test_blocks_build_with_every_tab(state):
 
 
 def test_sql_check_reports_line_and_column_and_tables():
+    from core.tasks import get_task
     from studio.annotate_logic import sql_check
 
-    html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, a_id INT);")
+    task = get_task("ui2sql")
+    html, rows, svg = sql_check(task, "CREATE TABLE a (id INT PRIMARY KEY);\nCREATE TABLE b (id INT,, a_id INT);")
     assert "line 2" in html and "error" in html
-    html, rows, svg = sql_check("CREATE TABLE a (id INT PRIMARY KEY);\n"
+    html, rows, svg = sql_check(task, "CREATE TABLE a (id INT PRIMARY KEY);\n"
                                 "CREATE TABLE b (id INT PRIMARY KEY, a_id INT REFERENCES a(id));")
     assert "valid" in html
     assert ["b", "a_id", "INT", "FK", "a(id)", ""] in rows
@@ -92,19 +94,30 @@ def test_conflicting_edit_is_refused_with_a_clear_error(state):
 
 
 def test_key_inputs_follow_the_keyway():
-    from studio.annotate_logic import bitting_from_inputs, keys_check, keyway_setup, prefilled_brand
+    """The keys task's own editor behaviour, through the generic editor: the keyway sets the digit
+    pickers and prefills the brand."""
+    from core.tasks import get_task
+    from studio.annotate_logic import bitting_from_inputs, digit_setup, editor_plan, fields_from_editor, live_check
 
-    setup = keyway_setup("SC1")
-    assert setup["positions"] == 5 and setup["brand"] == "Schlage" and setup["digits"][0] == "1"
-    assert prefilled_brand("", "SC1") == "Schlage"
-    assert prefilled_brand("My Brand", "SC1") == "My Brand"
+    task = get_task("keys")
+    setup = digit_setup(task, "bitting", {"keyway": "SC1"})
+    assert setup["positions"] == 5 and setup["digits"][0] == "1"
+    assert task.prefill("keyway", {"keyway": "SC1", "brand": ""}) == {"brand": "Schlage"}
+    assert task.prefill("keyway", {"keyway": "SC1", "brand": "My Brand"}) == {}
+    plan = editor_plan(task)
+    assert plan["digits"].name == "bitting" and [(f.name, k) for f, k in plan["slots"]] == [("keyway", "choice"),
+                                                                                          ("brand", "text")]
+    assert ("SC1 · Schlage · 5 cuts", "SC1") in plan["slots"][0][0].choices
     assert bitting_from_inputs(["1", "2", "5", "", ""]) == [1, 2, 5]
     with pytest.raises(StudioError, match="position 2 is empty"):
         bitting_from_inputs(["1", "", "5"])
-    html, target = keys_check("SC1", "Schlage", ["1", "2", "5", "3", "7"])
-    assert "valid" in html and target == "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
-    html, _ = keys_check("SC1", "Schlage", ["1", "2"])
-    assert "error" in html
+    fields = fields_from_editor(task, {"keyway": "SC1", "brand": " Schlage ", "bitting": ["1", "2", "5", "3", "7"]})
+    assert fields == {"keyway": "SC1", "bitting": [1, 2, 5, 3, 7], "brand": "Schlage"}
+    out = live_check(task, fields)
+    assert "valid" in out["status"] and out["target"] == "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
+    assert "&quot;bitting&quot;: &quot;1,2,5,3,7&quot;" in out["preview"]  # the phone app's JSON
+    assert "error" in live_check(task, {**fields, "bitting": [1, 2]})["status"]
+    assert "empty" in live_check(task, {"keyway": "", "bitting": [], "brand": ""})["status"]  # untouched: neutral
 
 
 def test_navigation_and_progress(state):
@@ -129,13 +142,13 @@ def test_datasets_tab_create_import_report_split_export(state, tmp_path):
     ds = create_dataset(state.datasets_dir, "mine", "keys")
     src = sorted((state.datasets_dir / "keys" / "images").glob("*.png"))[:3]
     text = import_into(ds, [str(p) for p in src], None, allow_server_path=True)
-    assert "Imported 3" in text and ds.counts()["total"] == 3
+    assert "Imported 3 new images" in text and ds.counts()["total"] == 3
     with pytest.raises(StudioError, match="disabled"):
         import_into(ds, None, str(tmp_path), allow_server_path=False)
     with open(ds.path / "records.jsonl", "a") as f:
         f.write("not a record\n")
     head, rows = report_rows(ds)
-    assert rows[0][:3] == ["error", "line 4", "bad line"] and "1 errors" in head
+    assert rows[0][:3] == ["error", "line 4", "bad line"] and "1 error<" in head  # not "1 errors"
     assert "3" in overview_html(ds)
     keys = Dataset.open(state.datasets_dir / "keys")
     summary, archive = export_dataset(keys, "keylike", state.workspace / "exports")
@@ -161,6 +174,35 @@ def test_train_config_from_knobs_and_demo_cap(state):
     assert kp["lora_r"] == 32 and kp["finetune_vision_layers"] is True
     grouped = {n for names in T.grouped_fields().values() for n in names}
     assert grouped | set(T.SET_ELSEWHERE) == set(T.C.FIELDS)
+
+
+def test_command_preview_builds_the_same_config_from_the_cli(state):
+    """The Train tab's `python -m core train …` line, parsed by the CLI, gives the form's config."""
+    import argparse
+    import shlex
+
+    from core.cli import train as cli_train
+    from core.training.hardware import detect
+    from studio import train_logic as T
+
+    vals = {**T.knob_values(T.preset_config(None, "demo")), "max_steps": 7, "lora_r": 8, "method": "lora",
+            "target_modules": "q_proj, v_proj", "learning_rate": 5e-4, "image_size": None}
+    cfg, _ = T.config_from_knobs(vals, "demo", str(state.datasets_dir / "keys"), "keys")
+    line = T.command_preview(cfg, detect())
+    words = shlex.split(line.replace("\\\n", " "))  # the shell's line continuations
+    assert words[:4] == ["python", "-m", "core", "train"] and "max_steps=7" in words
+    assert "target_modules=q_proj,v_proj" in words and "seed" not in line  # defaults are left out
+    parser = argparse.ArgumentParser()
+    cli_train.add_parser(parser.add_subparsers())
+    args = parser.parse_args(words[3:])
+    assert cli_train.build_config(args).to_dict() == cfg.to_dict()
+    # a past run's settings load back into the form
+    run = state.runs_dir / "old"
+    run.mkdir(parents=True)
+    cfg.save(run / "config.json")
+    assert T.run_config(str(run)).to_dict() == cfg.to_dict()
+    with pytest.raises(StudioError, match="No run is selected"):
+        T.run_config(str(state.runs_dir / "missing"))
 
 
 def test_train_start_refuses_an_empty_train_split(state):
@@ -189,31 +231,40 @@ def test_live_view_reads_a_run_folder(state):
     st, ev = T.live(str(run))
     assert st["status"] == "completed" and len(ev) == 4
     html = T.status_html(st, ev)
-    assert "completed" in html and "step <b id=\"train-step\">10</b>" in html
+    assert "completed" in html and "step <b id=\"train-step\">10/10</b>" in html
     assert "running" in T.status_html({"status": "running", "step": 0}, [])  # before the first log event
     assert T.log_tail(run).splitlines() == ["a", "b", "line 2"]
+    # tqdm redraws (\r) collapse to the bar's last state, shown last; the kernels hub note goes
+    (run / "log.txt").write_text(
+        "loading\n  0%|          | 0/60 [00:00<?, ?it/s]\r 50%|#####     | 30/60 [00:03<00:03,  9.1it/s]"
+        "\r100%|##########| 60/60 [00:06<00:00,  9.3it/s]\nFailed to load CPU gemm_4bit_forward from "
+        "kernels-community: No module named 'kernels'.\ndone\n")
+    assert T.log_tail(run).splitlines() == ["loading", "done", "100%|##########| 60/60 [00:06<00:00,  9.3it/s]"]
     fig = plots.loss_figure(ev)
     assert [t.name for t in fig.data] == ["train loss", "eval loss"]
-    mem = plots.memory_figure(ev, 16)
-    assert mem.data[0].name.startswith("process RAM") and mem.layout.shapes
+    mem = plots.memory_figure(ev, 16)  # a CPU run: RAM, and no GPU budget line to compare it with
+    assert mem.data[0].name == "process RAM" and not mem.layout.shapes and "RAM" in mem.layout.title.text
+    gpu = plots.memory_figure([{"type": "log", "step": 1, "vram_alloc_gb": 3.0, "vram_reserved_gb": 4.0}], 14.75)
+    assert gpu.layout.title.text == "GPU memory" and gpu.layout.shapes  # the budget line
     assert T.pick_run_on_load([{"path": "a", "status": "completed"}, {"path": "b", "status": "running"}]) == "b"
     assert T.run_rows([{"run_id": "r", "status": "running", "step": 3, "max_steps": 9, "loss": 1.0}])[0][4] == "3/9"
+    assert T.run_rows([{"run_id": "r", "status": "running"}])[0][4] == "starting"  # not "0/?"
 
 
 def test_phone_app_json_matches_the_api_shape():
     from core.api import KeysAnalysis
     from core.infer import Answer
     from core.tasks import get_task
-    from studio.compare_logic import phone_app_json
+    from studio.compare_logic import payload
 
     task = get_task("keys")
     text = "KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"
     ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.8, parsed=task.parse(text))
-    out = phone_app_json(ans)
+    out = payload(ans, task)
     assert set(out) == set(KeysAnalysis.model_fields)
-    assert out["success"] and out["bitting"] == [1, 2, 5, 3, 7] and out["timeInMarket"] is not None
+    assert out["success"] and out["bitting"] == "1,2,5,3,7" and out["timeInMarket"] is not None
     bad = Answer(text="hello", token_ids=[], token_probs=[], confidence=0.1, parsed=task.parse("hello"))
-    assert phone_app_json(bad)["success"] is False and "did not parse" in phone_app_json(bad)["error"]
+    assert payload(bad, task)["success"] is False and "did not parse" in payload(bad, task)["error"]
 
 
 def test_app_settings_are_safe_by_default():
@@ -243,3 +294,12 @@ def test_server_serves_the_api_and_the_studio(state):
         page = c.get("/")
         assert page.status_code == 200 and "Trinity Studio" in page.text
         assert "googleapis" not in page.text and "cdn.jsdelivr" not in page.text
+
+
+def test_an_empty_keyway_line_reads_as_empty():
+    from core.tasks import get_task
+
+    parsed = get_task("keys").parse("KEYWAY: --\nBITTING: 1,2,5,3,7\nBRAND: Schlage")
+    messages = [e.message for e in parsed.errors]
+    assert "The KEYWAY line names no keyway." in messages
+    assert not any("Keyway ''" in m for m in messages)

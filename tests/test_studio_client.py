@@ -26,6 +26,7 @@ def client(studio):
 def test_named_endpoints_are_listed(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/check_sql", "/compare"} <= set(named)
+    assert not [n for n in named if n.startswith(("/lambda", "/on_", "/tick"))], named  # the UI's own events
 
 
 def test_check_sql_reports_line_and_tables(client):
@@ -50,15 +51,24 @@ def test_compare_answers_with_the_phone_app_json(client, studio):
         client.predict("../etc", rec["id"], "", 24, api_name="/compare")
 
 
-def test_rest_api_on_the_same_server(studio):
-    img = sorted((studio["ws"] / "datasets" / "keys" / "images").glob("*.png"))[0]
+def test_rest_api_on_the_same_server_answers_as_compare_does(studio, client):
+    """The server has no run: both the REST API and Compare answer with the untrained demo base, whose
+    greedy text is not a key reading. The API says so, and its JSON is Compare's to the letter."""
+    from core.tasks import get_task
+
+    ds = studio["ws"] / "datasets" / "keys"
+    rec = json.loads((ds / "records.jsonl").read_text().splitlines()[0])
+    img = ds / rec["image"]
     r = requests.post(studio["url"] + "/api/v1/keys/analyze", files={"image": ("key.png", img.read_bytes(),
                                                                                "image/png")}, timeout=120)
     assert r.status_code == 200, r.text
     body = r.json()
     assert {"success", "keyway", "bitting", "brand", "confidence", "estimatedAnnualProduction",
             "manufacturingComplexity", "marketPenetration", "timeInMarket"} <= set(body)
-    assert isinstance(body["success"], bool) and (body["success"] or body["error"])
+    assert body["success"] is False and body["error"].startswith("The model's answer did not parse")
+    assert body["keyway"] is None and body["raw"] and 0 < body["confidence"] <= 1
+    side = client.predict("keys", rec["id"], "", get_task("keys").generation["max_new_tokens"], api_name="/compare")["sides"][0]
+    assert side["title"] == "base · demo" and side["app_json"] == body
     assert requests.post(studio["url"] + "/api/v1/keys/analyze", timeout=30).status_code in (400, 422)
     bad = requests.post(studio["url"] + "/api/v1/keys/analyze", files={"image": ("x.png", b"not an image")}, timeout=30)
     assert bad.status_code == 400 and bad.json()["success"] is False

@@ -1,5 +1,5 @@
 """The studio against the engine: the memory gauge agrees with `python -m core plan`, the GPUs
-control, one phone-app JSON builder for the API and Compare, and Evaluate / Export on a real
+control, the phone-app JSON builder, and Evaluate / Export on a real
 (full fine-tune) demo run trained by the Train tab's own start()."""
 from __future__ import annotations
 
@@ -41,11 +41,14 @@ def test_gauge_agrees_with_the_plan_cli_for_the_seed_preset(state, capsys, seq, 
     vals["max_seq_length"] = seq
     cfg, _ = T.config_from_knobs(vals, "google/gemma-3-12b-it", str(state.datasets_dir / "ui2sql"), "ui2sql")
     html = P.planner_html(cfg, "t4")
-    cli = _cli_plan(capsys, "--set", f"max_seq_length={seq}")
+    # both plan from the dataset's longest example (issue 19), and say so
+    cli = _cli_plan(capsys, "--set", f"max_seq_length={seq}", "--dataset", cfg.dataset)
     assert f'data-peak="{cli["predicted_peak_gb"]:.3f}"' in html
-    assert cli["fits"] is fits and f'data-fits="{str(fits).lower()}"' in html
+    assert f'data-fits="{str(cli["fits"]).lower()}"' in html
+    assert cli["sequence"]["source"] == "dataset" and f'data-tokens="{cli["sequence"]["tokens"]}"' in html
+    assert _cli_plan(capsys, "--set", f"max_seq_length={seq}")["fits"] is fits  # every example max_seq_length long
     assert "14.75 GiB" in html and "CUDA context" in html and "frozen weights (nf4 4-bit)" in html
-    if not fits:  # the planner's advice, each with the peak it leads to
+    if not cli["fits"]:  # the planner's advice, each with the peak it leads to
         assert cli["advice"] and all(a["change"].replace(">", "&gt;") in html for a in cli["advice"][:4])
 
 
@@ -99,20 +102,21 @@ def test_start_passes_the_gpu_count(state, monkeypatch):
     assert cfg.gpus == 1  # demo mode: one device
 
 
-def test_one_phone_app_json_for_the_api_and_compare():
-    from core.api import KeysAnalysis
+def test_phone_app_json_fields_catalog_figures_and_failures():
+    """keys_app_json, the builder behind POST /api/v1/keys/analyze and Compare's app JSON (that the
+    two answer alike on a live server is test_studio_client's)."""
     from core.infer import Answer
-    from core.keys_app import keys_app_json
-    from core.keyways import FIGURE_KEYS, get_keyway
+    from core.tasks.keys.app_json import KeysAnalysis, keys_app_json
+    from core.tasks.keys.catalog import FIGURE_KEYS, get_keyway
     from core.tasks import get_task
-    from studio.compare_logic import phone_app_json
 
     task = get_task("keys")
     text = "KEYWAY: KW1\nBITTING: 3,3,1,6,2\nBRAND: Kwikset"
     ans = Answer(text=text, token_ids=[], token_probs=[], confidence=0.7, parsed=task.parse(text))
     out = keys_app_json(ans)
-    assert out == phone_app_json(ans) and set(out) == set(KeysAnalysis.model_fields)
-    assert (out["keyway"], out["bitting"], out["brand"], out["confidence"]) == ("KW1", [3, 3, 1, 6, 2], "Kwikset", 0.7)
+    assert set(out) == set(KeysAnalysis.model_fields) and out["success"] and out["error"] is None
+    assert out["raw"] == text
+    assert (out["keyway"], out["bitting"], out["brand"], out["confidence"]) == ("KW1", "3,3,1,6,2", "Kwikset", 0.7)
     assert {k: out[k] for k in FIGURE_KEYS} == get_keyway("KW1").api_figures()
     from_parsed = keys_app_json(task.parse(text), confidence=0.5)
     assert from_parsed["confidence"] == 0.5 and from_parsed["raw"] == "" and from_parsed["keyway"] == "KW1"
@@ -165,7 +169,9 @@ def test_evaluate_tab_scores_a_full_finetune_demo_run(demo_run):
 
 
 def test_export_tab_follows_the_run_kind(demo_run):
-    from studio.tabs.export import FORMATS, do_export, formats_for
+    import zipfile
+
+    from studio.tabs.export import FORMATS, do_export, formats_for, free_folder
 
     st, run = demo_run
     choices, value, note = formats_for(str(run))
@@ -173,9 +179,19 @@ def test_export_tab_follows_the_run_kind(demo_run):
     with pytest.raises(StudioError, match="no adapter"):
         do_export(str(run), "adapter", None, False)
     steps = []
-    where, summary = do_export(str(run), "merged", None, False, progress=lambda f, m: steps.append(m))
-    res = json.loads(summary)
+    res, archive = do_export(str(run), "merged", None, False, progress=lambda f, m: steps.append(m))
     assert res["run_kind"] == "full" and (run / "export" / "merged" / "config.json").is_file() and steps
+    assert res["verdict"]["status"] == "written" and archive.name == "merged.zip"
+    with zipfile.ZipFile(archive) as zf:
+        assert "merged/config.json" in zf.namelist() and "merged/model.safetensors" in zf.namelist()
+    # the same export again goes to a free folder instead of failing with "already exists"
+    assert free_folder(str(run), "merged") == "merged-2"
+    again, _ = do_export(str(run), "merged", None, False)
+    assert again["out_dir"].endswith("merged-2")
+    with pytest.raises(StudioError, match="already exists"):
+        do_export(str(run), "merged", None, False, folder="merged")
+    with pytest.raises(StudioError, match="not a usable folder name"):
+        do_export(str(run), "merged", None, False, folder="../../etc")
     assert formats_for(None)[1] == "adapter" and formats_for(None)[0] == FORMATS
 
 

@@ -158,12 +158,6 @@ def test_events_reader_tolerates_a_partial_last_line(tmp_path):
     assert read_events(tmp_path / "missing") == []
 
 
-def test_non_zero_rank_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("RANK", "1")
-    EventWriter(tmp_path).write("start")
-    assert not (tmp_path / "events.jsonl").exists()
-
-
 def test_oom_hint_lists_what_to_lower():
     hint = oom_hint(cfg(batch_size=4, max_seq_length=2048, lora_r=64, use_dora=True))
     for word in ("batch_size", "load_in_4bit", "max_seq_length", "lora_r", "use_dora"):

@@ -304,3 +304,31 @@ def test_invalid_sql_saves_as_an_unlabeled_draft(tmp_path):
     assert saved["status"] == "unlabeled" and ds.get(rec["id"])["fields"]["sql"] == draft
     fixed = ds.set_fields(rec["id"], {"sql": "CREATE TABLE a (id INT PRIMARY KEY, name TEXT)"})
     assert fixed["status"] == "labeled"
+
+
+# ---- junk after the last statement, and sqlglot's structured errors (issues 15 and 20) ----------
+@pytest.mark.parametrize("sql,stray", [("CREATE TABLE users (id INT);\n)\n)", ") )"),
+                                       ("CREATE TABLE users (id INT);\n);", ")")])
+def test_stray_brackets_after_the_last_statement_are_an_error_at_the_junk(sql, stray):
+    from studio.annotate_logic import sql_check
+
+    p = parse(sql)
+    assert not p.ok and [(e.message, e.line, e.column) for e in p.errors] == \
+        [(f"Stray '{stray}' outside any statement.", 2, 1)]
+    assert not TASK.is_labeled({"fields": {"sql": sql}})
+    html, _rows, _svg = sql_check(TASK, sql)
+    assert "1 error" in html and "line 2, col 1" in html and "valid" not in html
+
+
+def test_chatter_after_the_last_statement_is_still_ignored():
+    p = parse("CREATE TABLE users (id INT PRIMARY KEY);\nHope this helps!\n```")
+    assert p.ok and [t["name"] for t in p.data["tables"]] == ["users"]
+
+
+def test_syntax_errors_come_from_sqlglots_structured_errors():
+    """ParseError.errors' description/line/col/highlight: the token is named by its text, never its repr."""
+    p = parse("CREATE TABLE t (a INT, FOREIGN KEY (a) REFERENCES)")
+    assert [(e.message, e.line, e.column) for e in p.errors] == \
+        [("SQL syntax error: Expected table name but got ')' near ')'.", 1, 50)]
+    p = parse("CREATE TABLE t (id INT,\n  name TEXT")
+    assert [(e.message, e.line, e.column) for e in p.errors] == [("SQL syntax error: Expecting ) near 'TEXT'.", 2, 8)]

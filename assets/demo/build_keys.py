@@ -24,8 +24,8 @@ import imagehash  # noqa: E402
 
 from core import images as imgs  # noqa: E402
 from core.dataset import Dataset  # noqa: E402
-from core.keyways import all_keyways  # noqa: E402
-from core.synth.keys import sample  # noqa: E402
+from core.tasks.keys.catalog import all_keyways  # noqa: E402
+from core.tasks.keys.render import sample  # noqa: E402
 
 DEFAULT_OUT = REPO / "assets" / "demo" / "keys"
 SPLIT_SEED = 42
@@ -66,9 +66,9 @@ def build(out: Path = DEFAULT_OUT, count: int = DEFAULT_COUNT, seed: int = 2024,
         if outcomes.count("added") != count:
             raise RuntimeError(f"expected {count} distinct images, got {outcomes.count('added')}")
         ds.split(seed=SPLIT_SEED)
-        ds.update_meta(description="Synthetic key images rendered by core/synth/keys.py "
+        ds.update_meta(description="Synthetic key images rendered by core/tasks/keys/render.py "
                        f"(build seed {seed}); labels are exact.",
-                       render={"renderer": "core.synth.keys.sample", "seed": seed,
+                       render={"renderer": "core.tasks.keys.render.sample", "seed": seed,
                                "variation": variation})
         # Swap: the old folder moves aside, the new one in, then the old one goes.
         old = None

@@ -115,7 +115,7 @@ def write_vision_json(items: list[dict], folder: Path) -> Path:
 
 
 def build_dataset(json_path: Path, target: Path, expected: int) -> dict:
-    ds = Dataset.create(target, task="ui2sql", name="ui2sql demo")
+    ds = Dataset.create(target, task="ui2sql", name="ui2sql-demo")  # named like keys-demo
     report = ds.import_source(json_path)
     if report["skipped"] or report["imported"] != expected:
         raise StudioError(f"Import took {report['imported']} of {expected} mock-ups.",

@@ -21,7 +21,9 @@ def add_parser(sub) -> None:
     imp = dsub.add_parser("import", help="add a folder / zip / dataset_vision.json / Keylike .jsonl")
     imp.add_argument("src", help="folder of images, .zip, dataset_vision.json or Keylike .jsonl")
     imp.add_argument("--into", required=True, metavar="DATASET_DIR", help="created if it does not exist")
-    imp.add_argument("--task", help="ui2sql or keys (needed for a new dataset from plain images)")
+    imp.add_argument("--task", help="the task of a new dataset (needed for plain images): " + ", ".join(_task_names()))
+    imp.add_argument("--schema", metavar="SCHEMA.json",
+                     help="JSON Schema of the answer, for a new dataset of a task that takes one (--task json)")
     imp.add_argument("--name", help="display name of a new dataset (default: folder name)")
     imp.add_argument("--json", action="store_true", help="print one JSON object")
     imp.set_defaults(func=cmd_import)
@@ -34,7 +36,7 @@ def add_parser(sub) -> None:
 
     exp = dsub.add_parser("export", help="write ghost (dataset_vision.json), keylike (JSONL) or hf")
     exp.add_argument("dataset_dir")
-    exp.add_argument("--format", required=True, choices=["ghost", "keylike", "hf"])
+    exp.add_argument("--format", required=True, help="a seed format of the dataset's task (ghost, keylike, ...) or hf")
     exp.add_argument("--out", required=True, help="file (.json/.jsonl) or folder")
     exp.add_argument("--force", action="store_true", help="replace an existing export")
     exp.add_argument("--json", action="store_true")
@@ -49,6 +51,26 @@ def add_parser(sub) -> None:
                      help="with this many labeled records or fewer, everything trains")
     spl.add_argument("--json", action="store_true")
     spl.set_defaults(func=cmd_split)
+
+
+def _task_names() -> list[str]:
+    from core.tasks import all_tasks
+
+    return list(all_tasks())
+
+
+def read_schema(path) -> dict:
+    """A --schema file: a JSON document (the task checks it is a usable schema)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except OSError as e:
+        raise StudioError(f"Cannot read the schema {p}: {e.strerror or e}.", "Give the path of a .json file.") from e
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StudioError(f"{p.name} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.",
+                          "Fix the schema file (a missing comma or bracket?).") from e
 
 
 def _json_errors(func):
@@ -85,7 +107,7 @@ class _Progress:
 def cmd_import(args) -> int:
     from core.importers import sniff
 
-    fmt, implied = sniff(args.src)  # SRC unusable -> StudioError -> exit 2, before anything is created
+    fmt, implied = sniff(args.src, args.task)  # SRC unusable -> StudioError -> exit 2, before anything is created
     into = Path(args.into)
     created = False
     if (into / META_FILE).exists():
@@ -93,12 +115,17 @@ def cmd_import(args) -> int:
         if args.task and args.task != ds.task.name:
             raise StudioError(f"{into} is a {ds.task.name} dataset, not {args.task}.",
                               "Drop --task, or import into another folder.")
+        if args.schema:
+            raise StudioError(f"{into} already exists; its schema is in its dataset.json.",
+                              "Drop --schema, or import into a new folder.")
     else:
         task = args.task or implied
         if not task:
             raise StudioError(f"Cannot tell the task of {Path(args.src).name}: it holds images only.",
-                              "Say which task the new dataset is for: --task ui2sql or --task keys.")
-        ds, created = Dataset.create(into, task, name=args.name), True
+                              "Say which task the new dataset is for: " +
+                              " or ".join(f"--task {n}" for n in _task_names()) + ".")
+        config = {"schema": read_schema(args.schema)} if args.schema else None
+        ds, created = Dataset.create(into, task, name=args.name, config=config), True
     progress = _Progress()
     try:
         report = ds.import_source(args.src, progress=progress)
@@ -113,23 +140,22 @@ def cmd_import(args) -> int:
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
-    print(f"Imported {report['imported']} record(s) from {report['source']} ({report['format']}) into "
-          f"{ds.path} [{ds.task.name}]; the dataset now has {report['total']}.")
-    if report["labels_added"]:
-        print(f"Labels added to {report['labels_added']} record(s) that had none.")
-    if report["duplicates"]:
-        print(f"{report['duplicates']} duplicate image(s) were already in the dataset.")
-    if report["ignored"]:
-        print(f"{report['ignored']} non-image file(s) ignored.")
+    from core.importers import item_name, plural, summary_lines
+
+    print(f"{ds.path} [{ds.task.name}] from {report['source']} ({report['format']}); "
+          f"the dataset now has {plural(report['total'], 'record')}.")
+    for line in summary_lines(report):
+        print(line)
+    if report.get("hint"):
+        print(report["hint"])
     if report["skipped"]:
-        print(f"Skipped {len(report['skipped'])}:")
+        print(f"Skipped {plural(len(report['skipped']), 'item')}:")
         for s in report["skipped"]:
-            where = f"line {s['line']}" if "line" in s else f"record {s['record']}"
-            print(f"  {where} ({s.get('image_path') or '-'}): {s['reason']}")
+            print(f"  {item_name(s)} ({s.get('image_path') or '-'}): {s['reason']}")
     if report["warnings"]:
-        print(f"Warnings ({len(report['warnings'])}):")
+        print(f"{plural(len(report['warnings']), 'warning')}:")
         for w in report["warnings"][:50]:
-            print(f"  record {w['record']} ({w.get('image_path') or '-'}): {w['reason']}")
+            print(f"  {item_name(w)} ({w.get('image_path') or '-'}): {w['reason']}")
         if len(report["warnings"]) > 50:
             print(f"  ... and {len(report['warnings']) - 50} more (use --json).")
     return 0

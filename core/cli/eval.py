@@ -26,9 +26,17 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise StudioError(f"--batch-size must be 1 or more, got {args.batch_size}.", "e.g. --batch-size 8")
 
+    tty = sys.stderr.isatty()
+
     def progress(done, total):
-        if not args.json:
+        # \r redraws one line on a terminal; in a log it would glue the counts together, so a log
+        # gets one line at the end
+        if args.json:
+            return
+        if tty:
             print(f"\r{done}/{total} records", end="", file=sys.stderr, flush=True)
+        elif done == total:
+            print(f"{done}/{total} records", end="", file=sys.stderr, flush=True)
 
     summary = evaluate_run(args.run, split=args.split, base=args.base, batch_size=args.batch_size,
                            limit=args.limit, device=args.device, max_new_tokens=args.max_new_tokens,

@@ -22,7 +22,6 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from core.export import export_run
-    from core.modelcard import TFJS_NOTE
 
     def progress(fraction, message):
         pct = f"{fraction * 100:3.0f}%" if fraction is not None else "    "
@@ -50,5 +49,5 @@ def run(args) -> int:
         for cmd in summary["ollama"]["commands"]:
             print(f"  {cmd}")
         print(f"note: {summary['ollama']['note']}")
-    print(f"TF.js: {TFJS_NOTE}")
+    print(summary["verdict"]["text"])  # last: what the export proves
     return 0

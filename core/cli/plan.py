@@ -2,6 +2,11 @@
 
   python -m core plan --config RUN/config.json --gpu t4 [--model-config config.json] [--json]
   python -m core plan --preset "Ghost Architect (T4)" --gpu 16
+  python -m core plan --config RUN/config.json --gpu t4 --dataset workspace/datasets/mine
+
+The tokens per example are the dataset's longest example (image tokens + text, counted with the
+model's processor where it loads here, else estimated) when --dataset is given or the config's
+dataset exists, else max_seq_length; the output says which.
 
 The model's config.json comes from --model-config (a file or a model folder), else from the
 config's model_id (local folder, or one small file from the hub), else - offline - from the
@@ -27,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", default="hf", choices=["hf", "unsloth", "auto"], help="training backend")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set batch_size=4")
+    p.add_argument("--dataset", help="plan from this dataset's longest example (default: the config's dataset, if any)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=main)
 
@@ -64,15 +70,16 @@ def load_model_config(model_id: str, model_config: str | None = None) -> tuple[d
 
 
 def main(args) -> int:
-    from core.memory import plan
+    from core.memory_data import plan_dataset
     from core.training.config import TrainConfig, preset
 
     cfg = preset(args.preset) if args.preset else TrainConfig.from_dict(_read_json(Path(args.config), "config"))
     cfg.apply_overrides(args.overrides)
     model_cfg, source = load_model_config(cfg.model_id, args.model_config)
-    result = plan(model_cfg, cfg, args.gpu, backend=args.backend)
+    result = plan_dataset(model_cfg, cfg, args.gpu, backend=args.backend, dataset=args.dataset)
     if args.json:
-        print(json.dumps({k: result[k] for k in ("predicted_peak_gb", "fits", "breakdown", "advice")}, indent=1))
+        keys = ("predicted_peak_gb", "fits", "breakdown", "advice", "sequence", "notes")
+        print(json.dumps({k: result[k] for k in keys}, indent=1))
         return 0
     print(format_plan(result, cfg.model_id, source))
     return 0
@@ -93,10 +100,13 @@ def format_plan(result: dict, model_id: str = "", source: str = "") -> str:
         ("CUDA allocator overhead", b["cuda_allocator_overhead"]),
     ]
     lines = [f"model: {model_id}" + (f"  [{source}]" if source and source != model_id else "")]
+    if result.get("sequence"):
+        lines.append(f"sequence: {result['sequence']['text']}")
     lines += [f"  {name:<62} {gb:7.2f} GiB" for name, gb in rows]
     verdict = "fits" if result["fits"] else "does NOT fit"
     lines.append(f"  {'predicted peak (reserved by torch)':<62} {result['predicted_peak_gb']:7.2f} GiB")
     lines.append(f"  + CUDA context {b['cuda_context_outside_peak']:.2f} GiB -> {verdict} a {result['gpu_gb']:.2f} GiB GPU")
+    lines += [f"note: {n}" for n in result.get("notes", [])]
     if result["advice"]:
         lines.append("cheapest changes that make it fit:")
         for a in result["advice"]:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
+from accelerate.utils import gather, reduce
 from transformers import TrainerCallback
 
 from core.training.events import EventWriter
@@ -48,41 +50,26 @@ class StopFlag:
         return "STOP file" if self.stop_file.exists() else None
 
 
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized() \
-        and torch.distributed.get_world_size() > 1
-
-
-def _reduce_device() -> str:
-    """NCCL reduces CUDA tensors only; gloo (CPU runs) CPU tensors."""
-    return "cuda" if "nccl" in str(torch.distributed.get_backend()) else "cpu"
-
-
 def _agree(local: bool) -> bool:
-    """True on every rank when any rank wants to stop."""
-    if not _distributed():
-        return local
-    flag = torch.tensor([1.0 if local else 0.0], device=_reduce_device())
-    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-    return bool(flag.item() > 0)
+    """True on every rank when any rank wants to stop (a collective: call it on all ranks)."""
+    state = PartialState()  # the Trainer's; its device suits the backend (NCCL: CUDA, gloo: CPU)
+    flag = torch.tensor([1.0 if local else 0.0], device=state.device)
+    return bool(reduce(flag, reduction="max").item() > 0)
 
 
 def gather_floats(values: list[float]) -> list[list[float]]:
     """Each rank's values, in rank order, on every rank (a collective: call it on all ranks).
     A single process gets [values]."""
-    if not _distributed():
-        return [list(values)]
-    local = torch.tensor(values, dtype=torch.float64, device=_reduce_device())
-    out = [torch.zeros_like(local) for _ in range(torch.distributed.get_world_size())]
-    torch.distributed.all_gather(out, local)
-    return [t.tolist() for t in out]
+    state = PartialState()
+    local = torch.tensor(values, dtype=torch.float64, device=state.device)
+    return gather(local).view(state.num_processes, len(values)).tolist()
 
 
 def memory_per_rank(device: str) -> dict:
     """Per-GPU memory (CUDA: allocated/reserved now and peak allocated, in GB) or per-process RSS
     (CPU), one value per rank in rank order. A collective under DDP: call it on every rank.
     Empty for a single process (memory_stats covers it)."""
-    if not _distributed():
+    if PartialState().num_processes <= 1:
         return {}
     if device == "cuda" and torch.cuda.is_available():
         keys = ("vram_alloc_gb", "vram_reserved_gb", "vram_peak_gb")

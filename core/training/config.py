@@ -34,7 +34,7 @@ def _f(default, help: str, **kw):
 class TrainConfig:
     # --- what to train on
     model_id: str = _f("demo", "Base model: a registry id ('demo', 'gemma-3-4b', ...) or a Hugging Face hub id.")
-    task: str = _f("keys", "Task that turns a record into prompt and target text (ui2sql, keys).")
+    task: str = _f("", "Task that turns a record into prompt and target text (empty: the dataset's own task).")
     dataset: str = _f("", "Dataset folder (holds dataset.json and records.jsonl).")
     train_split: str = _f("train", "Split trained on.")
     eval_split: str = _f("val", "Split evaluated on every eval_steps (skipped when that split is empty).")

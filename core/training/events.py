@@ -20,7 +20,12 @@ END_STATUSES = ("completed", "stopped", "failed")
 
 def is_main_process() -> bool:
     """Rank 0 under torchrun/accelerate launch; True for a plain single process."""
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")) or 0) == 0
+    import torch
+    from accelerate import PartialState
+
+    # cpu=True where there is no GPU: accelerate then sees a CPU launch as multi-process (gloo)
+    # instead of one process; job._setup_distributed and the Trainer reuse this shared state
+    return PartialState(cpu=not torch.cuda.is_available()).is_main_process
 
 
 class EventWriter:

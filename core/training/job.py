@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import sys
 import traceback
 from pathlib import Path
 
 from core.errors import StudioError
-from core.fsutil import atomic_write_json
+from core.fsutil import atomic_dir, atomic_write_json
 from core.training.config import TrainConfig
 from core.training.events import EventWriter, oom_hint
 
@@ -103,14 +102,13 @@ def _checkpointing_args(config_cls, on: bool) -> dict:
 def _save_output(trainer, prepared, cfg: TrainConfig, run_dir: Path) -> Path:
     """RUN/adapter (PEFT) or RUN/model (full), written beside and swapped in whole."""
     name = "adapter" if cfg.method == "lora" else "model"
-    final, tmp = run_dir / name, run_dir / f".{name}.tmp"
-    if trainer.is_world_process_zero():
-        shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))  # collective under DDP/FSDP; writes on rank 0 only
-    if trainer.is_world_process_zero():
+    final, tmp = run_dir / name, run_dir / f".{name}.tmp"  # one path on every rank
+    if not trainer.is_world_process_zero():
+        trainer.save_model(str(tmp))  # collective under DDP/FSDP; writes on rank 0 only
+        return final
+    with atomic_dir(final, tmp=tmp):
+        trainer.save_model(str(tmp))
         prepared.processor.save_pretrained(str(tmp))  # inference/export find everything in one folder
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
     return final
 
 

@@ -15,18 +15,20 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+import yaml
+
 from core import workspace
 from core.errors import StudioError
 from core.fsutil import atomic_write_text
+from core.names import is_valid_name
 from core.training.callbacks import STOP_FILE
 from core.training.config import TrainConfig
 from core.training.events import last_of, read_events
 
-_RUN_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,99}$")
-
 
 def new_run_id(cfg: TrainConfig) -> str:
-    model = re.sub(r"[^A-Za-z0-9]+", "-", cfg.model_id.rsplit("/", 1)[-1]).strip("-").lower() or "model"
+    model = re.sub(r"[^A-Za-z0-9]+", "-", cfg.model_id.rsplit("/", 1)[-1]).strip("-").lower()[:60] or "model"
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.task}-{model}-{secrets.token_hex(2)}"
 
 
@@ -48,7 +50,7 @@ def create_run(config: TrainConfig, workspace_dir: str | os.PathLike | None = No
     and (check=True) when preflight() finds a problem - nothing is written then."""
     if run_dir is None:
         run_id = run_id or new_run_id(config)
-        if not _RUN_ID.match(run_id):
+        if not is_valid_name(run_id):
             raise StudioError(f"'{run_id}' is not a usable run name.", "Use letters, digits, '-', '_' and '.'.")
         run_dir = workspace.runs_dir(workspace_dir) / run_id
     run_dir = Path(run_dir)
@@ -68,19 +70,11 @@ def create_run(config: TrainConfig, workspace_dir: str | os.PathLike | None = No
 def _pid_alive(pid: int) -> bool:
     """The job's process is running (not a zombie, not a recycled pid running something else)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return any("train" in arg for arg in psutil.Process(pid).cmdline())
+    except psutil.NoSuchProcess:  # gone, or a zombie (psutil raises ZombieProcess, a NoSuchProcess)
         return False
-    except PermissionError:
-        pass
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
-                return False
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"train" in f.read()
-    except OSError:
-        return True  # no /proc (not Linux): trust kill(0)
+    except psutil.AccessDenied:
+        return True  # another user's process under that pid: it exists, its command line is private
 
 
 def run_status(run_dir: str | os.PathLike) -> dict:
@@ -146,31 +140,35 @@ def _read_pid(run_dir: Path) -> int | None:
 FSDP_FILE = "accelerate_fsdp.yaml"  # present in a run folder = launch it with FSDP
 
 
-def fsdp_config_text(gpus: int) -> str:
+_FSDP_HEADER = """\
+# accelerate launch config written by Trinity Studio (python -m core train --fsdp)
+# mixed_precision 'no': precision comes from the run's config (bf16/fp16 flags).
+# TRANSFORMER_BASED_WRAP wraps model._no_split_modules; FULL_STATE_DICT saves one standard
+# adapter/model file at the end; with cpu_ram_efficient_loading ranks > 0 load on the meta device
+# and sync_module_states sends them rank 0's weights; the run's gradient_checkpointing does the
+# activation checkpointing.
+"""
+
+
+def fsdp_config(gpus: int) -> dict:
     """An `accelerate launch --config_file` for FSDP2 (for a model that does not fit one GPU):
     every decoder/encoder layer (the model's `_no_split_modules`) is its own shard unit, the
     adapter/model is saved as one full state dict on rank 0, and non-zero ranks load on the meta
     device. Edit the file in the run folder to change any plugin setting (accelerate's names)."""
-    return "\n".join([
-        "# accelerate launch config written by Trinity Studio (python -m core train --fsdp)",
-        "compute_environment: LOCAL_MACHINE",
-        "distributed_type: FSDP",
-        "num_machines: 1",
-        f"num_processes: {gpus}",
-        "machine_rank: 0",
-        "mixed_precision: 'no'  # precision comes from the run's config (bf16/fp16 flags)",
-        "use_cpu: false",
-        "fsdp_config:",
-        "  fsdp_version: 2",
-        "  fsdp_auto_wrap_policy: TRANSFORMER_BASED_WRAP  # wraps model._no_split_modules",
-        "  fsdp_state_dict_type: FULL_STATE_DICT  # one standard adapter/model file at the end",
-        "  fsdp_cpu_ram_efficient_loading: true  # ranks > 0 load on the meta device...",
-        "  fsdp_sync_module_states: true  # ...and receive rank 0's weights",
-        "  fsdp_reshard_after_forward: true",
-        "  fsdp_offload_params: false",
-        "  fsdp_activation_checkpointing: false  # the run's gradient_checkpointing does this",
-        "",
-    ])
+    return {
+        "compute_environment": "LOCAL_MACHINE", "distributed_type": "FSDP", "num_machines": 1,
+        "num_processes": gpus, "machine_rank": 0, "mixed_precision": "no", "use_cpu": False,
+        "fsdp_config": {
+            "fsdp_version": 2, "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+            "fsdp_state_dict_type": "FULL_STATE_DICT", "fsdp_cpu_ram_efficient_loading": True,
+            "fsdp_sync_module_states": True, "fsdp_reshard_after_forward": True,
+            "fsdp_offload_params": False, "fsdp_activation_checkpointing": False,
+        },
+    }
+
+
+def fsdp_config_text(gpus: int) -> str:
+    return _FSDP_HEADER + yaml.safe_dump(fsdp_config(gpus), sort_keys=False)
 
 
 def write_fsdp_config(run_dir: str | os.PathLike, gpus: int) -> Path:

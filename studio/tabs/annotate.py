@@ -1,15 +1,18 @@
-"""Annotate tab: a queue of images, the current one large, the dataset task's fields, Prev / Next /
+"""Annotate tab: a queue of images, the current one large, an editor built from the dataset task's
+fields (Task.fields), Prev / Next /
 Save / next unlabeled (with keyboard shortcuts), autosave on leaving a record, a progress counter,
 drafts for invalid labels and a warning when someone else saved the same record meanwhile."""
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from core.errors import StudioError
 from studio import annotate_logic as L
 from studio.common import badge, esc, open_dataset, warn
 
 GALLERY_MAX = 300
+AUTOSAVE_S = 15  # an edit left alone this long is saved, even if the record is never left
 SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd> previous · "
              "<kbd>Alt</kbd>+<kbd>U</kbd> next unlabeled · <kbd>Ctrl</kbd>+<kbd>S</kbd> save")
 
@@ -34,48 +37,61 @@ def build(state, shared: dict) -> dict:
                 unl_btn = gr.Button("Next unlabeled ⇥", elem_id="ann-next-unlabeled", size="sm")
                 save_btn = gr.Button("Save", variant="primary", elem_id="ann-save", size="sm")
             with gr.Row():
-                autosave = gr.Checkbox(True, label="Autosave when leaving a record", elem_id="ann-autosave")
+                autosave = gr.Checkbox(True, label=f"Autosave (every {AUTOSAVE_S} s and on leaving a record)",
+                                       elem_id="ann-autosave")
                 reviewed = gr.Checkbox(False, label="Mark as reviewed on save", elem_id="ann-reviewed")
             save_msg = gr.HTML(elem_id="ann-save-msg")
             with gr.Row(visible=False) as conflict_row:
                 reload_btn = gr.Button("Load their version (drops my edit)", size="sm", elem_id="ann-reload")
                 force_btn = gr.Button("Save mine over theirs", size="sm", variant="stop", elem_id="ann-force")
             gr.HTML(f'<div class="ts-shortcuts">{SHORTCUTS}</div>')
-        with gr.Column(scale=6, min_width=420):
-            with gr.Column(visible=False, elem_classes="ts-panel") as sql_box:
-                code = gr.Code(language="sql", label="SQL schema", lines=14, max_lines=30, interactive=True,
-                               elem_id="ann-sql")
-                sql_check = gr.HTML(elem_id="ann-sql-status")
-                domain = gr.Textbox(label="Domain", max_lines=1, placeholder="shop, CRM, booking…",
-                                    elem_id="ann-domain")
-                with gr.Tab("Tables"):
-                    tables = gr.Dataframe(headers=L.TABLE_HEADERS, value=[], interactive=False, max_height=300, wrap=True,
-                                          column_widths=["20%", "22%", "18%", "8%", "22%", "10%"],
-                                          elem_id="ann-tables")
-                with gr.Tab("Diagram"):
-                    er = gr.HTML(elem_id="ann-er")
-            with gr.Column(visible=False, elem_classes="ts-panel") as keys_box:
-                with gr.Row():
-                    keyway = gr.Dropdown(L.keyway_choices(), label="Keyway", elem_id="ann-keyway", scale=2,
-                                         info="Sets the number of cuts and the allowed depths.")
-                    brand = gr.Textbox(label="Brand", max_lines=1, elem_id="ann-brand", scale=2,
-                                       info="Prefilled from the keyway's catalog entry.")
-                gr.Markdown("**Bitting** — cut depths from the bow to the tip", elem_classes="ts-label")
-                with gr.Row(elem_classes="ts-bits"):
-                    bits = [gr.Dropdown([("–", "")], value="", label=str(i + 1), min_width=58, visible=False,
-                                        elem_id=f"ann-bit-{i + 1}", filterable=True)
-                            for i in range(L.MAX_POSITIONS)]
-                keys_check = gr.HTML(elem_id="ann-keys-status")
-                target = gr.Code(label="Training target (what the model learns to write)", language=None,
-                                 interactive=False, lines=3, elem_id="ann-target")
+        # The editor is built from the task's fields (Task.fields): one code editor for a "sql" field,
+        # one keyway-aware row of digit pickers for a "digits" field, and slots for the simple kinds,
+        # each slot holding one component per kind; render() shows the right one, labelled and
+        # id'd after its field (#ann-<field name>).
+        with gr.Column(scale=6, min_width=420, elem_classes="ts-panel"):
+            code = gr.Code(language="sql", label="SQL", lines=14, max_lines=30, interactive=True,
+                           elem_id="ann-sql", visible=False)
+            check = gr.HTML(elem_id="ann-check")
+            slots: list[dict] = []
+            slot_rows = []  # one row per two slots, hidden when neither is used
+            for r in range(0, L.MAX_SLOTS, 2):
+                with gr.Row(equal_height=False, visible=False) as row:
+                    slot_rows.append(row)
+                    for i in range(r, r + 2):
+                        with gr.Column(min_width=200):
+                            slots.append({
+                                "text": gr.Textbox(visible=False, max_lines=1, elem_id=f"ann-slot{i}-text"),
+                                "number": gr.Number(visible=False, elem_id=f"ann-slot{i}-number"),
+                                "choice": gr.Dropdown([], visible=False, elem_id=f"ann-slot{i}-choice"),
+                                "boolean": gr.Checkbox(visible=False, elem_id=f"ann-slot{i}-boolean"),
+                                "list": gr.Textbox(visible=False, lines=3, elem_id=f"ann-slot{i}-list"),
+                                "multi": gr.Dropdown([], multiselect=True, visible=False,
+                                                     elem_id=f"ann-slot{i}-multi"),
+                            })
+            digits_label = gr.Markdown(visible=False, elem_classes="ts-label")
+            with gr.Row(elem_classes="ts-bits"):
+                bits = [gr.Dropdown([("–", "")], value="", label=str(i + 1), min_width=58, visible=False,
+                                    elem_id=f"ann-bit-{i + 1}", filterable=True)
+                        for i in range(L.MAX_POSITIONS)]
+            with gr.Tabs():
+                with gr.Tab("Preview"):
+                    preview = gr.HTML(elem_id="ann-preview")
+                with gr.Tab("Table"):
+                    table = gr.Dataframe(value=[], interactive=False, max_height=300, wrap=True,
+                                         elem_id="ann-tables")
+            target = gr.Code(label="Training target (what the model learns to write)", language=None,
+                             interactive=False, lines=3, elem_id="ann-target")
 
-    editors = [code, domain, keyway, brand, *bits]
-    view_outputs = [cur, gallery, image, header, counter, sql_box, keys_box, code, domain, sql_check, tables, er,
-                    keyway, brand, *bits, keys_check, target, save_msg, conflict_row]
+    slot_comps = [c for slot in slots for c in slot.values()]
+    editors = [code, *slot_comps, *bits]
+    checks = [check, target, preview, table]
+    view_outputs = [cur, gallery, image, header, counter, code, digits_label, *slot_rows, *slot_comps, *bits, *checks,
+                    save_msg, conflict_row]
 
     # -------------------------------------------------------------- rendering
-    def bit_updates(code_: str | None, values: list) -> list:
-        setup = L.keyway_setup(code_)
+    def bit_updates(task, name: str, fields: dict, values: list) -> list:
+        setup = L.digit_setup(task, name, fields)
         n = setup["positions"] or 0
         choices = [("–", "")] + setup["digits"]
         out = []
@@ -84,21 +100,63 @@ def build(state, shared: dict) -> dict:
             out.append(gr.update(choices=choices, value=v if v in setup["digits"] else "", visible=i < n))
         return out
 
+    def check_updates(task, fields: dict, sql_name: str | None) -> dict:
+        out = L.live_check(task, fields)
+        return {check: gr.update(value=out["status"], elem_id=f"ann-{sql_name}-status" if sql_name else "ann-check"),
+                target: gr.update(value=out["target"], visible=sql_name is None),
+                preview: out["preview"],
+                table: gr.update(value=pd.DataFrame(out["rows"], columns=out["headers"] or None))}
+
+    def editor_updates(task, f: dict) -> dict:
+        """Every editor component shown, labelled and filled for this task's fields."""
+        plan = L.editor_plan(task)
+        out: dict = {}
+        sql = plan["sql"]
+        out[code] = (gr.update(visible=True, label=sql.label, value=f.get(sql.name) or "", elem_id=f"ann-{sql.name}")
+                     if sql else gr.update(visible=False, value="", elem_id="ann-sql"))
+        for i, slot in enumerate(slots):
+            field, kind = plan["slots"][i] if i < len(plan["slots"]) else (None, None)
+            for k, comp in slot.items():
+                if k != kind:
+                    out[comp] = gr.update(visible=False, elem_id=f"ann-slot{i}-{k}")
+                    continue
+                extra, info = {}, field.help or ""
+                if k in ("choice", "multi"):
+                    extra["choices"] = list(field.choices or [])
+                if k == "number":
+                    # The range goes into the hint, not into gr.Number's own bounds: an out-of-range value
+                    # then reaches the task's check and is explained there, instead of a Gradio error.
+                    extra["precision"] = 0 if field.integer else None
+                    if field.minimum is not None or field.maximum is not None:
+                        rng = f"{'' if field.minimum is None else field.minimum}–{'' if field.maximum is None else field.maximum}"
+                        info = f"{info} ({rng})".strip()
+                out[comp] = gr.update(visible=True, label=field.label + ("" if field.required else " (optional)"),
+                                      info=info or None, value=L.to_editor(field, k, f.get(field.name)),
+                                      elem_id=f"ann-{field.name}", **extra)
+        for r, row in enumerate(slot_rows):
+            out[row] = gr.update(visible=2 * r < len(plan["slots"]))
+        dig = plan["digits"]
+        out[digits_label] = gr.update(visible=dig is not None, value=f"**{dig.label}** — {dig.help}" if dig else "")
+        values = [str(d) for d in (f.get(dig.name) or [])] if dig else []
+        out.update(zip(bits, bit_updates(task, dig.name, f, values) if dig else
+                       [gr.update(visible=False, value="") for _ in bits]))
+        out.update(check_updates(task, f, sql.name if sql else None))
+        return out
+
     def render(path, rid, filter_, session) -> dict:
         ds = open_dataset(state, path)
         recs = ds.records()
         q = L.queue(ds, filter_)
         if rid not in {r["id"] for r in recs}:
             rid = L.next_unlabeled(recs, None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
-        is_sql = ds.task.name == "ui2sql"
-        out = {sql_box: gr.update(visible=is_sql), keys_box: gr.update(visible=not is_sql),
-               counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False)}
+        out = {counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False)}
         shown = q[:GALLERY_MAX]
         items = [(str(ds.image_path(r)), f"{'✓' if r.get('status') != 'unlabeled' else '○'} {r['id'][:8]}")
                  for r in shown]
         ids = [r["id"] for r in shown]
         out[gallery] = gr.update(value=items, selected_index=ids.index(rid) if rid in ids else None)
         if rid is None:
+            out.update(editor_updates(ds.task, {}))
             out.update({cur: {"path": str(ds.path), "id": None, "ids": ids}, image: None,
                         header: '<div class="ts-empty">This dataset has no images yet. Import some in Datasets.</div>'})
             return out
@@ -112,20 +170,51 @@ def build(state, shared: dict) -> dict:
         kind = {"labeled": "ok", "reviewed": "info"}.get(status, "warn")
         out[header] = (f'<div class="ts-rec-head"><code>{esc(rid)}</code> {badge(status, kind)} '
                        f'{badge("split: " + str(rec.get("split") or "none"), "neutral")}</div>')
-        if is_sql:
-            out[code], out[domain] = f.get("sql", ""), f.get("domain", "")
-            out[sql_check], out[tables], out[er] = L.sql_check(f.get("sql", ""))
-        else:
-            bitting = [str(d) for d in (f.get("bitting") or [])]
-            out[keyway], out[brand] = (f.get("keyway") or None), f.get("brand", "")
-            out.update(zip(bits, bit_updates(f.get("keyway"), bitting)))
-            out[keys_check], out[target] = L.keys_check(f.get("keyway"), f.get("brand", ""), bitting)
+        out.update(editor_updates(ds.task, f))
         return out
 
+    def editor_values(task, data: dict) -> dict:
+        """{field name: editor value} of the task's fields, read from the components."""
+        plan = L.editor_plan(task)
+        values = {field.name: data[slots[i][kind]] for i, (field, kind) in enumerate(plan["slots"])}
+        if plan["sql"]:
+            values[plan["sql"].name] = data[code]
+        if plan["digits"]:
+            values[plan["digits"].name] = [data[b] for b in bits]
+        return values
+
     def fields_of(data: dict, c: dict) -> dict:
-        if c.get("task") == "ui2sql":
-            return L.ui2sql_fields(data[code], data[domain], c.get("fields"))
-        return L.keys_fields(data[keyway], data[brand], [data[b] for b in bits])
+        task = open_dataset(state, c["path"]).task
+        return L.fields_from_editor(task, editor_values(task, data), c.get("fields"))
+
+    def on_edit(changed_slot: int | None):
+        """The live check after a user edit; a change of a field other fields follow (Task.prefill,
+        Task.editor_setup: the keyway sets the brand and the digit pickers) updates those too."""
+        def handler(data):
+            c = data[cur] or {}
+            if not c.get("path"):
+                return {}
+            task = open_dataset(state, c["path"]).task
+            plan = L.editor_plan(task)
+            out: dict = {}
+            try:
+                fields = L.fields_from_editor(task, editor_values(task, data), None)
+            except StudioError as e:
+                return {check: f'<div class="ts-check" id="ann-check-box">{badge("incomplete", "warn")} '
+                               f"{esc(e.message)}</div>"}
+            if changed_slot is not None and changed_slot < len(plan["slots"]):
+                name = plan["slots"][changed_slot][0].name
+                fill = task.prefill(name, fields) if hasattr(task, "prefill") else {}
+                for i, (field, kind) in enumerate(plan["slots"]):
+                    if field.name in fill and field.name != name:
+                        out[slots[i][kind]] = L.to_editor(field, kind, fill[field.name])
+                        fields[field.name] = fill[field.name]
+                dig = plan["digits"]
+                if dig is not None:
+                    out.update(zip(bits, bit_updates(task, dig.name, fields, [data[b] for b in bits])))
+            out.update(check_updates(task, fields, plan["sql"].name if plan["sql"] else None))
+            return out
+        return handler
 
     def do_save(data: dict, session: str, force: bool = False) -> dict:
         """Saves the editor; returns updates (cur, message, conflict row). StudioError on conflict."""
@@ -217,7 +306,8 @@ def build(state, shared: dict) -> dict:
             fresh[save_msg] = out[save_msg]
             for comp in editors:  # keep what is in the editor exactly as typed
                 fresh.pop(comp, None)
-            fresh.pop(keys_check, None), fresh.pop(target, None)
+            for comp in checks:
+                fresh.pop(comp, None)
             return fresh
         return out
 
@@ -240,9 +330,6 @@ def build(state, shared: dict) -> dict:
         target_id = ids[idx] if 0 <= idx < len(ids) else None
         return nav_handler(lambda ds, c: target_id or c["id"])(data, request)
 
-    def on_keyway(code_, brand_, *values):
-        return [L.prefilled_brand(brand_, code_), *bit_updates(code_, list(values))]
-
     ds_dd.change(on_dataset, [ds_dd, filt], view_outputs)
     filt.change(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs)
     prev_btn.click(nav_handler(by_step(-1)), all_inputs, view_outputs)
@@ -252,13 +339,42 @@ def build(state, shared: dict) -> dict:
     save_btn.click(on_save, all_inputs, view_outputs)
     force_btn.click(on_force, all_inputs, view_outputs)
     reload_btn.click(on_reload, all_inputs, view_outputs)
-    code.change(L.sql_check, code, [sql_check, tables, er], trigger_mode="always_last", show_progress="hidden")
-    keyway.input(on_keyway, [keyway, brand, *bits], [brand, *bits], show_progress="hidden")
-    for comp in (keyway, brand, *bits):
-        comp.change(lambda k, b, *vals: L.keys_check(k, b, list(vals)), [keyway, brand, *bits],
-                    [keys_check, target], trigger_mode="always_last", show_progress="hidden")
+    edit_inputs = {cur, *editors}
+    edit_outputs = [*slot_comps, *bits, *checks]
+    code.input(on_edit(None), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
+    for i, slot in enumerate(slots):
+        for comp in slot.values():
+            comp.input(on_edit(i), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
+    for comp in bits:
+        comp.input(on_edit(None), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
+    def on_timer(data, request: gr.Request):
+        """Saves an edit nobody has saved yet, quietly; a record someone else changed meanwhile is
+        left to the Save button, which shows the conflict (a timer must not warn every 15 s)."""
+        c = data[cur] or {}
+        if not data[autosave] or not c.get("id"):
+            return {}
+        session = session_of(request)
+        try:
+            if L.same_fields(fields_of(data, c), c.get("fields")):
+                return {}
+            ds = open_dataset(state, c["path"])
+            if ds.get(c["id"]).get("updated") != book.get(session, c["path"], c["id"], c.get("updated")):
+                return {}
+            out = do_save(data, session)
+        except StudioError:
+            return {}  # an editor state that cannot be saved yet: Save says why
+        out.pop("_conflict", None)
+        # the timer never moves the editor: a Next click may have landed meanwhile, and the session's
+        # stamp book (not `cur`) already knows the stamp this save wrote
+        out = {k: v for k, v in out.items() if k in (save_msg, conflict_row)}
+        if save_msg in out:
+            out[save_msg] = out[save_msg].replace("Saved", "Autosaved", 1)
+        return out
+
+    gr.Timer(AUTOSAVE_S).tick(on_timer, all_inputs, [save_msg, conflict_row], show_progress="hidden",
+                              trigger_mode="always_last", queue=False)
     # Coming back to the tab: autosave if needed, then show the record fresh from disk (an import or
     # another user may have changed the dataset meanwhile).
     show = nav_handler(lambda ds, c: c["id"])
     return {"cur": cur, "render": render, "show": show, "all_inputs": all_inputs, "view_outputs": view_outputs, "on_dataset": on_dataset,
-            "code": code, "keyway": keyway, "bits": bits, "filter": filt}
+            "code": code, "slots": slots, "bits": bits, "filter": filt}

@@ -7,7 +7,7 @@ import gradio as gr
 from core import models
 from core.errors import StudioError
 from studio import compare_logic as K
-from studio.common import esc, guard, open_dataset, run_choices
+from studio.common import esc, open_dataset, run_choices, ui_guard
 
 SIDES = 3
 
@@ -37,12 +37,15 @@ def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
         for i in range(SIDES):
             with gr.Column(elem_classes="ts-panel ts-side", min_width=280):
+                # verdict first and the answer capped in height, so the three verdicts line up even
+                # when an untrained base rambles for thousands of tokens
                 title = gr.HTML(f'<div class="ts-side-title">{["Base", "Run A", "Run B"][i]}</div>')
-                text = gr.Code(label="Answer", interactive=False, lines=8, wrap_lines=True, elem_id=f"cmp-answer-{i}")
-                verdict = gr.HTML(elem_id=f"cmp-verdict-{i}")
-                picture = gr.HTML()
-                js = gr.JSON(label="Structured", elem_id=f"cmp-json-{i}")
-                cols.append((title, text, verdict, picture, js))
+                verdict = gr.HTML(elem_id=f"cmp-verdict-{i}", elem_classes="ts-side-verdict")
+                text = gr.Code(label="Answer", interactive=False, lines=6, max_lines=10, wrap_lines=True,
+                               elem_id=f"cmp-answer-{i}")
+                picture = gr.HTML(max_height=360, elem_classes="ts-side-picture")
+                js = gr.JSON(label="Structured", elem_id=f"cmp-json-{i}", max_height=300)
+                cols.append((title, verdict, text, picture, js))
 
     def on_dataset(path):
         try:
@@ -66,7 +69,7 @@ def build(state, shared: dict) -> dict:
             return None, ""
         return str(ds.image_path(rec)), ds.task.target(rec) if ds.task.is_labeled(rec) else "(not labeled)"
 
-    @guard
+    @ui_guard
     def on_compare(path, src, rid, up, b, ra, rb, n):
         ds = open_dataset(state, path)
         task, rec = ds.task, None
@@ -88,7 +91,7 @@ def build(state, shared: dict) -> dict:
                 continue
             title, ans = K.answer(state, image, task, rec, run, b, n)
             picture, data = K.detail(ans, task)
-            out += [f'<div class="ts-side-title">{esc(title)}</div>', ans.text, K.verdict_html(ans, task, rec),
+            out += [f'<div class="ts-side-title">{esc(title)}</div>', K.verdict_html(ans, task, rec), ans.text,
                     picture, data]
         return out
 

@@ -2,7 +2,7 @@
 link to each bad record, re-split with a seed, export."""
 from __future__ import annotations
 
-import re
+import json
 import shutil
 import time
 from pathlib import Path
@@ -11,8 +11,9 @@ import gradio as gr
 
 from core.dataset import Dataset
 from core.errors import StudioError
+from core.names import is_valid_name
 from core.tasks import all_tasks
-from studio.common import badge, dataset_choices, esc, guard, open_dataset
+from studio.common import badge, dataset_choices, esc, ui_guard, open_dataset
 
 REPORT_HEADERS = ["severity", "record", "problem", "details"]
 EXPORT_FORMATS = [("Hugging Face datasets folder (images + messages)", "hf"),
@@ -40,15 +41,72 @@ def overview_html(ds: Dataset | None) -> str:
             f'<div class="ts-muted">{pct:.0f}% labeled · splits: {splits}</div></div>')
 
 
-def create_dataset(datasets_dir: Path, name: str, task: str) -> Dataset:
+def export_formats(task: str | None) -> list[tuple[str, str]]:
+    """The export formats that fit a dataset's task (its own seed formats, then hf): a keys dataset
+    is not offered Ghost's SQL format."""
+    from core.exporters import format_names, seed_formats
+
+    seeds = seed_formats()
+    return [(getattr(seeds[n][1], "title", n) if n in seeds else EXPORT_FORMATS[0][0], n) for n in format_names(task)]
+
+
+PREVIEW_MAX = 12
+
+
+def preview_items(ds: Dataset | None) -> list[tuple[str, str]]:
+    """A first look at the dataset: up to PREVIEW_MAX images with their status."""
+    if ds is None:
+        return []
+    out = []
+    for r in ds.records()[:PREVIEW_MAX]:
+        try:
+            out.append((str(ds.image_path(r)), f"{r.get('status', 'unlabeled')} · {str(r.get('id'))[:8]}"))
+        except StudioError:
+            continue
+    return out
+
+
+def task_settings(task: str | None) -> dict:
+    """The per-dataset settings a task asks for at creation (Task.settings), e.g. json's schema."""
+    t = all_tasks().get(task or "")
+    return dict(getattr(t, "settings", None) or {})
+
+
+def read_setting(text: str | None, upload: str | None, what: str) -> object:
+    """A setting given as pasted JSON or an uploaded .json file (the upload wins)."""
+    source = "the uploaded file"
+    if upload:
+        try:
+            text = Path(upload).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as e:
+            raise StudioError(f"Cannot read the uploaded {what}: {e}.", "Upload a UTF-8 .json file.") from e
+    else:
+        source = "the pasted text"
+    if not (text or "").strip():
+        raise StudioError(f"This task needs a {what}.", f"Paste the {what} as JSON, or upload a .json file.")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StudioError(f"The {what} in {source} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.",
+                          "Fix it (a missing comma or bracket?) and create again.") from e
+
+
+def create_dataset(datasets_dir: Path, name: str, task: str, setting_text: str | None = None,
+                   setting_upload: str | None = None) -> Dataset:
     name = (name or "").strip()
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+    if not is_valid_name(name):
         raise StudioError(f"'{name}' is not a usable dataset name.",
                           "Use letters, digits, '-', '_' or '.', starting with a letter or digit.")
-    return Dataset.create(Path(datasets_dir) / name, task, name=name)
+    config = {key: read_setting(setting_text, setting_upload, key) for key in task_settings(task)}
+    return Dataset.create(Path(datasets_dir) / name, task, name=name, config=config or None)
 
 
-def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, allow_server_path: bool) -> str:
+def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, allow_server_path: bool,
+                progress=None) -> str:
+    """Imports every source; the outcome in Markdown (counts, the split, each skipped item by its
+    1-based item or line number). progress(done, total, source name) is called per image."""
+    from core.importers import item_name, plural, summary_lines
+
     sources = [str(f) for f in (files or [])]
     if server_path and server_path.strip():
         if not allow_server_path:
@@ -57,30 +115,42 @@ def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, a
         sources.append(server_path.strip())
     if not sources:
         raise StudioError("Nothing to import.", "Upload a zip, a label file or images, or give a folder on the server.")
-    totals = {"imported": 0, "labels_added": 0, "duplicates": 0}
-    skipped = []
+    totals = {"imported": 0, "labeled": 0, "labels_added": 0, "duplicates": 0, "ignored": 0}
+    skipped, warnings, hints, split = [], [], [], None
     for src in sources:
-        rep = ds.import_source(src)
+        name = Path(src).name
+        rep = ds.import_source(src, progress=(lambda d, t, n=name: progress(d, t, n)) if progress else None)
         for k in totals:
             totals[k] += rep.get(k, 0)
-        skipped += rep.get("skipped", [])
-    lines = [f"**Imported {totals['imported']}** new image(s), {totals['labels_added']} got labels, "
-             f"{totals['duplicates']} duplicate(s) skipped."]
-    if skipped:
-        lines.append(f"**{len(skipped)} item(s) skipped:**")
-        lines += [f"- `{esc(s.get('record'))}`: {esc(s.get('reason'))}" for s in skipped[:50]]
-        if len(skipped) > 50:
-            lines.append(f"- … and {len(skipped) - 50} more")
-    return "\n".join(lines)
+        skipped += [{**s, "source": name} for s in rep.get("skipped", [])]
+        warnings += rep.get("warnings", [])
+        hints += [rep["hint"]] if rep.get("hint") else []
+        split = rep.get("split") or split
+    head = summary_lines({**totals, "split": split})
+    blocks = ["<br>".join([f"**{head[0]}**", *head[1:], *(f"<b>What to do:</b> {esc(h)}" for h in hints)])]
+    many = len(sources) > 1
+    for title, entries in ((f"{plural(len(skipped), 'item')} skipped:", skipped),
+                           (f"{plural(len(warnings), 'warning')}:", warnings)):
+        if not entries:
+            continue
+        rows = [f"- {esc(item_name(s))}" + (f" of `{esc(s['source'])}`" if many and s.get("source") else "")
+                + (f" (`{esc(s['image_path'])}`)" if s.get("image_path") and s["image_path"] != s.get("record") else "")
+                + f": {esc(s.get('reason'))}" for s in entries[:50]]
+        if len(entries) > 50:
+            rows.append(f"- … and {len(entries) - 50} more")
+        blocks.append(f"**{title}**\n\n" + "\n".join(rows))
+    return "\n\n".join(blocks)
 
 
 def report_rows(ds: Dataset) -> tuple[str, list[list]]:
     rep = ds.validate()
     issues = sorted(rep["issues"], key=lambda i: (i["severity"] != "error", str(i["record"])))
     rows = [[i["severity"], str(i["record"]), i["code"].replace("_", " "), i["reason"]] for i in issues]
-    head = (f"**{rep['records']} records**, {rep['images_readable']} readable images — "
-            f"{badge(str(rep['errors']) + ' errors', 'err' if rep['errors'] else 'ok')} "
-            f"{badge(str(rep['warnings']) + ' warnings', 'warn' if rep['warnings'] else 'ok')}"
+    from core.importers import plural
+
+    head = (f"**{plural(rep['records'], 'record')}**, {plural(rep['images_readable'], 'readable image')} — "
+            f"{badge(plural(rep['errors'], 'error'), 'err' if rep['errors'] else 'ok')} "
+            f"{badge(plural(rep['warnings'], 'warning'), 'warn' if rep['warnings'] else 'ok')}"
             + ("" if rows else " · No problems found.")
             + ("<br><span class='ts-muted'>Click a row to open that record in Annotate.</span>" if rows else ""))
     return head, rows
@@ -106,21 +176,32 @@ def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             overview = gr.HTML(elem_id="ds-overview")
+            preview = gr.Gallery(label="Images (the first 12)", columns=6, height=210, object_fit="cover",
+                                 elem_id="ds-preview", interactive=False, show_label=True)
         with gr.Column(scale=2, elem_classes="ts-panel"):
             gr.Markdown("#### New dataset")
             new_name = gr.Textbox(label="Name", placeholder="e.g. my-keys", max_lines=1)
-            new_task = gr.Radio([(t.title, n) for n, t in all_tasks().items()], value="keys", label="Task")
+            tasks = all_tasks()
+            plain = [n for n in tasks if not task_settings(n)] or list(tasks)
+            new_task = gr.Radio([(t.title, n) for n, t in tasks.items()], value=plain[0] if plain else None,
+                                label="Task", elem_id="ds-new-task")
+            with gr.Column(visible=False) as setting_box:
+                setting_text = gr.Code(language="json", lines=8, label="Schema", interactive=True,
+                                       elem_id="ds-schema")
+                setting_file = gr.File(label="…or upload it (.json)", file_types=[".json"], type="filepath",
+                                       elem_id="ds-schema-file", height=90)
             create_btn = gr.Button("Create dataset", variant="primary", elem_id="ds-create")
     with gr.Row(equal_height=False):
         with gr.Column(elem_classes="ts-panel"):
-            gr.Markdown("#### Import into the open dataset\nA folder of images, a zip, Ghost Architect's "
-                        "`dataset_vision.json` or a Keylike `.jsonl`. Bad items are skipped with a reason.")
-            files = gr.File(label="Upload", file_count="multiple", type="filepath",
+            gr.Markdown("#### Import into the open dataset\nA folder of images, a zip, or a label file of the "
+                        "dataset's task (Ghost Architect's `dataset_vision.json`, a Keylike `.jsonl`, JSON lines "
+                        "`{image_path, output}` for a json dataset). Bad items are skipped with a reason.")
+            files = gr.File(label="Upload", file_count="multiple", type="filepath", elem_id="ds-files",
                             file_types=[".zip", ".json", ".jsonl", "image"])
             server_path = gr.Textbox(label="…or a folder / file on this machine", max_lines=1,
                                      visible=not state.demo_mode, placeholder="/data/screenshots")
             import_btn = gr.Button("Import", elem_id="ds-import")
-            import_out = gr.Markdown()
+            import_out = gr.Markdown(elem_id="ds-import-out")
         with gr.Column(elem_classes="ts-panel"):
             gr.Markdown("#### Split\nLabeled records are shuffled with the seed; unlabeled ones get no split.")
             with gr.Row():
@@ -129,7 +210,7 @@ def build(state, shared: dict) -> dict:
                 test_frac = gr.Slider(0, 0.5, 0.0, step=0.05, label="Test share")
             split_btn = gr.Button("Re-split", elem_id="ds-split")
             gr.Markdown("#### Export")
-            fmt = gr.Dropdown(EXPORT_FORMATS, value="hf", label="Format")
+            fmt = gr.Dropdown(EXPORT_FORMATS, value="hf", label="Format", elem_id="ds-export-format")
             export_btn = gr.Button("Export labeled records", elem_id="ds-export")
             export_out = gr.Markdown()
             export_file = gr.File(label="Download", visible=False)
@@ -147,37 +228,52 @@ def build(state, shared: dict) -> dict:
         except StudioError as e:
             return f'<div class="ts-empty">{esc(e.message)}</div>'
 
-    @guard
-    def on_create(name, task):
-        ds = create_dataset(state.datasets_dir, name, task)
+    @ui_guard
+    def on_create(name, task, text, upload):
+        ds = create_dataset(state.datasets_dir, name, task, text, upload)
         gr.Info(f"Created dataset {ds.name}.")
         return gr.update(choices=dataset_choices(state), value=str(ds.path)), ""
 
-    @guard
-    def on_import(path, up, server):
-        ds = open_dataset(state, path)
-        text = import_into(ds, up, server, allow_server_path=not state.demo_mode)
-        return text, overview_html(ds), None
+    def on_task(task):
+        settings = task_settings(task)
+        label = next(iter(settings.values()), "")
+        return gr.update(visible=bool(settings)), gr.update(label=label[:1].upper() + label[1:] if label else "Schema")
 
-    @guard
+    @ui_guard
+    def on_import(path, up, server, progress=gr.Progress()):
+        ds = open_dataset(state, path)
+        text = import_into(ds, up, server, allow_server_path=not state.demo_mode,
+                           progress=lambda d, t, n: progress((d, t), desc=f"importing {n}", unit="images"))
+        return text, overview_html(ds), None, preview_items(ds)
+
+    @ui_guard
     def on_validate(path):
         return report_rows(open_dataset(state, path))
 
-    @guard
+    @ui_guard
     def on_split(path, s, v, t):
         ds = open_dataset(state, path)
         counts = ds.split(seed=int(s or 0), val_fraction=float(v), test_fraction=float(t))
         gr.Info("Split: " + ", ".join(f"{k} {n}" for k, n in counts.items()))
         return overview_html(ds)
 
-    @guard
+    @ui_guard
     def on_export(path, f):
         text, archive = export_dataset(open_dataset(state, path), f, state.workspace / "exports")
         return text, gr.update(value=archive, visible=True)
 
-    ds_dd.change(refresh, ds_dd, overview)
-    create_btn.click(on_create, [new_name, new_task], [ds_dd, new_name])
-    import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files])
+    def on_dataset(path):
+        try:
+            ds = open_dataset(state, path) if path else None
+        except StudioError:
+            ds = None
+        return (refresh(path), gr.update(choices=export_formats(ds.task.name if ds else None), value="hf"),
+                preview_items(ds))
+
+    ds_dd.change(on_dataset, ds_dd, [overview, fmt, preview])
+    create_btn.click(on_create, [new_name, new_task, setting_text, setting_file], [ds_dd, new_name])
+    new_task.change(on_task, new_task, [setting_box, setting_text])
+    import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files, preview])
     validate_btn.click(on_validate, ds_dd, [report_head, report])
     split_btn.click(on_split, [ds_dd, seed, val_frac, test_frac], overview)
     export_btn.click(on_export, [ds_dd, fmt], [export_out, export_file])

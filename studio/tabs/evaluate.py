@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from core.errors import StudioError
-from studio.common import esc, guard, run_choices
+from studio.common import esc, ui_guard, run_choices
 
 ROW_HEADERS = ["id", "valid", "prediction", "metrics"]
 
@@ -50,20 +50,23 @@ def run_eval(run: str | None, split: str, base: bool, limit, progress=None) -> t
 
     if not run:
         raise StudioError("No run picked.", "Pick a finished run.")
+    if limit is not None and limit < 0:
+        raise StudioError(f"N must be 0 (all records) or more, got {limit}.", "Leave it at 0 to score every record.")
     evaluate_run(run, split=split, base=bool(base), limit=int(limit) if limit else None, progress=progress)
     return view(run, split)
 
 
 def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
-        with gr.Column(scale=2, elem_classes="ts-panel"):
+        with gr.Column(scale=3, elem_classes="ts-panel"):  # wide enough for a whole run id
             run = gr.Dropdown([], label="Run", elem_id="eval-run")
-            split = gr.Dropdown(["val", "test", "train"], value="val", label="Split")
+            split = gr.Dropdown(["val", "test", "train"], value="val", label="Split", elem_id="eval-split")
             base = gr.Checkbox(True, label="Also score the base model (for comparison)")
-            limit = gr.Number(None, label="Only the first N records (empty = all)", precision=0, minimum=1,
+            # 0, not empty: Gradio sends an emptied number box as 0, which must mean "all", not an error
+            limit = gr.Number(0, label="Only the first N records (0 = all)", precision=0, minimum=0,
                               elem_id="eval-limit")
             with gr.Row():
-                refresh = gr.Button("Refresh runs", size="sm")
+                refresh = gr.Button("Refresh runs", size="sm", elem_id="eval-refresh")
                 go = gr.Button("Evaluate", variant="primary", elem_id="eval-go")
         with gr.Column(scale=5, elem_classes="ts-panel"):
             summary = gr.Markdown("Pick a run and press Evaluate.", elem_id="eval-summary")
@@ -72,10 +75,11 @@ def build(state, shared: dict) -> dict:
     def on_refresh():
         return gr.update(choices=run_choices(state, finished_only=True))
 
-    @guard
+    @ui_guard
     def on_go(r, s, b, n, progress=gr.Progress()):
         # a sync handler: Gradio runs it in a worker thread, so the page stays live while it works
-        return run_eval(r, s, b, n, progress=lambda d, t: progress(d / max(t, 1), desc=f"{d}/{t} records"))
+        progress(0, desc="loading the model (the first batch follows)")
+        return run_eval(r, s, b, n, progress=lambda d, t: progress((d, t), desc="scoring", unit="records"))
 
     refresh.click(on_refresh, None, run)
     run.change(view, [run, split], [summary, rows])

@@ -1,7 +1,11 @@
-"""Train tab: model, preset, every TrainConfig knob grouped with its help text, the GPU budget and
-the planner's prediction; Start / Stop / Resume run the job as a subprocess. A gr.Timer polls the
-run's events.jsonl for the curves, progress, ETA and log tail; a page reload re-attaches."""
+"""Train tab: the knobs in the order a person decides (what to train, how much, memory and speed),
+the GPU budget and the planner's prediction, the equivalent `python -m core train` command, and
+Start / Stop / Resume (the job runs as a subprocess). A gr.Timer polls the run's events.jsonl for
+the curves, progress, ETA and log tail; a page reload re-attaches and the form shows the run's
+settings; any past run's settings load into the form."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import gradio as gr
 
@@ -11,10 +15,11 @@ from core.training import config as C
 from studio import planner_logic as P
 from studio import plots
 from studio import train_logic as T
-from studio.common import guard, open_dataset, warn
+from studio.common import esc, open_dataset, ui_guard, warn
 
 POLL_S = 2.0
 RUN_HEADERS = ["run", "status", "model", "task", "step", "loss", "eval loss"]
+OPEN_GROUPS = ("What to train", "How much")
 
 
 def _model_choices(demo_mode: bool) -> list[tuple[str, str]]:
@@ -26,19 +31,33 @@ def _model_choices(demo_mode: bool) -> list[tuple[str, str]]:
     return out
 
 
-def _knob(name: str, value):
+def _knob(name: str, value, method: str):
     kind, help_ = T.field_kind(name), C.help_text(name)
     label = name.replace("_", " ")
-    common = {"label": label, "info": help_, "elem_id": f"knob-{name}"}
+    common = {"label": label, "info": help_, "elem_id": f"knob-{name}",
+              "interactive": not (method == "full" and name in T.LORA_ONLY)}
     if kind == "checkbox":
-        return gr.Checkbox(value=bool(value), **common)
+        return gr.Checkbox(value=bool(value), min_width=260, elem_classes="ts-knob-check", **common)
     if kind == "choice":
-        return gr.Dropdown(list(T.CHOICES[name]), value=value, **common)
+        return gr.Dropdown(list(T.CHOICES[name]), value=value, min_width=180, **common)
     if kind == "int":
-        return gr.Number(value=value, precision=0, **common)
+        return gr.Number(value=value, precision=0, min_width=180, **common)
     if kind == "float":
-        return gr.Number(value=value, **common)
-    return gr.Textbox(value="" if value is None else str(value), max_lines=1, **common)
+        return gr.Number(value=value, min_width=180, **common)
+    return gr.Textbox(value="" if value is None else str(value), max_lines=1, min_width=180, **common)
+
+
+def target_html(state, path: str | None, train_split: str | None) -> str:
+    """Says which dataset Start trains, and how many labeled records its split holds."""
+    try:
+        ds = open_dataset(state, path)
+    except StudioError as e:
+        return f'<div class="ts-msg ts-msg-warn">{esc(e.message)}</div>'
+    split = train_split or "train"
+    n = sum(1 for r in ds.records(split=split) if ds.task.is_labeled(r))
+    kind = "ok" if n else "warn"
+    return (f'<div class="ts-msg ts-msg-{kind}" id="train-target-text">Start trains <b>{esc(ds.name)}</b> '
+            f'({esc(ds.task.name)}): {n} labeled record{"" if n == 1 else "s"} in its <b>{esc(split)}</b> split.</div>')
 
 
 def build(state, shared: dict) -> dict:
@@ -61,10 +80,12 @@ def build(state, shared: dict) -> dict:
                                      info="The two seed documents' settings, or sensible defaults for the model.")
             preset_note = gr.Markdown(P.preset_note(None), elem_id="train-preset-note")
             for group, names in T.grouped_fields().items():
-                with gr.Accordion(group, open=group.startswith("Optimisation")):
-                    with gr.Row():
+                with gr.Accordion(group, open=group in OPEN_GROUPS, elem_id=f"train-group-{group.split()[0].lower()}"):
+                    with gr.Row(elem_classes="ts-knobs"):
                         for name in names:
-                            knobs[name] = _knob(name, values.get(name))
+                            knobs[name] = _knob(name, values.get(name), start_cfg.method)
+            command = gr.Code(label="The same run from a shell", language="shell", interactive=False, lines=3,
+                              elem_id="train-command")
         with gr.Column(scale=3, elem_classes="ts-panel"):
             budget = gr.Dropdown(P.GPU_BUDGETS, value=P.DEFAULT_GPU, label="GPU budget", elem_id="train-budget",
                                  info="What the run must fit in (the seeds train on a 16 GB T4).")
@@ -73,11 +94,13 @@ def build(state, shared: dict) -> dict:
             gpus = gr.Slider(1, max(2, gctl["maximum"]), value=1, step=1, label="GPUs", info=gctl["info"],
                              interactive=gctl["interactive"], elem_id="train-gpus")
             backend_note = gr.HTML(elem_id="train-backend")
+            target = gr.HTML(elem_id="train-target")
             with gr.Row():
                 start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
                 resume_btn = gr.Button("Resume", elem_id="train-resume")
             run_dd = gr.Dropdown([], label="Run", elem_id="train-run", allow_custom_value=False)
+            load_cfg = gr.Button("Load this run's settings into the form", size="sm", elem_id="train-load-config")
             status = gr.HTML(elem_id="train-status-box")
     with gr.Row():
         loss_plot = gr.Plot(plots.loss_figure([]), show_label=False, elem_id="train-loss")
@@ -92,7 +115,7 @@ def build(state, shared: dict) -> dict:
                            elem_id="train-log")
         with gr.Column(scale=4):
             runs_df = gr.Dataframe(headers=RUN_HEADERS, value=[], interactive=False, label="Runs (click to open)",
-                                   elem_id="train-runs", max_height=300)
+                                   elem_id="train-runs", max_height=300, wrap=True)
     timer = gr.Timer(POLL_S)
     knob_list = list(knobs.values())
 
@@ -108,7 +131,16 @@ def build(state, shared: dict) -> dict:
         except StudioError:
             cfg = None
         return {gauge: P.planner_html(cfg, data[budget]), backend_note: P.backend_note(cfg, hw, cfg.gpus if cfg else 1),
-                preset_note: P.preset_note(data[preset], data[budget] or P.DEFAULT_GPU)}
+                preset_note: P.preset_note(data[preset], data[budget] or P.DEFAULT_GPU),
+                command: T.command_preview(cfg, hw) if cfg else ""}
+
+    def form_from(cfg: C.TrainConfig, with_model: bool = True) -> dict:
+        vals = T.knob_values(cfg)
+        out = {knobs[n]: gr.update(value=vals[n], interactive=not (cfg.method == "full" and n in T.LORA_ONLY))
+               for n in knobs}
+        if with_model and not state.demo_mode:
+            out[model] = cfg.model_id
+        return out
 
     def on_preset(p, m):
         try:
@@ -116,38 +148,44 @@ def build(state, shared: dict) -> dict:
         except StudioError as e:
             warn(e)
             return {}
-        vals = T.knob_values(cfg)
-        out = {knobs[n]: vals[n] for n in knobs}
-        if not state.demo_mode:
-            out[model] = cfg.model_id
-        return out
+        return form_from(cfg)
 
-    def runs_view(selected=None):
+    def runs_view():
         from core.training.runs import list_runs
 
         runs = list_runs(state.workspace)
         choices = [(f"{r['run_id']}  ·  {r['status']}", r["path"]) for r in runs]
         return runs, choices, T.run_rows(runs)
 
-    @guard
+    @ui_guard
     def on_start(data):
         cfg, notes = cfg_from(data)
         run_dir = T.start(state, cfg)
         for n in notes:
             gr.Info(n)
-        gr.Info(f"Started {run_dir.name}.")
+        gr.Info(f"Started {run_dir.name} on {Path(cfg.dataset).name}.")
         _, choices, rows = runs_view()
         return {run_dd: gr.update(choices=choices, value=str(run_dir)), runs_df: rows, last: {}}
 
-    @guard
     def on_stop(run):
-        T.stop(run)
-        gr.Info("Stop requested: the job saves a checkpoint at the end of this step and ends.")
+        try:
+            T.stop(run)
+            gr.Info("Stop requested: the job saves a checkpoint at the end of this step and ends.")
+        except StudioError as e:
+            warn(e)
 
-    @guard
     def on_resume(run):
-        T.resume(run)
-        gr.Info("Resuming from the last checkpoint.")
+        try:
+            T.resume(run)
+            gr.Info("Resuming from the last checkpoint.")
+        except StudioError as e:
+            warn(e)
+
+    @ui_guard
+    def on_load_cfg(run):
+        cfg = T.run_config(run)
+        gr.Info(f"Loaded the settings of {Path(run).name} (trained {Path(cfg.dataset).name}, {cfg.model_id}).")
+        return {**form_from(cfg), preset: T.DEFAULTS_PRESET}
 
     def tick(run, bud, prev):
         st, events = T.live(run)
@@ -158,13 +196,25 @@ def build(state, shared: dict) -> dict:
         log = T.log_tail(run)
         if sig == prev:
             return [gr.skip()] * 5 + [log, prev, gr.skip()]
-        rows = runs_view()[2] if sig["status"] != (prev or {}).get("status") else gr.skip()
+        rows = runs_view()[2]  # the table's step and status move with the status box
         return [T.status_html(st, events), plots.loss_figure(events), plots.memory_figure(events, P.usable_gib(bud)),
                 plots.lr_figure(events), plots.throughput_figure(events), log, sig, rows]
 
-    def on_load(path_unused=None):
+    def on_load(dataset_path: str | None, wanted_run: str | None = None) -> dict:
+        """After a page (re)load: the run asked for (URL) or the running / newest one, and the form
+        holding that run's settings when it trained the open dataset."""
         runs, choices, rows = runs_view()
-        return gr.update(choices=choices, value=T.pick_run_on_load(runs)), rows
+        paths = [r["path"] for r in runs]
+        run = next((p for p in paths if wanted_run and Path(p).name == wanted_run), None) or T.pick_run_on_load(runs)
+        out = {run_dd: gr.update(choices=choices, value=run), runs_df: rows}
+        if run and dataset_path:
+            try:
+                cfg = T.run_config(run)
+                if Path(cfg.dataset).resolve() == Path(dataset_path).resolve():
+                    out.update(form_from(cfg))
+            except StudioError:
+                pass
+        return out
 
     def refresh_runs(run):
         _, choices, rows = runs_view()
@@ -175,19 +225,29 @@ def build(state, shared: dict) -> dict:
         rid = (evt.row_value or [None])[0]
         return str(workspace.runs_dir(state.workspace) / rid) if rid else gr.skip()
 
+    def on_method(m):
+        full = m == "full"
+        return {knobs[n]: gr.update(interactive=not full) for n in T.LORA_ONLY if n in knobs}
+
     inputs_all = {model, budget, ds_dd, gpus, preset, *knob_list}
     gr.on([c.change for c in (model, budget, ds_dd, gpus, preset, *knob_list)], on_gauge, inputs_all,
-          [gauge, backend_note, preset_note], trigger_mode="always_last", show_progress="hidden")
+          [gauge, backend_note, preset_note, command], trigger_mode="always_last", show_progress="hidden")
+    gr.on([ds_dd.change, knobs["train_split"].change], lambda p, s: target_html(state, p, s),
+          [ds_dd, knobs["train_split"]], target, show_progress="hidden")
+    knobs["method"].change(on_method, knobs["method"], [knobs[n] for n in T.LORA_ONLY if n in knobs],
+                           show_progress="hidden")
     preset.input(on_preset, [preset, model], [model, *knob_list])
     model.input(lambda m: {**on_preset(T.DEFAULTS_PRESET, m), preset: T.DEFAULTS_PRESET}, model,
                 [model, preset, *knob_list])
     start_btn.click(on_start, inputs_all, [run_dd, runs_df, last])
     stop_btn.click(on_stop, run_dd, None)
     resume_btn.click(on_resume, run_dd, None)
+    load_cfg.click(on_load_cfg, run_dd, [model, preset, *knob_list])
     live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last, runs_df]
     timer.tick(tick, [run_dd, budget, last], live_out, show_progress="hidden", queue=False)
     run_dd.change(lambda r, b: tick(r, b, {}), [run_dd, budget], live_out, show_progress="hidden")
     runs_df.select(on_run_row, None, run_dd)
     for btn in (stop_btn, resume_btn):
         btn.click(refresh_runs, run_dd, [run_dd, runs_df])
-    return {"on_load": on_load, "load_outputs": [run_dd, runs_df], "run": run_dd, "knobs": knobs, "model": model}
+    return {"on_load": on_load, "load_outputs": [run_dd, runs_df, model, *knob_list], "run": run_dd,
+            "knobs": knobs, "model": model}

@@ -131,18 +131,23 @@ def test_label_a_screenshot_with_invalid_sql_first(page, server):
     pg.wait_for_selector("#ann-save-msg :text('Saved as labeled')", timeout=30_000)
     rec = _records(ws, name)[0]
     assert rec["status"] == "labeled" and rec["fields"]["sql"] == good
-    pg.click("button[role=tab]:has-text('Diagram')")
-    pg.wait_for_selector("#ann-er svg .ts-er-table", timeout=10_000)
+    pg.click("button[role=tab]:has-text('Preview')")
+    pg.wait_for_selector("#ann-preview svg .ts-er-table", timeout=10_000)
     pg.screenshot(path=str(ART / "tab_annotate_sql.png"), full_page=True)
 
 
 def test_memory_gauge_for_the_seed_preset(page, server):
     """The Ghost Architect preset fits a T4 at 1024 tokens and not at 2048, as measured (and as
     `python -m core plan` predicts)."""
+    from dataclasses import replace
+
     from core.training.config import preset
     from studio.planner_logic import plan_for
 
-    peak = plan_for(preset("Ghost Architect (T4)"), "t4")["predicted_peak_gb"]  # = python -m core plan --gpu t4
+    # = python -m core plan --gpu t4 --dataset D: the gauge plans from the open dataset's longest example
+    cfg = replace(preset("Ghost Architect (T4)"), dataset=str(server["ws"] / "datasets" / "ui2sql"))
+    peak = plan_for(cfg, "t4")["predicted_peak_gb"]
+    at_2048 = plan_for(replace(cfg, max_seq_length=2048), "t4")
     pg = page
     _open(pg, server, "ui2sql", "Train")
     _pick(pg, "train-preset", "Ghost Architect (T4)")
@@ -151,14 +156,16 @@ def test_memory_gauge_for_the_seed_preset(page, server):
     assert "14.75 GiB" in gauge and "does not fit" not in gauge and "fits" in gauge
     note = pg.inner_text("#train-preset-note")
     assert "Fits the T4 · 16 GB at 1024 tokens" in note and "Does not fit the T4 · 16 GB at 2048 tokens" in note
-    pg.get_by_text("Data", exact=True).click()  # a closed accordion
+    pg.get_by_text("Memory and speed", exact=True).click()  # a closed accordion
     # The preset fills every knob in its own event: wait for it to land, or it overwrites our edit.
     pg.wait_for_function("document.querySelector('#knob-max_seq_length input')?.value === '1024'",
                          timeout=30_000)
     pg.fill("#knob-max_seq_length input", "2048")
     pg.locator("#knob-max_seq_length input").press("Tab")
-    pg.wait_for_selector("#train-gauge :text('does not fit')", timeout=30_000)
-    assert "lora_r 64" in pg.inner_text("#train-gauge")  # the planner's advice
+    pg.wait_for_selector(f"#train-gauge :text('{at_2048['predicted_peak_gb']:.2f} GiB')", timeout=30_000)
+    gauge = pg.inner_text("#train-gauge")
+    assert ("does not fit" in gauge) == (not at_2048["fits"])
+    assert f"{at_2048['sequence']['tokens']} tokens" in gauge  # the length it planned with, and why
     assert "trains on CPU" in pg.inner_text("#train-gpus") or pg.locator("#train-gpus input").first.is_disabled()
     pg.screenshot(path=str(ART / "tab_train_planner.png"), full_page=True)
 
@@ -166,7 +173,7 @@ def test_memory_gauge_for_the_seed_preset(page, server):
 def _start_run(pg, server, steps: int) -> str:
     _open(pg, server, "keys", "Train")
     pg.fill("#knob-max_steps input", str(steps))
-    pg.get_by_text("Bookkeeping", exact=True).click()  # a closed accordion
+    pg.get_by_text("Logging and checkpoints", exact=True).click()  # a closed accordion
     pg.fill("#knob-logging_steps input", "1")
     pg.fill("#knob-save_steps input", "2")
     pg.locator("#knob-save_steps input").press("Tab")
@@ -241,6 +248,6 @@ def test_evaluate_and_export_a_full_finetune_run(page, server):
     assert pg.locator("#export-format input[value=merged]").is_checked()
     assert pg.locator("#export-format input[value=adapter]").count() == 0
     pg.click("#export-go")
-    pg.wait_for_selector("#export-where :text('Exported to')", timeout=240_000)
+    pg.wait_for_selector("#export-verdict :text('Wrote the merged export')", timeout=240_000)
     pg.screenshot(path=str(ART / "tab_export.png"), full_page=True)
     assert not pg.outside_requests, f"requests left the machine: {pg.outside_requests[:5]}"

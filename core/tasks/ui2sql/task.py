@@ -2,16 +2,17 @@
 
 The label is SQL text (fields["sql"]); the training target is that SQL in canonical form: one
 CREATE TABLE per table, formatted by sqlglot in its generic dialect, comments dropped. Parsing
-(model answers and labels alike) lives in _sql_parse.py, metrics and the diff in _sql_score.py.
+(model answers and labels alike) lives in parse.py, metrics and the diff in score.py.
 """
 from __future__ import annotations
 
 from core.errors import StudioError
-from core.tasks._sql_parse import (DIALECTS, MAX_CHARS, dialect_name, join_statements, parse_sql,
+from core.tasks.ui2sql.parse import (DIALECTS, MAX_CHARS, dialect_name, join_statements, parse_sql,
                                    render, sqlglot_dialect)
-from core.tasks._sql_score import schema_diff as _schema_diff
-from core.tasks._sql_score import score_schemas, type_family
-from core.tasks.base import Field, Issue, Parsed
+from core.tasks.ui2sql.score import schema_diff as _schema_diff
+from core.tasks.ui2sql.score import score_schemas, type_family
+from core.tasks.base import BaseTask, Field, Issue, Parsed, View
+from core.tasks.ui2sql.route import ROUTE
 
 __all__ = ["TASK", "Ui2SqlTask", "parse", "transpile", "schema_diff", "type_family", "DIALECTS",
            "MAX_CHARS"]
@@ -24,7 +25,7 @@ DEFAULT_PROMPT = (
 
 
 def parse(text, dialect: str | None = None) -> Parsed:
-    """Model or label text -> Parsed (see _sql_parse). dialect None tries generic, then
+    """Model or label text -> Parsed (see parse.py). dialect None tries generic, then
     postgres, mysql and sqlite, keeping the reading with the fewest errors. Never raises."""
     return parse_sql(text, dialect)[0]
 
@@ -64,9 +65,22 @@ def _sql_of(record: dict) -> str:
     return value if isinstance(value, str) else ""
 
 
-class Ui2SqlTask:
+class Ui2SqlTask(BaseTask):
     name = "ui2sql"
     title = "UI screenshot -> SQL schema"
+    # A schema of a dozen tables is ~600-900 tokens; the stop at <end_of_turn> ends it earlier.
+    generation = {"max_new_tokens": 1024, "temperature": 0.3, "top_p": 0.9}
+    system_prompt = ("You turn a screenshot of an application's user interface into the SQL schema behind it: "
+                     "answer only with CREATE TABLE statements.")
+    headline_metric = "column_f1"
+    route = ROUTE
+    check_api = "check_sql"   # the studio's gradio endpoint that checks SQL text (parse().to_dict())
+
+    @property
+    def formats(self):
+        from core.tasks.ui2sql.formats import FORMATS
+
+        return FORMATS
 
     @property
     def fields(self) -> list[Field]:
@@ -123,10 +137,66 @@ class Ui2SqlTask:
     def fields_from_parsed(self, parsed: Parsed) -> dict:
         return {"sql": parsed.data.get("sql") or ""}
 
+    def diff(self, parsed: Parsed, record: dict) -> dict:
+        """Against the label: missing/extra tables and columns, type and key differences."""
+        return schema_diff(parsed, _sql_of(record))
+
+    def view(self, parsed: Parsed) -> View:
+        """The ER diagram (SVG) and the parsed tables."""
+        from core.tasks.ui2sql.er_diagram import er_svg
+
+        tables = (parsed.data.get("tables") if parsed else None) or []
+        n_err = sum(e.severity == "error" for e in (parsed.errors if parsed else []))
+        summary = (f"valid · {len(tables)} table{'s' * (len(tables) != 1)}" if parsed and parsed.ok
+                   else f"invalid · {n_err} error{'s' * (n_err != 1)}")
+        return View(html=er_svg(tables, "No table parsed from this answer"), json={"tables": tables},
+                    summary=summary, headers=list(TABLE_HEADERS), rows=table_rows(tables))
+
+    def samples(self, n: int = 2) -> list[dict]:
+        """The bundled demo screenshots with their labels."""
+        from core.workspace import ASSETS
+        from PIL import Image
+        import json
+
+        folder = ASSETS / "demo" / "ui2sql"
+        out = []
+        try:
+            lines = (folder / "records.jsonl").read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        for line in lines:
+            if len(out) >= n:
+                break
+            try:
+                rec = json.loads(line)
+                with Image.open(folder / rec["image"]) as im:
+                    out.append({"id": rec["id"], "image_obj": im.convert("RGB"), "fields": rec.get("fields") or {}})
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return out
+
     def is_labeled(self, record: dict) -> bool:
         # SQL that does not parse is a draft: it is kept, but the record stays unlabeled.
         sql = _sql_of(record)
         return bool(sql.strip()) and self.parse(sql).ok
+
+
+TABLE_HEADERS = ("table", "column", "type", "key", "references", "not null")
+
+
+def table_rows(tables: list[dict]) -> list[list]:
+    """One compact row per column: table, column, type, PK/FK/UQ, what it references, not null."""
+    rows = []
+    for t in tables:
+        pk = {c.lower() for c in t.get("primary_key") or []}
+        refs = {c.lower(): f"{fk['ref_table']}({', '.join(fk.get('ref_columns') or [])})"
+                for fk in t.get("foreign_keys") or [] for c in fk["columns"]}
+        for c in t["columns"]:
+            n = c["name"].lower()
+            key = "PK" if n in pk else ("FK" if n in refs else ("UQ" if c.get("unique") else ""))
+            rows.append([t["name"], c["name"], c.get("type") or "", key, refs.get(n, ""),
+                         "yes" if c.get("not_null") or n in pk else ""])
+    return rows
 
 
 def _table_issues(t: dict, by_name: dict[str, dict]) -> list[Issue]:

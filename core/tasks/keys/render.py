@@ -21,7 +21,7 @@ import random
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from core.keyways import GENERIC, all_keyways, get_keyway
+from core.tasks.keys.catalog import GENERIC, all_keyways, get_keyway
 
 DESIGN_W, DESIGN_H = 256, 128
 

@@ -31,6 +31,7 @@ class Keyway:
     max_depth: int
     description: str = ""
     figures: dict = field(default_factory=dict, compare=False, hash=False)
+    source: str | None = None    # where the four figures come from; None: illustrative catalog values
 
     @property
     def positions(self) -> int | None:
@@ -58,7 +59,11 @@ def normalize_brand(brand) -> str:
     return re.sub(r"[^a-z0-9]", "", str(brand or "").lower())
 
 
-def _entry(raw: dict, path: Path) -> Keyway:
+def _source(value) -> str | None:
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _entry(raw: dict, path: Path, default_source: str | None = None) -> Keyway:
     where = f"{path}: keyway {raw.get('code', '?')!r}"
     try:
         pos = raw["positions"]
@@ -67,7 +72,8 @@ def _entry(raw: dict, path: Path) -> Keyway:
                     min_positions=lo, max_positions=hi,
                     min_depth=int(raw["min_depth"]), max_depth=int(raw["max_depth"]),
                     description=str(raw.get("description", "")),
-                    figures=dict(raw.get("figures") or {}))
+                    figures=dict(raw.get("figures") or {}),
+                    source=_source((raw.get("figures") or {}).get("source")) or default_source)
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise StudioError(f"{where} is malformed ({e}).",
                           "Each entry needs code, brand, positions, min_depth and max_depth.")
@@ -89,8 +95,11 @@ def _load(path: str) -> dict[str, Keyway]:
         raise StudioError(f"Cannot read the keyway catalog {p}: {e}.",
                           "Restore assets/keyways.json from the repository.")
     out: dict[str, Keyway] = {}
+    # A catalog may name where its figures come from, for all entries ("_figures": {"source": ...})
+    # or per entry ("figures": {"source": ...}); without one they are illustrative.
+    default_source = _source((raw.get("_figures") or {}).get("source")) if isinstance(raw.get("_figures"), dict) else None
     for item in raw.get("keyways", []):
-        kw = _entry(item, p)
+        kw = _entry(item, p, default_source)
         if kw.code in out:
             raise StudioError(f"{p}: keyway {kw.code} is listed twice.", "Keep one entry per code.")
         out[kw.code] = kw

@@ -20,9 +20,10 @@ from __future__ import annotations
 import re
 
 from core.errors import StudioError
-from core.keyways import (GENERIC, Keyway, all_keyways, find_keyway, normalize_brand,
+from core.tasks.keys.catalog import (GENERIC, Keyway, all_keyways, find_keyway, normalize_brand,
                           normalize_code)
-from core.tasks.base import Field, Issue, Parsed
+from core.tasks.base import BaseTask, Field, Issue, Parsed, View
+from core.tasks.keys.app_json import ROUTE, app_json
 
 LABELS = ("KEYWAY", "BITTING", "BRAND", "CONFIDENCE")
 # A label, then ":" or "=" (or a spaced dash). Markdown bold/bullets around it are tolerated.
@@ -106,20 +107,37 @@ def bitting_issues(bitting, keyway: Keyway | None, where: str = "") -> list[Issu
     return issues
 
 
-class KeysTask:
+class KeysTask(BaseTask):
     name = "keys"
     title = "Key photo -> keyway, bitting, brand"
+    # The seed's sampling settings: three short lines.
+    generation = {"max_new_tokens": 150, "temperature": 0.3, "top_p": 0.9}
+    system_prompt = ("You are a locksmith's assistant. From the key photo, answer exactly three lines: "
+                     "KEYWAY, BITTING (depth digits, comma-separated) and BRAND.")
+    headline_metric = "bitting_exact"
+    # The keys seed's format-compliance bands (share of answers carrying every expected field).
+    bands = {"format_compliance": (("excellent", 0.90), ("good", 0.75))}
+    route = ROUTE
+
+    @property
+    def formats(self):
+        from core.tasks.keys.formats import FORMATS
+
+        return FORMATS
 
     @property
     def fields(self) -> list[Field]:
-        codes = list(all_keyways())
+        choices = []
+        for code, kw in all_keyways().items():
+            cuts = kw.positions if kw.positions is not None else f"{kw.min_positions}-{kw.max_positions}"
+            choices.append((f"{code} · {kw.brand} · {cuts} cuts", code))
         return [
-            Field("keyway", "choice", "Keyway", "Keyway code from the catalog; "
-                  f"{GENERIC} when the key is not in it.", True, codes),
+            Field("keyway", "choice", "Keyway", "Sets the number of cuts and the allowed depths. Keyway code "
+                  f"from the catalog; {GENERIC} when the key is not in it.", True, choices),
             Field("bitting", "digits", "Bitting", "Cut depths from the bow to the tip, one digit "
                   "1-9 per position (1 = shallowest), e.g. 1,2,5,3,7.", True),
-            Field("brand", "text", "Brand", "Manufacturer, e.g. Schlage. Left empty, the "
-                  "keyway's catalog brand is used.", False),
+            Field("brand", "text", "Brand", "Prefilled from the keyway's catalog entry. Left empty, "
+                  "the keyway's catalog brand is used.", False),
         ]
 
     def prompt(self, record: dict) -> str:
@@ -152,9 +170,9 @@ class KeysTask:
             known = [t for t in tokens if find_keyway(t)]
             data["keyway"] = known[0] if known else (tokens[0] if tokens else "")
             kw = find_keyway(data["keyway"])
-            if kw is None:
-                issues.append(Issue("warning", f"Keyway '{data['keyway']}' is not in the catalog.",
-                                    "keyway"))
+            if kw is None:  # an empty KEYWAY line reads as what it is, not as "Keyway '' …"
+                issues.append(Issue("warning", f"Keyway '{data['keyway']}' is not in the catalog." if data["keyway"]
+                                    else "The KEYWAY line names no keyway.", "keyway"))
         if "BITTING" in raw:
             digits, errs = _parse_bitting(raw["BITTING"])
             data["bitting"] = digits
@@ -227,6 +245,49 @@ class KeysTask:
         d = parsed.data if parsed else {}
         return {"keyway": d.get("keyway", ""), "bitting": list(d.get("bitting", [])),
                 "brand": d.get("brand", "")}
+
+    def view(self, parsed: Parsed) -> View:
+        """The phone app's JSON (the REST route's payload) and a one-line verdict."""
+        import html
+        import json
+
+        data = app_json(parsed, {})
+        data.pop("raw", None)
+        if data["success"]:
+            summary = f"{data['keyway']} · {data['bitting']}" + (f" · {data['brand']}" if data["brand"] else "")
+        else:
+            summary = f"{sum(e.severity == 'error' for e in parsed.errors)} error(s)"
+        body = html.escape(json.dumps(data, indent=2, ensure_ascii=False))
+        return View(html=f"<pre class='task-view'>{body}</pre>", json=data, summary=summary)
+
+    def samples(self, n: int = 2) -> list[dict]:
+        """Synthetic key photos (the renderer), labelled."""
+        from core.tasks.keys.render import sample
+
+        out = []
+        for seed in range(n):
+            image, fields = sample(seed)
+            out.append({"id": f"sample-{seed}", "image_obj": image, "fields": fields})
+        return out
+
+    def editor_setup(self, fields: dict) -> dict:
+        """The keyway-aware digit editor: the keyway sets how many cut positions the bitting has and
+        which depth digits each takes."""
+        kw = find_keyway(fields.get("keyway")) if fields.get("keyway") else None
+        if kw is None:
+            return {"bitting": {"positions": 0, "min_positions": 0, "digits": [str(d) for d in range(1, 10)]}}
+        return {"bitting": {"positions": kw.max_positions, "min_positions": kw.min_positions,
+                            "digits": [str(d) for d in range(kw.min_depth, kw.max_depth + 1)]}}
+
+    def prefill(self, changed: str, fields: dict) -> dict:
+        """Picking a keyway prefills its catalog brand, unless the user typed a brand of their own."""
+        if changed != "keyway":
+            return {}
+        kw = find_keyway(fields.get("keyway")) if fields.get("keyway") else None
+        cur = str(fields.get("brand") or "").strip()
+        if not cur or cur in {k.brand for k in all_keyways().values()}:
+            return {"brand": kw.brand if kw else cur}
+        return {}
 
     def is_labeled(self, record: dict) -> bool:
         f = record.get("fields") or {}

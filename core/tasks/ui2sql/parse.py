@@ -1,20 +1,19 @@
 """SQL DDL text -> tables, columns and keys, for the ui2sql task. Never raises on bad input.
 
-Model answers come in any of PostgreSQL / MySQL / SQLite flavours. After _sql_extract has blanked
+Model answers come in any of PostgreSQL / MySQL / SQLite flavours. After extract.py has blanked
 the chatter (line/column numbers stay those of the text the user sees), we try the generic
 dialect, fall back to the others, and add the checks sqlglot's lenient parser lacks.
 """
 from __future__ import annotations
 
 import logging
-import re
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import TokenType
 
-from core.tasks._sql_extract import extract_sql
+from core.tasks.ui2sql.extract import extract_sql
 from core.tasks.base import Issue, Parsed
 
 MAX_CHARS = 100_000          # a screenshot's schema is a few KB; beyond this we refuse, fast
@@ -40,12 +39,28 @@ def sqlglot_dialect(name: str) -> str | None:
 
 # ---------------------------------------------------------------- parsing
 
-_TOKEN_REPR = re.compile(r"<Token token_type: [\w.]+, text: (.*?), line: \d+, col: \d+, start: \d+, end: \d+, comments: \[.*?\]>")
+def _syntax_error(info: dict, fallback: str) -> Issue:
+    """One entry of sqlglot's structured ParseError.errors (description, line, col, highlight) as an
+    Issue at the offending token. Some descriptions end in the token's repr ("... but got <Token
+    ...>"); the user needs only its text, which `highlight` holds."""
+    description = info.get("description") or fallback
+    near = info.get("highlight") or ""
+    head, repr_found, _ = description.partition("<Token")
+    if repr_found:
+        description = head + f"'{near}'"
+    line, col = info.get("line"), info.get("col")
+    if isinstance(col, int) and near and "\n" not in near:
+        col = max(1, col - len(near) + 1)    # sqlglot points at the token's last char
+    return _err(f"SQL syntax error: {description}" + (f" near '{near[:40]}'." if near else "."), line, col)
 
 
-def _readable(description: str) -> str:
-    """sqlglot puts a Token's repr into some messages; the user needs only its text."""
-    return _TOKEN_REPR.sub(lambda m: f"'{m.group(1)}'", description)
+def _stray(chunk, sql: str) -> Issue | None:
+    """A 'statement' of punctuation only, e.g. the ')' an editor's auto-closed bracket leaves after
+    the last ';': an error at that token."""
+    if any(t.text[:1].isalnum() or t.text[:1] in "_\"'`" for t in chunk):
+        return None
+    text = " ".join(t.text for t in chunk)[:40]
+    return _err(f"Stray '{text}' outside any statement.", *_tok_pos(sql, chunk[0]))
 
 
 def _err(message: str, line: int | None = None, col: int | None = None) -> Issue:
@@ -229,17 +244,16 @@ def _attempt(sql: str, name: str) -> tuple[int, list[Issue], list[tuple[dict, ex
     unreadable = 0
     tables: list[tuple[dict, exp.Create]] = []
     for chunk in _chunks(tokens):
+        stray = _stray(chunk, sql)
+        if stray is not None:
+            unreadable += 1
+            errors.append(stray)
+            continue
         try:
             stmts = dialect.parser(error_level=ErrorLevel.IMMEDIATE).parse(chunk, sql)
         except ParseError as e:
             unreadable += 1
-            info = (e.errors or [{}])[0]
-            near = info.get("highlight") or ""
-            line, col = info.get("line"), info.get("col")
-            if isinstance(col, int) and near and "\n" not in near:
-                col = max(1, col - len(near) + 1)    # sqlglot points at the token's last char
-            errors.append(_err(f"SQL syntax error: {_readable(info.get('description') or str(e)[:200])}"
-                               + (f" near '{near[:40]}'." if near else "."), line, col))
+            errors.append(_syntax_error((e.errors or [{}])[0], str(e)[:200]))
             continue
         except Exception as e:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
             unreadable += 1

@@ -16,6 +16,7 @@ _STMT_ANY = re.compile(r"(?i)\b(?:" + _STMT + ")")
 _STMT_INLINE = re.compile(
     r"\bCREATE\s+(?:TEMP\w*\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?[^\s(;]+\s*\(")
 _FENCE = re.compile(r"```[^\n`]*\n?")
+_WORD = re.compile(r"[^\W\d_]{2,}")
 
 
 def _blank(text: str, spans: list[tuple[int, int]]) -> str:
@@ -60,7 +61,9 @@ def extract_sql(text: str) -> str:
     # A statement after the last ';' (the final table without its ';') is SQL, not chatter.
     tails = list(_STMT_ANY.finditer(text, max(semi + 1, start)))
     if semi >= 0 and not tails:
-        end = semi + 1
+        # After the last ';' comes chatter ("Hope this helps!"), or stray code such as the ')' an
+        # editor's auto-closed brackets leave: text with no word in it is kept, so the parser flags it.
+        end = semi + 1 if _WORD.search(text, semi + 1) or not text[semi + 1:].strip(" \t\r\n`") else len(text)
     else:                                # no ';' after the last statement: to its column list's end
         end = _statement_end(text, tails[-1].start() if tails else start)
     return _blank(text, [(start, end)])

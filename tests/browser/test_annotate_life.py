@@ -1,0 +1,106 @@
+"""Annotating as a person does (issue 15), in a real browser: an edit left alone is autosaved on a
+timer, two browser sessions on one record get a clear conflict instead of a silent overwrite, a new
+key record reads "empty" (not red errors), and GENERIC's seven cut boxes sit in one even row."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.browser.ui import ART, CHROMIUM, ROOT, browser_page, error_badges, open_tab, pick, records, wait_dataset
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
+pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, start_studio):
+    with start_studio(tmp_path_factory.mktemp("annotate") / "workspace") as s:
+        yield {"url": s.url, "ws": s.ws}
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with browser_page(server["url"]) as pg:
+        yield pg
+
+
+def _brand(pg):
+    return pg.locator("#ann-brand textarea, #ann-brand input").first
+
+
+def _record_on_disk(ws: Path, rid: str) -> dict:
+    return next(r for r in records(ws, "keys") if r["id"] == rid)
+
+
+def _on_screen(pg, ws: Path) -> str:
+    """Waits until the record is rendered (its stored brand in the box), as a person reads before typing."""
+    pg.wait_for_selector("#ann-header code", timeout=60_000)
+    rid = pg.inner_text("#ann-header code")
+    stored = _record_on_disk(ws, rid)["fields"].get("brand", "")
+    pg.wait_for_function(f"(document.querySelector('#ann-brand textarea, #ann-brand input')||{{}}).value === {stored!r}",
+                         timeout=30_000)
+    return rid
+
+
+def test_an_edit_left_alone_is_autosaved(page, server):
+    from studio.tabs.annotate import AUTOSAVE_S
+
+    pg = page
+    open_tab(pg, server["url"], "keys", "Annotate")
+    rid = _on_screen(pg, server["ws"])
+    _brand(pg).fill("Left alone")
+    # no Save, no Next: the timer saves it
+    pg.wait_for_selector("#ann-save-msg :text('Autosaved')", timeout=(AUTOSAVE_S * 3 + 30) * 1000)
+    assert _record_on_disk(server["ws"], rid)["fields"]["brand"] == "Left alone"
+
+
+def test_two_sessions_on_one_record_get_a_conflict_not_an_overwrite(page, server):
+    pg = page
+    open_tab(pg, server["url"], "keys", "Annotate")
+    rid = _on_screen(pg, server["ws"])
+    pg.uncheck("#ann-autosave input")  # this session saves by hand only
+    ctx = pg.context.browser.new_context(viewport={"width": 1440, "height": 1000})  # a second person
+    other = ctx.new_page()
+    try:
+        open_tab(other, server["url"], "keys", "Annotate")
+        assert _on_screen(other, server["ws"]) == rid
+        _brand(other).fill("Theirs")
+        other.click("#ann-save")
+        other.wait_for_selector("#ann-save-msg :text('Saved')", timeout=30_000)
+    finally:
+        ctx.close()
+    _brand(pg).fill("Mine")
+    pg.click("#ann-save")
+    pg.wait_for_selector("#ann-save-msg :text('changed by someone else')", timeout=30_000)
+    assert pg.locator("#ann-reload").is_visible() and pg.locator("#ann-force").is_visible()
+    assert _record_on_disk(server["ws"], rid)["fields"]["brand"] == "Theirs"  # not silently overwritten
+    assert error_badges(pg) == 0
+    pg.screenshot(path=str(ART / "annotate_conflict.png"), full_page=True)
+    pg.click("#ann-reload")  # their version comes in
+    pg.wait_for_function("(document.querySelector('#ann-brand textarea, #ann-brand input')||{}).value === 'Theirs'",
+                         timeout=30_000)
+    pg.check("#ann-autosave input")
+
+
+def test_a_new_key_record_reads_empty_and_generic_cuts_sit_in_one_row(page, server):
+    pg = page
+    open_tab(pg, server["url"], "keys", "Datasets")
+    pg.get_by_label("Name").fill("fresh-keys")
+    pg.get_by_label("Key photo").check()
+    pg.click("#ds-create")
+    wait_dataset(pg, "fresh-keys", timeout=30_000)
+    key_png = sorted((ROOT / "assets/demo/keys/images").glob("*.png"))[0]
+    pg.locator("input[type=file]").first.set_input_files(str(key_png))
+    pg.wait_for_timeout(1500)
+    pg.click("#ds-import")
+    pg.wait_for_selector("text=Imported 1 new image", timeout=60_000)
+    pg.click("button[role=tab]:has-text('Annotate')")
+    pg.wait_for_selector("#ann-check :text('empty')", timeout=30_000)
+    assert "error" not in pg.inner_text("#ann-check").lower()  # untouched: neutral, not "2 errors"
+    pick(pg, "ann-keyway", "GENERIC", exact=False)
+    pg.wait_for_selector("#ann-bit-7", state="visible", timeout=20_000)
+    boxes = [pg.locator(f"#ann-bit-{i}").bounding_box() for i in range(1, 8)]
+    assert len({round(b["y"]) for b in boxes}) == 1, boxes  # one row, none wrapped
+    assert max(b["width"] for b in boxes) - min(b["width"] for b in boxes) < 2  # even widths
+    pg.screenshot(path=str(ART / "tab_annotate_keys.png"), full_page=True)

@@ -1,0 +1,68 @@
+"""What the browser tests share: Debian's chromium (never a downloaded browser), one page per module,
+and the moves a person makes in the studio (open a dataset on a tab, pick a dropdown option)."""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[2]
+ART = ROOT / "test-artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def browser_page(server_url: str):
+    """A headless chromium page at 1440x1000 that records requests leaving the studio's server."""
+    from playwright.sync_api import sync_playwright
+
+    ART.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
+        outside = []
+        pg.on("request", lambda r: None if r.url.startswith((server_url, "data:", "blob:")) else outside.append(r.url))
+        pg.outside_requests = outside
+        try:
+            yield pg
+        finally:
+            browser.close()
+
+
+def open_tab(pg, url: str, dataset: str, tab: str):
+    pg.goto(f"{url}/?dataset={dataset}")
+    wait_dataset(pg, dataset)
+    pg.click(f"button[role=tab]:has-text('{tab}')")
+
+
+def wait_dataset(pg, dataset: str, timeout: int = 60_000):
+    pg.wait_for_selector("#ts-dataset input", timeout=timeout)
+    pg.wait_for_function(f"document.querySelector('#ts-dataset input').value.includes({dataset!r})", timeout=timeout)
+
+
+def pick(pg, elem_id: str, option: str, exact: bool = True):
+    """Chooses an option of a Gradio dropdown by its visible text."""
+    pg.click(f"#{elem_id} input")
+    opts = pg.locator(f"#{elem_id}").get_by_role("option")
+    (opts.filter(has_text=option).first if not exact else
+     pg.locator(f"#{elem_id}").get_by_role("option", name=option, exact=True)).click()
+
+
+def selected_tab(pg) -> str:
+    return pg.locator("#ts-tabs button[role=tab][aria-selected=true]").first.inner_text().strip()
+
+
+def records(ws: Path, name: str) -> list[dict]:
+    return [json.loads(x) for x in (ws / "datasets" / name / "records.jsonl").read_text().splitlines() if x.strip()]
+
+
+def toasts(pg) -> str:
+    """Every toast's text on the page (Gradio's gr.Info / gr.Warning / gr.Error messages)."""
+    return "\n".join(t.inner_text() for t in pg.locator(".toast-body").all())
+
+
+def error_badges(pg) -> int:
+    """Red "Error" badges Gradio puts on output components when a handler raises."""
+    return pg.locator("[data-testid=status-tracker] span.error:visible").count()
