@@ -70,8 +70,8 @@ class Examples(torch.utils.data.Dataset):
 
 
 def probe_example(seed: int, variation: float) -> dict:
-    from core.keyways import all_keyways
-    from core.synth.keys import sample
+    from core.tasks.keys.catalog import all_keyways
+    from core.tasks.keys.render import sample
 
     codes = list(all_keyways())
     image, fields = sample(seed, variation=variation, keyway=codes[seed % len(codes)])
@@ -317,7 +317,7 @@ teaches that, as it would for a real Gemma. It is for the offline demo and the t
 Procedurally drawn images with captions (`assets/demo/pretrain_data.py`), example i = seed
 {m['seed0']} + i, mix {m['mix']}:
 
-- keys: `core/synth/keys.py` renders of every catalog keyway at nuisance levels 0-1 (pose,
+- keys: `core/tasks/keys/render.py` renders of every catalog keyway at nuisance levels 0-1 (pose,
   background, light, blur, noise), captioned in prose ("A Schlage key of the SC1 keyway with 5 cuts.
   From the bow to the tip the cuts are 1 2 5 3 7 deep.", digits also as words or reversed);
 - UI pages: drawn pages (title bar, menu, table or form, buttons) described by their visible labels;

@@ -2,7 +2,7 @@
 
 Three sources, each a pure function of one integer seed (same seed -> same pixels and text):
 
-- keys: core/synth/keys.py renders of every catalog keyway, nuisance level drawn per image in
+- keys: core/tasks/keys/render.py renders of every catalog keyway, nuisance level drawn per image in
   [0, 1] (the demo dataset uses 0.5), captioned in prose ("A Schlage key of the SC1 keyway with 5
   cuts; from the bow to the tip they are 1 2 5 3 7 deep.");
 - UI pages: a drawn web page (title bar, menu, a table or a form, buttons), captioned by its
@@ -21,8 +21,8 @@ import random
 
 from PIL import Image, ImageDraw, ImageFont
 
-from core.keyways import all_keyways
-from core.synth.keys import BRAND_STYLE, sample
+from core.tasks.keys.catalog import all_keyways
+from core.tasks.keys.render import BRAND_STYLE, sample
 
 # Pretraining seeds live far above the demo datasets' render seeds (build_keys.py uses
 # 2024 * 100_003 + i) and the benchmarks' (below 10_000_000 + 10_000); the content-hash test is
