@@ -4,7 +4,7 @@ key bitting from synthetic photos it has never seen.
 Everything goes through what the studio uses: the key renderer (core/tasks/keys/render.py) draws the
 images, core/dataset.py stores them (train seeds and held-out seeds are disjoint ranges), a run is
 made with TrainConfig + create_run and trained by core.training.job.run_job, and
-core/evaluate.py scores the held-out split. The clock starts before the demo model is built and
+core/evaluate.py scores the held-out split. The clock starts before the demo base is loaded and
 stops after the evaluation; the machine is measured as loaded as it is.
 
     python3 bench/learn_keys.py                 # the benchmark (defaults below)
@@ -35,7 +35,7 @@ TRAIN_SEED0, TEST_SEED0 = 0, 10_000_000
 # The recipe that reached the bound (bench/RESULTS.md): clean renders of Schlage SC1 (5 cuts).
 DEFAULTS = dict(n_train=3000, n_test=256, steps=850, batch_size=16, lr=1e-3, variation=0.0,
                 keyways="SC1", render_size=(128, 64), seed=3407, warmup=0.05, scheduler="cosine",
-                eval_batch=64, threads=2)
+                eval_batch=64, threads=2, method="full")
 
 
 def build_dataset(path: Path, keyways: list[str], n_train: int, n_test: int, variation: float,
@@ -77,15 +77,16 @@ def img_bytes(img) -> bytes:
 
 def run(workdir: Path, *, n_train: int, n_test: int, steps: int, batch_size: int, lr: float,
         variation: float, keyways: str, render_size=(128, 64), seed: int = 3407, warmup: float = 0.05,
-        scheduler: str = "cosine", eval_batch: int = 64, threads: int = 2, log=print) -> dict:
+        scheduler: str = "cosine", eval_batch: int = 64, threads: int = 2, method: str = "full",
+        log=print) -> dict:
     """Renders, trains and evaluates once in workdir (must be empty or absent). Returns the result.
-    The demo model is built into workdir's own workspace (TRINITY_WORKSPACE, restored after)."""
+    Runs are made in workdir's own workspace (TRINITY_WORKSPACE, restored after)."""
     before = os.environ.get("TRINITY_WORKSPACE")
     os.environ["TRINITY_WORKSPACE"] = str(workdir / "workspace")
     try:
         return _run(workdir, n_train=n_train, n_test=n_test, steps=steps, batch_size=batch_size, lr=lr,
                     variation=variation, keyways=keyways, render_size=render_size, seed=seed, warmup=warmup,
-                    scheduler=scheduler, eval_batch=eval_batch, threads=threads, log=log)
+                    scheduler=scheduler, eval_batch=eval_batch, threads=threads, method=method, log=log)
     finally:
         if before is None:
             os.environ.pop("TRINITY_WORKSPACE", None)
@@ -94,7 +95,7 @@ def run(workdir: Path, *, n_train: int, n_test: int, steps: int, batch_size: int
 
 
 def _run(workdir: Path, *, n_train, n_test, steps, batch_size, lr, variation, keyways, render_size, seed,
-         warmup, scheduler, eval_batch, threads, log) -> dict:
+         warmup, scheduler, eval_batch, threads, method, log) -> dict:
     t0, cpu0 = time.perf_counter(), time.process_time()
     import torch
     torch.set_num_threads(threads)
@@ -104,7 +105,7 @@ def _run(workdir: Path, *, n_train, n_test, steps, batch_size, lr, variation, ke
     from core.training.job import run_job
     from core.training.runs import create_run
 
-    resolve("demo")  # builds the demo model on first use (inside the clock)
+    resolve("demo")  # the shipped demo base (assets/demo/base; checked inside the clock)
     t_model = time.perf_counter() - t0
     kws = [k.strip() for k in keyways.split(",") if k.strip()]
     counts = build_dataset(workdir / "dataset", kws, n_train, n_test, variation, tuple(render_size))
@@ -112,7 +113,7 @@ def _run(workdir: Path, *, n_train, n_test, steps, batch_size, lr, variation, ke
     log(f"demo model {t_model:.1f}s, dataset {t_data:.1f}s: {counts}")
 
     cfg = default_config(
-        "demo", dataset=str(workdir / "dataset"), method="full", max_steps=steps, batch_size=batch_size,
+        "demo", dataset=str(workdir / "dataset"), method=method, max_steps=steps, batch_size=batch_size,
         gradient_accumulation_steps=1, learning_rate=lr, lr_scheduler=scheduler, warmup_ratio=warmup,
         eval_split="", save_steps=max(steps, 1), logging_steps=max(1, steps // 10), seed=seed,
         gradient_checkpointing=False)
@@ -143,7 +144,7 @@ def _run(workdir: Path, *, n_train, n_test, steps, batch_size, lr, variation, ke
         "steps": end.get("step"), "first_loss": losses[0], "last_loss": losses[-1],
         "config": {"n_train": n_train, "n_test": n_test, "steps": steps, "batch_size": batch_size, "lr": lr,
                    "variation": variation, "keyways": kws, "render_size": list(render_size), "seed": seed,
-                   "warmup": warmup, "scheduler": scheduler, "threads": threads,
+                   "warmup": warmup, "scheduler": scheduler, "threads": threads, "method": method,
                    "train_seeds": [TRAIN_SEED0, TRAIN_SEED0 + n_train - 1],
                    "test_seeds": [TEST_SEED0, TEST_SEED0 + n_test - 1]},
         "dataset": counts, "run_dir": str(run_dir),
@@ -164,12 +165,14 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=float, default=DEFAULTS["warmup"])
     p.add_argument("--scheduler", default=DEFAULTS["scheduler"])
     p.add_argument("--threads", type=int, default=DEFAULTS["threads"])
+    p.add_argument("--method", choices=["full", "lora"], default=DEFAULTS["method"],
+                   help="full fine-tune (the original proof) or the demo recipe's LoRA")
     p.add_argument("--workdir", help="empty folder to work in (default: a temporary one, deleted after)")
     p.add_argument("--json", help="also write the result here")
     a = p.parse_args(argv)
     kwargs = dict(n_train=a.train, n_test=a.test, steps=a.steps, batch_size=a.batch, lr=a.lr,
                   variation=a.variation, keyways=a.keyways, seed=a.seed, warmup=a.warmup,
-                  scheduler=a.scheduler, threads=a.threads)
+                  scheduler=a.scheduler, threads=a.threads, method=a.method)
     if a.workdir:
         result = run(Path(a.workdir), **kwargs)
     else:

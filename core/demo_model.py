@@ -1,4 +1,4 @@
-"""The offline demo model: a tiny Gemma 3 vision-language model built from code, never downloaded.
+"""The offline demo model: a tiny Gemma 3 vision-language model made by this project, never downloaded.
 
 It has the real architecture (`Gemma3ForConditionalGeneration`: SigLIP vision tower, multimodal
 projector, Gemma 3 text decoder), a SentencePiece tokenizer trained here on a fixed corpus (the
@@ -6,7 +6,12 @@ projector, Gemma 3 text decoder), a SentencePiece tokenizer trained here on a fi
 template, and the PIL image processor (torchvision is not usable with our CPU torch). It is saved
 as a normal Hugging Face folder, so every other part of the studio loads it exactly like a hub model.
 
-The same seed gives the same bytes (weights, tokenizer, configs), which the tests check.
+Two stages:
+- `build_demo_model` makes the random-weight model (the same seed gives the same bytes, which the
+  tests check). It is the starting point of the recipe.
+- `assets/demo/pretrain_base.py` pretrains it on generated, captioned images into
+  `assets/demo/base/` - the demo base that ships in the repo, that `demo` resolves to and that the
+  studio and the tests use (`demo_base_path`).
 """
 from __future__ import annotations
 
@@ -14,25 +19,29 @@ import hashlib
 import io
 import json
 import os
-import shutil
 from pathlib import Path
 
 from core.demo_corpus import CORPUS_VERSION, corpus_lines
 from core.errors import StudioError
 from core.fsutil import atomic_dir
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 RECIPE_FILE = "demo_recipe.json"
+BASE_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo" / "base"
+# What a complete base folder holds (the recipe writes it whole, then renames it into place).
+BASE_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "tokenizer.model",
+              "processor_config.json", "chat_template.jinja", "generation_config.json", "pretrain.json")
 
 # Vision input: a 2:1 key photo squeezed to 96 px square, 8 px patches -> 12x12 patches, average
-# pooled 2x2 into 6x6 = 36 image tokens: enough columns to tell 5-6 cut positions apart while the
-# whole sequence (image + prompt + answer) stays under ~100 tokens for CPU training.
+# pooled 2x2 into 6x6 = 36 image tokens: enough columns to tell 5-6 cut positions apart while a
+# keys example (image + prompt + answer) stays near 140 tokens for CPU training. The vision tower
+# is the larger half: a LoRA fine-tune only runs it forward, and it is what pretraining teaches.
 RECIPE: dict = {
     "image_size": 96,
     "patch_size": 8,
     "mm_tokens_per_image": 36,
-    "vision": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4},
-    "text": {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "vision": {"hidden_size": 192, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4},
+    "text": {"hidden_size": 128, "intermediate_size": 384, "num_hidden_layers": 4, "num_attention_heads": 4,
              "num_key_value_heads": 1, "head_dim": 32, "max_position_embeddings": 1024, "sliding_window": 256},
     "tokenizer": {"model_type": "bpe", "vocab_size": 2048},
 }
@@ -191,20 +200,17 @@ def build_demo_model(out_dir: str | os.PathLike, seed: int = 0) -> Path:
     return out
 
 
-def ensure_demo_model(workspace: str | os.PathLike | None = None) -> Path:
-    """The demo model folder in the workspace's models folder, built on first use (a few seconds)."""
-    from core.workspace import models_dir
+def demo_base_path() -> Path:
+    """The shipped, pretrained demo base (assets/demo/base); a clear error when it is incomplete."""
+    missing = [name for name in BASE_FILES if not (BASE_DIR / name).is_file()]
+    if missing:
+        raise StudioError(f"The demo base in {BASE_DIR} is incomplete (missing {', '.join(missing)}).",
+                          "Restore it with `git checkout -- assets/demo/base`, or rebuild it with "
+                          "`python -m core demo --base` (minutes on a GPU, much longer on a CPU).")
+    return BASE_DIR
 
-    target = models_dir(workspace) / f"demo-{recipe_hash()}"
-    if (target / RECIPE_FILE).is_file() and (target / "model.safetensors").is_file():
-        return target
-    if target.exists():  # not written by us (builds are renamed into place whole): start over
-        shutil.rmtree(target)
-    with atomic_dir(target, keep_existing=True) as tmp:  # another process may finish first: keep theirs
-        try:
-            build_demo_model(tmp)
-        except Exception as e:  # building needs only installed packages; a failure here is an install problem
-            raise StudioError(f"Could not build the offline demo model: {e}",
-                              "Check that the packages in requirements.txt are installed (sentencepiece, "
-                              "transformers, torch).") from e
-    return target
+
+def ensure_demo_model(workspace: str | os.PathLike | None = None) -> Path:
+    """The folder `demo` loads from: the shipped base. Nothing is built or written (the workspace
+    argument is kept for callers; the base is read-only and shared)."""
+    return demo_base_path()

@@ -1,8 +1,8 @@
 """Which base models the studio offers, and loading them (processor, model, config) the one way.
 
 Hub models load with the user's token (HF_TOKEN in the environment or in a `.env` file); the offline
-demo model is built locally (core/demo_model.py) and then loads through the very same
-`from_pretrained` path. Every loading failure a user can fix becomes a StudioError saying how.
+demo base ships in assets/demo/base (core/demo_model.py, assets/demo/pretrain_base.py) and loads
+through the very same `from_pretrained` path. Every loading failure a user can fix becomes a StudioError saying how.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ DEMO_ID = "demo"
 @dataclass(frozen=True)
 class ModelInfo:
     id: str              # what the UI, CLI and TrainConfig use
-    hub_id: str | None   # Hugging Face repo id; None for the locally built demo model
+    hub_id: str | None   # Hugging Face repo id; None for the shipped demo base
     family: str          # "gemma3" | "gemma3n"
     params_b: float      # parameters in billions (Gemma 3n: raw count, not the "effective" E2B/E4B)
     size_note: str
@@ -32,8 +32,8 @@ class ModelInfo:
 
 _GEMMA3N_NOTE = "vision tower needs timm (torchvision): GPU machines only here"
 _MODELS = [
-    ModelInfo(DEMO_ID, None, "gemma3", 0.00087, "tiny offline Gemma 3 (~0.9M params), built in seconds; "
-              "for trying the studio, not for real accuracy", False, False),
+    ModelInfo(DEMO_ID, None, "gemma3", 0.0023, "tiny offline Gemma 3 (~2.3M params) shipped in assets/demo/base, "
+              "pretrained on generated images; LoRA teaches it a task in minutes on CPU", False, False),
     ModelInfo("google/gemma-3-4b-it", "google/gemma-3-4b-it", "gemma3", 4.3, "~8.6 GB in bf16, ~3 GB in 4-bit",
               True, False),
     ModelInfo("google/gemma-3-12b-it", "google/gemma-3-12b-it", "gemma3", 12.2, "~24 GB in bf16, ~8 GB in 4-bit",
@@ -121,7 +121,7 @@ def get_model_info(model_id: str) -> ModelInfo:
 
 
 def resolve(model_id: str, workspace: str | os.PathLike | None = None) -> str:
-    """What from_pretrained gets: the demo model's folder (built on first use), a local folder or a hub id."""
+    """What from_pretrained gets: the shipped demo base's folder, a local folder or a hub id."""
     info = get_model_info(model_id)
     if info.id == DEMO_ID:
         from core.demo_model import ensure_demo_model

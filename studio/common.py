@@ -17,8 +17,9 @@ from core.errors import StudioError
 from core.fsutil import atomic_dir
 from core.workspace import ASSETS
 
-# A Space must not be exhausted by one visitor: small models, bounded runs (issue 4).
-DEMO_MAX_STEPS = 200
+# A Space must not be exhausted by one visitor: small models, bounded runs (issue 4). The cap is
+# the demo base's keys recipe (core.training.config.DEMO_RECIPE), so the Space can show it learn.
+DEMO_MAX_STEPS = 300
 
 
 @dataclass

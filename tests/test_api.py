@@ -65,7 +65,7 @@ def runs(trained_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("api_runs")
     return {"keys": trained_run(TARGET_A, seed=1, into=root / "keys_run"),
             "keys_b": trained_run(TARGET_B, seed=2, into=root / "keys_run_b"),
-            "ui2sql": trained_run(SQL, task="ui2sql", seed=3, steps=60, into=root / "sql_run")}
+            "ui2sql": trained_run(SQL, task="ui2sql", seed=3, steps=120, into=root / "sql_run")}
 
 
 @pytest.fixture(scope="module")

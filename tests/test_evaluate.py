@@ -143,7 +143,7 @@ def test_ui2sql_run_scores_with_the_sql_metrics(trained_run, workspace):
     sql = "CREATE TABLE users (\n  id INT PRIMARY KEY,\n  email TEXT NOT NULL\n);"
     ds = make_dataset(workspace / "datasets" / "sql_ds", task="ui2sql",
                       labels={"a": {"sql": sql}}, extra_train=False)
-    run = trained_run(sql, task="ui2sql", seed=3, steps=60, into=workspace / "runs" / "sqlrun",
+    run = trained_run(sql, task="ui2sql", seed=3, steps=120, into=workspace / "runs" / "sqlrun",
                       dataset=str(ds.path))
     summary = evaluate_run(run, max_new_tokens=40)
     assert summary["n"] == 1 and "format_compliance" not in summary  # the bands are the keys seed's

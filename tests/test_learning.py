@@ -1,36 +1,39 @@
-"""The studio's training path learns (issue 3, CI size): bench/learn_keys.py on a small budget.
+"""The studio's training path learns (CI size of the keys goal in bench/RESULTS.md, "Demo base").
 
-Same path as the benchmark: rendered keys -> core/dataset.py -> TrainConfig + create_run ->
-run_job (full fine-tune of the demo model) -> core/evaluate.py on held-out seeds. The bound is
-looser than the benchmark's (which asks exact match >= 0.80 on a bigger budget); a model that
-ignores the image sits at ~0.11 position accuracy (chance for depths 1-9), so 0.6 needs reading.
+The README's path, shortened: `python -m core train --dataset assets/demo/keys --model demo --set
+method=lora` (the demo recipe, fewer steps) on the shipped dataset (variation 0.5, every keyway),
+then `python -m core eval --run RUN --base` on its held-out split. The goal on the 2-core box is
+exact bitting >= 0.8, which the current base does not reach yet (0.19 measured, bench/RESULTS.md);
+the bounds here are looser, at what it does reach. A model that ignores the image
+sits near 0.11 position accuracy (chance for depths 1-9), and the base never writes the format.
 """
 from __future__ import annotations
 
-import importlib.util
+import json
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "learn_keys.py"
+from core.__main__ import main
 
-# Clean renders (variation 0) of one 5-cut keyway; seeds fixed in learn_keys.py.
-BUDGET = dict(n_train=1536, n_test=64, steps=500, batch_size=16, lr=1e-3, variation=0.0, keyways="SC1",
-              seed=3407, threads=2)
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("learn_keys", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+KEYS = Path(__file__).resolve().parent.parent / "assets" / "demo" / "keys"
+STEPS = 300  # the demo recipe's steps (core/training/config.py DEMO_RECIPE)
 
 
-def test_full_finetune_reads_held_out_bitting(tmp_path):
-    result = _bench().run(tmp_path / "learn", log=lambda *a: None, **BUDGET)
-    assert result["steps"] == BUDGET["steps"]
-    held = result["dataset"]
-    # held-out seeds; at variation 0 a few draw a training picture again and are dropped
-    assert held["test"] + held["test_dropped_as_duplicates"] == BUDGET["n_test"]
-    assert held["test"] >= 0.9 * BUDGET["n_test"]
-    assert result["last_loss"] < 0.5 * result["first_loss"]
-    assert result["format_compliance"] == 1.0
-    assert result["position_accuracy"] >= 0.6, result
+def test_lora_on_the_demo_base_reads_held_out_keys(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TRINITY_WORKSPACE", str(tmp_path / "ws"))
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", str(KEYS), "--model", "demo", "--set", "method=lora",
+                 "--set", f"max_steps={STEPS}", "--out", str(run), "--no-progress"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["method"] == "lora" and cfg["max_steps"] == STEPS
+    assert (run / "adapter" / "adapter_config.json").is_file()
+    capsys.readouterr()
+    assert main(["eval", "--run", str(run), "--base", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    tuned, base = summary["metrics"], summary["base"]["metrics"]
+    assert summary["n"] >= 20  # the held-out split
+    assert summary["format_compliance"]["value"] >= 0.6, summary
+    assert base["format_compliance"] <= 0.1, summary       # the base never saw the format
+    assert tuned["bitting_position_acc"] >= 0.5, summary     # reads the cuts (chance ~0.11)
+    assert tuned["bitting_exact"] >= 0.05, summary
+    assert base["bitting_exact"] == 0.0
+    assert tuned["keyway_acc"] >= 0.8, summary

@@ -165,6 +165,11 @@ def test_train_config_from_knobs_and_demo_cap(state):
     assert cfg.max_steps == 5 and cfg.image_size is None and cfg.dataset == str(ds) and not notes
     cfg, notes = T.config_from_knobs({**vals, "max_steps": -1}, "demo", str(ds), "keys", demo_mode=True)
     assert cfg.max_steps == T.DEMO_MAX_STEPS and notes
+    # the Space runs the demo base's own recipe uncut, so a visitor sees it learn
+    from core.training.config import demo_recipe
+    cfg, notes = T.config_from_knobs({**vals, "max_steps": demo_recipe("keys")["max_steps"]}, "demo", str(ds),
+                                     "keys", demo_mode=True)
+    assert cfg.max_steps == demo_recipe("keys")["max_steps"] and not any("capped" in n for n in notes)
     with pytest.raises(StudioError):
         T.config_from_knobs(vals, "google/gemma-3-4b-it", str(ds), "keys", demo_mode=True)
     from studio.planner_logic import planner_html

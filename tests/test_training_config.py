@@ -137,7 +137,9 @@ def test_auto_choices_follow_the_hardware():
 def test_default_config_is_valid_for_the_demo_model_on_cpu():
     c = default_config("demo", CPU_ONLY, dataset="/d")
     c.validate(CPU_ONLY)
-    assert c.method == "full" and c.max_steps > 0 and not c.load_in_4bit
+    assert c.method == "lora" and c.max_steps > 0 and not c.load_in_4bit  # the demo base's LoRA recipe
+    assert default_config("demo", CPU_ONLY, task="ui2sql").max_seq_length >= 700  # SQL answers are long
+    assert default_config("demo", CPU_ONLY, method="full").method == "full"    # full stays an option
     g = default_config("google/gemma-3-4b-it", T4, dataset="/d")
     g.validate(T4)
     assert g.method == "lora" and g.load_in_4bit

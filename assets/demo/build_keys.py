@@ -33,10 +33,12 @@ SPLIT_SEED = 42
 # a tiny model fine-tuned in the studio can learn to read it (measured with a probe ViT on 64 px).
 DEFAULT_VARIATION = 0.5
 NEAR_BITS = 4          # core/dataset_report.py's default near-duplicate threshold
+DEFAULT_COUNT = 256
 
 
-def build(out: Path = DEFAULT_OUT, count: int = 128, seed: int = 2024,
-          variation: float = DEFAULT_VARIATION) -> Dataset:
+def build(out: Path = DEFAULT_OUT, count: int = DEFAULT_COUNT, seed: int = 2024,
+          variation: float = DEFAULT_VARIATION, progress=None) -> Dataset:
+    """Renders the dataset into out (swapped in whole); progress(i, count) after each image."""
     out = Path(out)
     codes = list(all_keyways())
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -58,6 +60,8 @@ def build(out: Path = DEFAULT_OUT, count: int = 128, seed: int = 2024,
             rel, _ = ds.store_image(imgs.png_bytes(image))
             items.append((rel, fields, "labeled", {"source": "synthetic",
                                                    "render_seed": render_seed - 1}))
+            if progress:
+                progress(i + 1, count)
         outcomes = [o for _, o in ds.add_stored(items)]
         if outcomes.count("added") != count:
             raise RuntimeError(f"expected {count} distinct images, got {outcomes.count('added')}")
@@ -84,7 +88,7 @@ def build(out: Path = DEFAULT_OUT, count: int = 128, seed: int = 2024,
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--count", type=int, default=128)
+    ap.add_argument("--count", type=int, default=DEFAULT_COUNT)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--variation", type=float, default=DEFAULT_VARIATION)
     a = ap.parse_args(argv)

@@ -26,9 +26,18 @@ class Served:
     task_obj: object = field(default=None, compare=False, repr=False)  # configured from the run's dataset
 
     def describe(self, loaded: bool) -> dict:
-        model = Path(self.model).name if os.path.isabs(self.model) else self.model
+        model = _model_label(self.model)
         return {"name": self.name, "task": self.task, "run": self.run.name if self.run else None,
                 "base_model": model, "adapter": self.adapter, "loaded": loaded}
+
+
+def _model_label(model: str) -> str:
+    """What a client sees as the base model: the registry id, a folder's name, and `demo` for the
+    shipped demo base (a run trained on it records its folder, assets/demo/base)."""
+    if not os.path.isabs(model):
+        return model
+    from core.demo_model import BASE_DIR
+    return "demo" if Path(model).resolve() == BASE_DIR.resolve() else Path(model).name
 
 
 def _run_task(cfg: dict):

@@ -48,15 +48,15 @@ def build_config(args):
     from core.training.hardware import detect
 
     hw = detect()
+    ds = Dataset.open(args.dataset)
     if args.preset:
         cfg = preset(args.preset)
     elif args.config:
         cfg = TrainConfig.load(args.config)
     else:
-        cfg = default_config(args.model or "demo", hw)
+        cfg = default_config(args.model or "demo", hw, task=ds.task.name)
     if args.model:
         cfg.model_id = args.model
-    ds = Dataset.open(args.dataset)
     cfg.dataset, cfg.task = str(Path(args.dataset).resolve()), ds.task.name
     if args.gpus:
         cfg.gpus = args.gpus
