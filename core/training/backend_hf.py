@@ -104,7 +104,12 @@ def prepare(cfg, hw, precision: str) -> Prepared:
         model = add_adapter(model, lora_config(cfg, model), notes)
     collator = CountingVisionCollator(processor=processor, max_length=cfg.max_seq_length,
                                       completion_only_loss=True)
-    return Prepared("hf", model, processor, collator, None, notes=notes)
+    overrides = {}
+    if cfg.resolved_liger(hw, "hf"):
+        # Liger's RMSNorm / GEGLU / RoPE kernels, applied by the Trainer; its fused linear
+        # cross-entropy stays off: it would replace the forward that TRL's fused LM head patches.
+        overrides = {"use_liger_kernel": True, "liger_kernel_config": {"fused_linear_cross_entropy": False}}
+    return Prepared("hf", model, processor, collator, None, overrides, notes)
 
 
 def add_adapter(model, peft_config, notes: list[str]):
@@ -130,9 +135,9 @@ def fast_lora_note(model) -> list[str]:
 
 def fast_dora_note(model) -> list[str]:
     """Swaps in fast DoRA layers unless FAST_DORA=0 is set; returns the note for the events."""
-    import os
+    from core.training.levers import env_choice
 
-    if os.environ.get("FAST_DORA", "1") == "0":
+    if env_choice("FAST_DORA") == "0":
         return ["fast DoRA off (FAST_DORA=0): PEFT's DoRA layers"]
     from core.training.fast_dora import enable_fast_dora
 
