@@ -29,6 +29,8 @@ SEEDS_HF = [
     ("anchor", A, ("A", "1,4")),
     ("job", QLORA_HF, ("4b", {**Q4, "batch_size": 1}, "hf", {})),
     ("job", QLORA_HF, ("4b", {**Q4, "batch_size": 4}, "hf", {})),
+    # Liger's kernels are on by default on this path where liger-kernel is installed: the A/B
+    ("job", "job hf QLoRA, liger off", ("4b", {**Q4, "batch_size": 1, "liger_kernel": "off"}, "hf", {})),
     ("job", "job hf Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
 ]
 SEEDS_UNSLOTH = [
