@@ -3,7 +3,6 @@ the workspace for Unsloth, the one-line path event, and the Train tab's compilin
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -109,8 +108,8 @@ def test_unsloth_jobs_get_compile_caches_in_the_workspace(monkeypatch, workspace
     assert env["TORCHINDUCTOR_CACHE_DIR"] == str(cache / "inductor")
     assert env["UNSLOTH_COMPILE_LOCATION"] == str(cache / "unsloth_compiled")
     assert env["UNSLOTH_MEGA_CACHE_DIR"] == str(cache / "unsloth_mega")
-    for name in CACHE_VARS:  # made, owner-only (Unsloth refuses a mega-cache others can write)
-        assert os.stat(env[name]).st_mode & 0o077 == 0
+    for folder in (*(env[name] for name in CACHE_VARS), cache):  # owner-only (Unsloth's mega-cache
+        assert os.stat(folder).st_mode & 0o077 == 0                  # refuses one others can write)
     from core.training.speed_path import _torch_default
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", _torch_default())  # torch's own default, not a choice

@@ -30,11 +30,13 @@ def compile_cache_env(run_dir: str | os.PathLike, backend: str,
                       environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The cache variables to add to a job's environment: for a compiling backend (Unsloth), each
     of CACHE_DIRS the user has not set, as a folder under WORKSPACE/cache/ (created owner-only:
-    Unsloth's mega-cache refuses a folder others can write)."""
+    Unsloth's mega-cache refuses a folder, or a parent, that others can write)."""
     environ = os.environ if environ is None else environ
     if backend != "unsloth":
         return {}
     root = workspace_of(run_dir) / "cache"
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)  # the mega-cache checks every parent for group/other write access
     out = {}
     for name, sub in CACHE_DIRS.items():
         if environ.get(name) and not (name == "TORCHINDUCTOR_CACHE_DIR" and environ[name] == _torch_default()):
