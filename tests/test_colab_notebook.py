@@ -59,8 +59,10 @@ def test_launch_command_uses_real_flags_and_passes_the_safety_check():
     cfg = app.settings(app.parse_args(filled), env={})  # unknown flags would exit here
     assert cfg["share"] and cfg["auth"] == ("trinity", "s3cret") and cfg["workspace"] == "/content/ws"
     without_auth = [a for a in filled if a not in ("--auth", "trinity:s3cret")]
-    with pytest.raises(SystemExit, match="without --allow-remote or --auth"):
+    with pytest.raises(SystemExit, match="share link without --auth"):
         app.settings(app.parse_args(without_auth), env={})
+    with pytest.raises(SystemExit, match="share link without --auth"):  # a public link needs the login
+        app.settings(app.parse_args([*without_auth, "--allow-remote"]), env={})
 
 
 def test_readme_points_to_the_gpu_setup_and_keeps_two_setup_commands():
