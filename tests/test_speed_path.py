@@ -80,6 +80,10 @@ def test_liger_kernel_field_is_validated():
     assert TrainConfig(model_id="google/gemma-3-4b-it").resolved_liger(liger_gpu, "unsloth") is False
     assert TrainConfig(model_id="google/gemma-3-4b-it").resolved_liger(CPU_ONLY, "hf") is False
     assert TrainConfig(model_id="google/gemma-3-4b-it", liger_kernel="on").resolved_backend(liger_gpu) == "hf"
+    from studio.planner_logic import backend_note  # the Train tab says it before the start
+
+    assert "on 1x H200 (139 GB) · Liger kernels on" in backend_note(
+        TrainConfig(model_id="google/gemma-3-4b-it", use_dora=True), liger_gpu, 1)
 
 
 def _started_env(monkeypatch, cfg, ws):
