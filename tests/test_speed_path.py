@@ -206,3 +206,16 @@ def test_train_tab_shows_compiling_as_its_own_phase():
     assert phase_text("running", events, now=300.0) is None  # the step counter speaks now
     assert path_text(events) == "backend: unsloth, compiled, cache cold · first step compiled in 84 s"
     assert phase_text("completed", events[:3], now=300.0) is None
+
+
+def test_liger_auto_trains_without_kernels_it_cannot_apply_and_on_fails_clearly():
+    from torch import nn
+
+    from core.training.backend_hf import apply_liger
+
+    notes: list[str] = []
+    assert apply_liger(nn.Linear(2, 2), required=False, notes=notes) is False  # not Gemma 3 / no Triton here
+    assert notes and notes[-1].startswith("Liger's kernels could not be applied (")
+    with pytest.raises(StudioError, match="Liger's kernels could not be applied") as e:
+        apply_liger(nn.Linear(2, 2), required=True, notes=[])
+    assert "liger_kernel=auto" in e.value.hint

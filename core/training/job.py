@@ -222,7 +222,7 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
     train_ds, eval_ds, side = load_splits(cfg, prepared.processor)
     for note in prepared.notes:
         writer.write("info", message=note)
-    path = speed_path.describe(cfg, backend, prepared.model, bool(prepared.sft_overrides.get("use_liger_kernel")),
+    path = speed_path.describe(cfg, backend, prepared.model, prepared.liger,
                                cache=cache)
     writer.write("info", **path)
     if writer.enabled:
