@@ -215,9 +215,13 @@ def phase_text(status: str, events: list[dict], now: float | None = None) -> str
 def path_text(events: list[dict]) -> str:
     """The path the job took ("backend: unsloth, compiled, cache warm"), and how long its first
     step compiled once that is known."""
-    path = next((e for e in reversed(events) if e.get("type") == "info" and e.get("path")), None)
-    done = next((e for e in reversed(events) if e.get("type") == "info" and e.get("compile_s") is not None), None)
-    text = path.get("message", "") if path else ""
+    at = next((i for i in range(len(events) - 1, -1, -1) if events[i].get("type") == "info"
+               and events[i].get("path")), None)
+    if at is None:
+        return ""
+    # this job's compile only: a resumed run's folder also holds the earlier job's events
+    done = next((e for e in events[at:] if e.get("type") == "info" and e.get("compile_s") is not None), None)
+    text = events[at].get("message", "")
     if done:
         text += f" · first step compiled in {done['compile_s']:.0f} s"
     return text

@@ -206,6 +206,8 @@ def test_train_tab_shows_compiling_as_its_own_phase():
     assert phase_text("running", events, now=300.0) is None  # the step counter speaks now
     assert path_text(events) == "backend: unsloth, compiled, cache cold · first step compiled in 84 s"
     assert phase_text("completed", events[:3], now=300.0) is None
+    resumed = events + [{"type": "info", "path": "unsloth", "message": "backend: unsloth, compiled, cache warm"}]
+    assert path_text(resumed) == "backend: unsloth, compiled, cache warm"  # the earlier job's compile is not this one's
 
 
 def test_liger_auto_trains_without_kernels_it_cannot_apply_and_on_fails_clearly():
