@@ -27,7 +27,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--host", default=None, help="address to bind (default 127.0.0.1; 0.0.0.0 exposes the studio "
                                                 "to the network and needs --allow-remote)")
     p.add_argument("--port", type=int, default=None, help="port (default 7860)")
-    p.add_argument("--share", action="store_true", help="create a public Gradio share link (needs --auth or --allow-remote)")
+    p.add_argument("--share", action="store_true", help="create a public Gradio share link (needs --auth)")
     p.add_argument("--allow-remote", action="store_true", help="confirm binding a non-loopback address or sharing")
     p.add_argument("--auth", default=None, metavar="USER:PASS", help="require this login (Gradio auth)")
     p.add_argument("--workspace", default=None, help="workspace folder (default ./workspace or $TRINITY_WORKSPACE)")
@@ -48,6 +48,10 @@ def settings(args: argparse.Namespace, env=None) -> dict:
 
     auth, api_key = parse_login(args.auth), api_key_from(getattr(args, "api_key", None), env)
     remote = host not in LOOPBACK or args.share
+    # A share link is a public URL: anyone holding it would get the studio, so it needs the login
+    # (--allow-remote confirms a bind on one's own network, not publishing to the internet).
+    if args.share and not (auth or on_space):
+        raise SystemExit("Refusing to create a public share link without --auth USER:PASS.")
     # An API key guards the API only; the UI beside it needs the login.
     if remote and not (on_space or args.allow_remote or auth):
         raise SystemExit(f"Refusing to expose the studio ({'share link' if args.share else host}) without "

@@ -16,7 +16,10 @@ reserved memory as ratios to the plain baseline of the same batch size; writes O
   python3 bench/gpu_speed.py --plan hf --anchor .gpuspeed/anchor_bench.py --out $OUT --deadline 575
 Plans: hf (baseline, job with fused vs PEFT layers, 12B, b4), dora (the DoRA comparison alone),
 unsloth (Unsloth's anchor and our job on it: each process compiles for minutes), all / rest (the
-first pass). `python3 bench/gpu_speed.py stack` / `layer` are layer micro-benchmarks.
+first pass), seeds / seeds_hf / seeds_unsloth (issue 16's rows and goals, bench/gpu_seeds.py).
+`--list` prints a plan's rows without running anything (no GPU needed); `--append speed.json`
+adds an earlier call's rows to this one's table. `python3 bench/gpu_speed.py stack` / `layer` are
+layer micro-benchmarks (bench/gpu_layers.py).
 """
 from __future__ import annotations
 
@@ -24,7 +27,6 @@ import argparse
 import importlib.util
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -34,6 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from bench import gpu_seeds as seeds  # noqa: E402
 
 SEQ = 822
 Q4 = {"load_in_4bit": True, "lora_r": 64, "lora_alpha": 64, "use_rslora": True, "max_seq_length": SEQ,
@@ -83,6 +87,7 @@ PLANS = {
         ("job", "job unsloth Trinity (fast DoRA)", ("4b", {**TRINITY, "batch_size": 1}, "unsloth", {})),
         ("job", "job auto (Unsloth) QLoRA", ("4b", {**Q4, "batch_size": 4}, "auto", {})),
     ],
+    **seeds.PLANS,
     "rest": [
         ("anchor", "HF+PEFT QLoRA (baseline)", ("A", "1,4")),
         ("job", "job auto Trinity fast DoRA", ("4b", {**TRINITY, "batch_size": 1}, "auto", {})),
@@ -132,7 +137,11 @@ def run_job(label: str, size: str, overrides: dict, backend: str, env: dict, roo
     from bench import gpu_memory
     from core.training.events import read_events
 
-    name = f"{label.replace(' ', '_')}-b{overrides.get('batch_size', 1)}-{size}"
+    name = f"{label.replace(' ', '_').replace(',', '').replace('(', '').replace(')', '')}-b{overrides.get('batch_size', 1)}-{size}"
+    env = dict(env)
+    if env.pop("SEEDS_FRESH_CACHE", None):  # a cold start: the workspace's compile caches removed
+        import shutil
+        shutil.rmtree(root / "cache", ignore_errors=True)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -142,8 +151,10 @@ def run_job(label: str, size: str, overrides: dict, backend: str, env: dict, roo
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     run_dir = root / "runs" / f"{name}-{backend}"
     logs = [e for e in read_events(run_dir) if e.get("type") == "log"] if run_dir.exists() else []
-    notes = [e.get("message") for e in read_events(run_dir) if e.get("type") == "info" and e.get("message")] \
-        if run_dir.exists() else []
+    infos = [e for e in read_events(run_dir) if e.get("type") == "info"] if run_dir.exists() else []
+    notes = [e.get("message") for e in infos if e.get("message")]
+    compile_s = next((e["compile_s"] for e in infos if e.get("compile_s") is not None), None)
+    path = next((e.get("message") for e in infos if e.get("path")), None)
     b = overrides.get("batch_size", 1)
     seq = min(row.get("longest_tokens") or SEQ, overrides.get("max_seq_length", SEQ))
     step = row.get("step_time_s")
@@ -152,6 +163,7 @@ def run_job(label: str, size: str, overrides: dict, backend: str, env: dict, roo
                 None if row.get("status") == "completed" else f"{row.get('status')}: {row.get('log_tail', '')[-600:]}"),
             "losses": [e.get("loss") for e in logs], "wall_s": row.get("wall_s"),
             "extra": {"backend": row.get("backend"), "seq_len": seq, "first_step_s": row.get("first_step_s"),
+                      "compile_s": compile_s, "path": path,
                       "alloc_gib": row.get("measured_peak_allocated_gb"), "notes": notes,
                       "step_times": [e.get("step_time_s") for e in logs]}}
 
@@ -182,11 +194,20 @@ def versions() -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--plan", choices=sorted(PLANS), required=True)
-    ap.add_argument("--anchor", required=True, help="path of anchor_bench.py (copied into the carried folder)")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--list", action="store_true", help="print the plan's rows (and goals) and exit: runs nothing")
+    ap.add_argument("--anchor", help="path of anchor_bench.py (copied into the carried folder)")
+    ap.add_argument("--out")
     ap.add_argument("--root", default="/tmp/gpu_speed_work")
     ap.add_argument("--deadline", type=float, default=540)
+    ap.add_argument("--append", help="speed.json of an earlier call: its rows join this call's table")
     a = ap.parse_args()
+    if a.list:
+        print(seeds.listing(PLANS[a.plan]))
+        if a.plan.startswith("seeds"):
+            print(seeds.goals_table(_earlier(a.append)))
+        return
+    if not (a.anchor and a.out):
+        ap.error("--anchor and --out are needed to run a plan (or --list to see it)")
     t_start = time.time()
     deadline = t_start + a.deadline
     out, root = Path(a.out), Path(a.root)
@@ -200,7 +221,7 @@ def main() -> None:
     print(json.dumps(info), flush=True)
     gpu_memory.make_dataset(root / "dataset")
     print(f"[{time.time() - t_start:4.0f}s] 4b model: {build('4b', '/tmp/gemma3_4b')}", flush=True)
-    rows, bg = [], None
+    rows, bg = _earlier(a.append), None
 
     def keep(kind, label, r):
         r = {"kind": kind, "label": label, **r}
@@ -212,6 +233,9 @@ def main() -> None:
 
     for kind, label, det in PLANS[a.plan]:
         left = deadline - time.time()
+        if kind == "build3n":
+            gpu_memory.build_models({"e4b"}, t_start)
+            continue
         if kind == "build12b":
             bg = threading.Thread(target=lambda: print("12b model:", build("12b", "/tmp/gemma3_12b"), flush=True))
             bg.start()
@@ -238,7 +262,19 @@ def main() -> None:
             r = run_eval(out, min(150, left - 5))
             keep(kind, label, {"batch": r.get("batch_size"), "error": r.get("error"), "extra": r})
     print_table(rows, out)
+    if a.plan.startswith("seeds"):
+        text = seeds.goals_table(rows)
+        (out / "goals.md").write_text(text)
+        print(text, flush=True)
     print(f"total {time.time() - t_start:.0f}s")
+
+
+def _earlier(path: str | None) -> list[dict]:
+    """The rows of an earlier call's speed.json (--append), marked with where they came from."""
+    if not path:
+        return []
+    data = json.loads(Path(path).read_text())
+    return [{**r, "appended_from": path} for r in data.get("rows", [])]
 
 
 def print_table(rows: list[dict], out: Path) -> None:
@@ -262,134 +298,11 @@ def print_table(rows: list[dict], out: Path) -> None:
     print(text, flush=True)
 
 
-
-
-def layer_bench() -> str:
-    """One Gemma-3-4B MLP projection (2560 -> 10240, nf4 double-quant), 822 tokens, r=64 rsLoRA:
-    forward + backward time of LoRA, PEFT DoRA and fast DoRA (norm cached / recomputed each call)."""
-    import copy
-
-    import bitsandbytes as bnb
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from torch import nn
-
-    import core.training.fast_dora as fd
-
-    torch.manual_seed(0)
-    q = bnb.nn.Linear4bit(2560, 10240, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4",
-                          compress_statistics=True)
-    q.weight = bnb.nn.Params4bit(torch.randn(10240, 2560) * 0.02, requires_grad=False, quant_type="nf4",
-                                 compress_statistics=True)
-    base = nn.Sequential(q).cuda()
-    x = torch.randn(822, 2560, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    lines = []
-    for name, dora, fast, bump in [("LoRA", False, False, False), ("PEFT DoRA", True, False, False),
-                                   ("fast DoRA, norm cached", True, True, False),
-                                   ("fast DoRA, norm recomputed", True, True, True)]:
-        m = get_peft_model(copy.deepcopy(base), LoraConfig(r=64, lora_alpha=64, use_rslora=True, use_dora=dora,
-                                                           target_modules=["0"]))
-        for p in m.parameters():
-            if p.requires_grad:
-                p.data = p.data.to(torch.bfloat16)
-        if fast:
-            fd.enable_fast_dora(m)
-        times = []
-        for i in range(25):
-            if bump:
-                fd._bump()
-            torch.cuda.synchronize()
-            t = time.perf_counter()
-            m(x).float().pow(2).mean().backward()
-            torch.cuda.synchronize()
-            times.append(time.perf_counter() - t)
-        lines.append(f"| {name} | {statistics.median(times[5:]) * 1e3:.2f} ms |")
-    return "| one nf4 layer 2560->10240, 822 tokens, fwd+bwd | median |\n|---|---|\n" + "\n".join(lines)
-
-
-def stack_bench(blocks: int = 8, iters: int = 12) -> str:
-    """Host-bound regime in miniature: `blocks` checkpointed blocks of five nf4 Gemma-3-4B
-    projections (q, o, gate, up, down) with r=64 LoRA, 822 tokens, forward + backward, timed
-    unsynchronised (as training runs) and synchronised after every call; PEFT's layers vs fast
-    LoRA. CUDA sync debug mode counts the implicit host-device synchronisations of one iteration."""
-    import copy
-    import warnings
-
-    import bitsandbytes as bnb
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from torch import nn
-    from torch.utils.checkpoint import checkpoint
-
-    import core.training.fast_lora as fl
-
-    shapes = {"q": (2560, 2048), "o": (2048, 2560), "gate": (2560, 10240), "up": (2560, 10240), "down": (10240, 2560)}
-
-    class Block(nn.Module):
-        def __init__(self):
-            super().__init__()
-            for name, (i, o) in shapes.items():
-                q = bnb.nn.Linear4bit(i, o, bias=False, compute_dtype=torch.bfloat16, quant_type="nf4",
-                                      compress_statistics=True)
-                q.weight = bnb.nn.Params4bit(torch.randn(o, i) * 0.02, requires_grad=False, quant_type="nf4",
-                                             compress_statistics=True)
-                setattr(self, name, q)
-
-        def forward(self, x):
-            x = x + self.o(self.q(x))
-            return x + self.down(nn.functional.gelu(self.gate(x), approximate="tanh") * self.up(x))
-
-    class Stack(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.blocks = nn.ModuleList(Block() for _ in range(blocks))
-
-        def forward(self, x):
-            for b in self.blocks:
-                x = checkpoint(b, x, use_reentrant=False)
-            return x
-
-    torch.manual_seed(0)
-    base = Stack().cuda()
-    x = torch.randn(1, 822, 2560, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    peft_model = get_peft_model(base, LoraConfig(r=64, lora_alpha=64, use_rslora=True,
-                                                 target_modules=list(shapes)))
-    for p in peft_model.parameters():
-        if p.requires_grad:
-            p.data = p.data.to(torch.bfloat16)
-    fast = copy.deepcopy(peft_model)
-    fl.enable_fast_lora(fast, "all")
-
-    def run(model, sync_each: bool) -> float:
-        for _ in range(3):
-            model(x).float().pow(2).mean().backward()
-        torch.cuda.synchronize()
-        t = time.perf_counter()
-        for _ in range(iters):
-            model(x).float().pow(2).mean().backward()
-            if sync_each:
-                torch.cuda.synchronize()
-        torch.cuda.synchronize()
-        return (time.perf_counter() - t) / iters * 1e3
-
-    def syncs(model) -> int:
-        with warnings.catch_warnings(record=True) as w:
-            warnings.simplefilter("always")
-            torch.cuda.set_sync_debug_mode(1)
-            model(x).float().pow(2).mean().backward()
-            torch.cuda.set_sync_debug_mode(0)
-        return sum("synchroniz" in str(m.message) for m in w)
-
-    lines = [f"| {blocks} checkpointed blocks x 5 nf4 layers, r=64, 822 tokens | unsynced ms/iter | synced ms/iter "
-             "| implicit syncs per iter |", "|---|---|---|---|"]
-    for name, model in [("PEFT layers", peft_model), ("fast LoRA", fast)]:
-        lines.append(f"| {name} | {run(model, False):.1f} | {run(model, True):.1f} | {syncs(model)} |")
-    return "\n".join(lines)
-
-
 if __name__ == "__main__" and sys.argv[1:2] == ["stack"]:
+    from bench.gpu_layers import stack_bench
     print(stack_bench(), flush=True)
 elif __name__ == "__main__" and sys.argv[1:2] == ["layer"]:
+    from bench.gpu_layers import layer_bench
     print(layer_bench())
 elif __name__ == "__main__" and sys.argv[1:2] == ["eval"]:
     print(json.dumps(run_eval(Path(sys.argv[2]), 200)))

@@ -189,5 +189,6 @@ def backend_note(cfg: C.TrainConfig | None, hw, gpus: int) -> str:
     except StudioError as e:
         return f'<div class="ts-msg ts-msg-err">{esc(e.message)} {esc(e.hint)}</div>'
     where = f"{gpus} GPUs" if gpus and gpus > 1 else hw.describe()
-    return (f'<div class="ts-muted" id="train-backend-note">Backend: <b>{esc(backend)}</b> on {esc(where)}'
+    liger = f" · Liger kernels {'on' if cfg.resolved_liger(hw, backend) else 'off'}" if backend == "hf" else ""
+    return (f'<div class="ts-muted" id="train-backend-note">Backend: <b>{esc(backend)}</b> on {esc(where)}{liger}'
             + (f"<br>{esc(note)}" if note else "") + "</div>")

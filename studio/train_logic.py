@@ -4,6 +4,7 @@ from the knobs, starting / stopping / resuming runs through core.training.runs, 
 from __future__ import annotations
 
 import re
+import time
 import typing
 from pathlib import Path
 
@@ -22,7 +23,8 @@ GROUPS = {
     "How much": ["max_steps", "num_epochs", "learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay",
                  "max_grad_norm", "optimizer", "seed"],
     "Memory and speed": ["batch_size", "gradient_accumulation_steps", "max_seq_length", "image_size",
-                         "load_in_4bit", "double_quant", "precision", "gradient_checkpointing", "backend"],
+                         "load_in_4bit", "double_quant", "precision", "gradient_checkpointing", "backend",
+                         "liger_kernel"],
     "Logging and checkpoints": ["logging_steps", "eval_steps", "save_steps", "save_total_limit"],
 }
 # Fields that mean nothing for a full fine-tune: greyed out when method is "full".
@@ -31,7 +33,8 @@ LORA_ONLY = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "
              "finetune_mlp_modules", "load_in_4bit", "double_quant")
 SET_ELSEWHERE = ("model_id", "task", "dataset", "gpus")  # gpus: the "GPUs" control by the Start button
 CHOICES = {"method": C.METHODS, "optimizer": C.OPTIMIZERS, "precision": C.PRECISIONS,
-           "lr_scheduler": C.SCHEDULERS, "backend": C.BACKENDS}
+           "lr_scheduler": C.SCHEDULERS, "backend": C.BACKENDS,
+           "liger_kernel": C.SWITCHES}
 DEFAULTS_PRESET = "Defaults for the model"
 
 
@@ -192,14 +195,47 @@ STATUS_KIND = {"running": "info", "completed": "ok", "stopped": "warn", "failed"
                "interrupted": "err", "created": "neutral"}
 
 
-def status_html(st: dict, events: list[dict]) -> str:
+def phase_text(status: str, events: list[dict], now: float | None = None) -> str | None:
+    """The job's current phase for the status badge: "loading model", "saving", or, while the
+    first step compiles, "compiling, first run only · 83 s" (elapsed seconds) instead of a step 1
+    that seems stalled. None while training (the step counter says it)."""
+    phase = last = None
+    for e in reversed(events):
+        if e.get("type") == "info" and e.get("phase"):
+            phase, last = e["phase"], e
+            break
+    if status != "running" or not phase or phase == "training":
+        return None
+    if phase == "compiling":
+        elapsed = max(0, int((time.time() if now is None else now) - float(last.get("time") or 0)))
+        return f"{last.get('message') or 'compiling'} · {elapsed} s"
+    return phase.replace("_", " ")
+
+
+def path_text(events: list[dict]) -> str:
+    """The path the job took ("backend: unsloth, compiled, cache warm"), and how long its first
+    step compiled once that is known."""
+    at = next((i for i in range(len(events) - 1, -1, -1) if events[i].get("type") == "info"
+               and events[i].get("path")), None)
+    if at is None:
+        return ""
+    # this job's compile only: a resumed run's folder also holds the earlier job's events
+    done = next((e for e in events[at:] if e.get("type") == "info" and e.get("compile_s") is not None), None)
+    text = events[at].get("message", "")
+    if done:
+        text += f" · first step compiled in {done['compile_s']:.0f} s"
+    return text
+
+
+def status_html(st: dict, events: list[dict], now: float | None = None) -> str:
     status = st.get("status", "created")
     step, max_steps = st.get("step") or 0, st.get("max_steps") or 0
     pct = 100 * step / max_steps if max_steps else 0
-    phase = next((e.get("phase") for e in reversed(events) if e.get("type") == "info" and e.get("phase")), None)
+    phase = phase_text(status, events, now)
     label = status + (" · stop requested" if st.get("stop_requested") else "")
-    if status == "running" and phase and phase != "training":
-        label += f" · {phase.replace('_', ' ')}"
+    if phase:
+        label += f" · {phase}"
+    path = path_text(events)
     parts = [f'<div class="ts-run-head"><code>{esc(st.get("run_id", ""))}</code> '
              f'<span id="train-status">{badge(label, STATUS_KIND.get(status, "neutral"))}</span></div>',
              f'<div class="ts-progress ts-progress-lg"><div class="ts-progress-bar" style="width:{pct:.1f}%"></div></div>',
@@ -209,7 +245,9 @@ def status_html(st: dict, events: list[dict]) -> str:
              + (f'<span>loss <b>{st["loss"]:.4f}</b></span>' if isinstance(st.get("loss"), (int, float)) else "")
              + (f'<span>eval loss <b>{st["eval_loss"]:.4f}</b></span>' if isinstance(st.get("eval_loss"), (int, float)) else "")
              + (f'<span class="ts-muted">{esc(st.get("device") or "")} · {esc(st.get("backend") or "")}</span>'
-                if st.get("device") else "") + "</div>"]
+                if st.get("device") and not path else "")
+             + (f'<span class="ts-muted" id="train-path">{esc(((st.get("device") or "") + " · ") if st.get("device") else "")}'
+                f'{esc(path)}</span>' if path else "") + "</div>"]
     if st.get("error"):
         parts.append(f'<div class="ts-msg ts-msg-err"><b>{esc(st["error"])}</b>'
                      + (f"<br>{esc(st['hint'])}" if st.get("hint") else "") + "</div>")

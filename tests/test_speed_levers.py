@@ -309,7 +309,7 @@ def test_bad_speed_switches_are_clear_errors(monkeypatch):
     from core.training.job import data_workers
 
     monkeypatch.setenv("FAST_LORA", "fast")
-    with pytest.raises(StudioError, match="FAST_LORA must be"):
+    with pytest.raises(StudioError, match="FAST_LORA='fast' is not a valid value"):
         enable_fast_lora(Tiny())
     monkeypatch.setenv("TRINITY_DATA_WORKERS", "two")
     with pytest.raises(StudioError, match="whole number"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from core.errors import StudioError
 from core.training.data import CountingVisionCollator
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -28,6 +29,7 @@ class Prepared:
     peft_config: object | None = None
     sft_overrides: dict = field(default_factory=dict)  # SFTConfig fields a backend needs changed
     notes: list[str] = field(default_factory=list)     # facts worth an "info" event
+    liger: bool = False                                  # Liger Kernel's kernels applied
 
 
 def weight_dtype(cfg, precision: str) -> torch.dtype:
@@ -104,7 +106,30 @@ def prepare(cfg, hw, precision: str) -> Prepared:
         model = add_adapter(model, lora_config(cfg, model), notes)
     collator = CountingVisionCollator(processor=processor, max_length=cfg.max_seq_length,
                                       completion_only_loss=True)
-    return Prepared("hf", model, processor, collator, None, notes=notes)
+    liger = cfg.resolved_liger(hw, "hf") and apply_liger(model, cfg.liger_kernel == "on", notes)
+    return Prepared("hf", model, processor, collator, None, notes=notes, liger=liger)
+
+
+def apply_liger(model, required: bool, notes: list[str]) -> bool:
+    """Liger Kernel's Gemma 3 kernels on this model instance: RMSNorm, GEGLU, RoPE and the vision
+    tower's LayerNorm. Its cross-entropy kernels stay off: they would replace the forward that
+    TRL's fused LM head patches. With liger_kernel=auto a failure to apply them is a note and
+    training goes on without them; with liger_kernel=on it fails the run."""
+    try:
+        from liger_kernel.transformers import apply_liger_kernel_to_gemma3
+
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        apply_liger_kernel_to_gemma3(rope=True, cross_entropy=False, fused_linear_cross_entropy=False,
+                                     layer_norm=True, rms_norm=True, geglu=True, model=base)
+    except Exception as e:  # noqa: BLE001 - ImportError (no Triton), TypeError (another model class), ...
+        why = f"{type(e).__name__}: {e}"
+        if required:
+            raise StudioError(f"Liger's kernels could not be applied ({why}).",
+                              "Use liger_kernel=auto (it then trains without them) or off.") from e
+        notes.append(f"Liger's kernels could not be applied ({why}): training without them")
+        return False
+    notes.append("Liger kernels: RMSNorm, GEGLU, RoPE and the vision LayerNorm")
+    return True
 
 
 def add_adapter(model, peft_config, notes: list[str]):
@@ -130,9 +155,9 @@ def fast_lora_note(model) -> list[str]:
 
 def fast_dora_note(model) -> list[str]:
     """Swaps in fast DoRA layers unless FAST_DORA=0 is set; returns the note for the events."""
-    import os
+    from core.training.levers import env_choice
 
-    if os.environ.get("FAST_DORA", "1") == "0":
+    if env_choice("FAST_DORA") == "0":
         return ["fast DoRA off (FAST_DORA=0): PEFT's DoRA layers"]
     from core.training.fast_dora import enable_fast_dora
 

@@ -107,6 +107,7 @@ class EventsCallback(TrainerCallback):
         self._t0 = self._t_last = 0.0
         self._step0 = self._step_last = 0
         self._tokens_last: float | None = None
+        self.compiling_since: float | None = None  # set when the first step compiles (its own phase)
 
     # ---------------------------------------------------------------- lifecycle
     def on_train_begin(self, args, state, control, model=None, **kw):
@@ -126,7 +127,16 @@ class EventsCallback(TrainerCallback):
             from tqdm.auto import tqdm
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step", dynamic_ncols=True)
 
+    def _end_compile_phase(self) -> None:
+        if self.compiling_since is not None:
+            self.writer.write("info", phase="training", compile_s=round(time.time() - self.compiling_since, 1))
+            self.compiling_since = None
+
+    def on_substep_end(self, args, state, control, **kw):  # a micro-batch within gradient accumulation
+        self._end_compile_phase()
+
     def on_step_end(self, args, state, control, **kw):
+        self._end_compile_phase()
         if self.bar is not None:
             self.bar.update(state.global_step - self.bar.n)
         reason = self.stop.reason()

@@ -22,6 +22,7 @@ OPTIMIZERS = ("auto", "adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafacto
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
 BACKENDS = ("auto", "hf", "unsloth")
+SWITCHES = ("auto", "on", "off")
 
 
 def _f(default, help: str, **kw):
@@ -75,6 +76,9 @@ class TrainConfig:
     seed: int = _f(3407, "Random seed (data order, adapter init).")
     gpus: int = _f(1, "GPUs to train on (more than 1 runs under accelerate launch).")
     backend: str = _f("auto", "'auto' = Unsloth when CUDA and unsloth import, else transformers+PEFT+TRL.")
+    liger_kernel: str = _f("auto", "Liger Kernel's Triton RMSNorm / GEGLU / RoPE on the transformers+PEFT path: "
+                                   "'auto' = on for Gemma 3 on CUDA when liger-kernel is installed; 'on' also makes "
+                                   "backend=auto take that path; 'off'.")
 
     # ---------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict:
@@ -144,6 +148,8 @@ class TrainConfig:
         bench/RESULTS.md)."""
         if self.backend != "auto":
             return self.backend
+        if self.liger_kernel == "on":  # Liger's kernels patch the transformers model, not Unsloth's
+            return "hf"
         if not (hw.cuda and hw.unsloth and self.gpus == 1 and self.method == "lora" and not self.use_dora):
             return "hf"
         from core import models
@@ -152,6 +158,21 @@ class TrainConfig:
         except StudioError:
             return "hf"
         return "hf" if family == "gemma3n" else "unsloth"
+
+    def resolved_liger(self, hw: Hardware, backend: str) -> bool:
+        """Liger's kernels on this run: only on the hf path; 'auto' = Gemma 3 (liger-kernel 0.8.5 has
+        no Gemma 3n kernels) on CUDA (Triton) with liger-kernel installed."""
+        if self.liger_kernel == "off" or backend != "hf":
+            return False
+        if self.liger_kernel == "on":
+            return True
+        if not (hw.cuda and hw.liger):
+            return False
+        from core import models
+        try:
+            return models.get_model_info(self.model_id).family == "gemma3"
+        except StudioError:
+            return False
 
     # ---------------------------------------------------------------- validation
     def validate(self, hw: Hardware) -> None:
@@ -163,6 +184,18 @@ class TrainConfig:
         _choice("precision", self.precision, PRECISIONS)
         _choice("lr_scheduler", self.lr_scheduler, SCHEDULERS)
         _choice("backend", self.backend, BACKENDS)
+        _choice("liger_kernel", self.liger_kernel, SWITCHES)
+        if self.liger_kernel == "on":
+            if self.backend == "unsloth":
+                raise StudioError("liger_kernel=on applies to the transformers+PEFT path, not to backend=unsloth "
+                                  "(Unsloth has its own kernels).", "Use backend=auto or hf with liger_kernel=on, "
+                                                                    "or liger_kernel=auto.")
+            if not hw.cuda:
+                raise StudioError("liger_kernel=on needs a CUDA GPU (its kernels are Triton); this machine has none.",
+                                  "Use liger_kernel=auto (off on CPU) or off.")
+            if not hw.liger:
+                raise StudioError("liger_kernel=on but liger-kernel is not installed.",
+                                  "pip install -r requirements-gpu.txt (liger-kernel==0.8.5), or use liger_kernel=auto.")
         if self.learning_rate <= 0 or self.learning_rate > 1:
             _bad("learning_rate", self.learning_rate, "Use a positive value such as 2e-4 (LoRA) or 5e-5 (full).")
         for key in ("batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps", "gpus",

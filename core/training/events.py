@@ -2,7 +2,9 @@
 
 Each line is a JSON object with "type" (start | log | eval | checkpoint | end | info) and "time"
 (unix seconds). The job appends (rank 0 only, so a multi-GPU run writes one file); readers poll
-and tolerate a half-written last line.
+and tolerate a half-written last line. "info" events carry a `phase` (loading_model, compiling -
+the first step of a compiling backend - training, saving; the training event after compiling has
+`compile_s`), the `path` taken (core/training/speed_path.py) or a `message`.
 """
 from __future__ import annotations
 

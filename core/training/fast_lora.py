@@ -22,8 +22,6 @@ batches, other LoRA variants, DoRA with dropout, trainable bias, fan_in_fan_out)
 """
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
@@ -167,14 +165,9 @@ def fast_lora_policy() -> str:
     plain LoRA layers were slower than PEFT's (1.24 vs 0.86 s/step): PEFT's plain layer is a few
     C++ ops plus bitsandbytes' kernel, and a Python autograd function adds host time per call in
     a step that is bound by the host. So plain LoRA keeps PEFT's layers unless asked."""
-    value = os.environ.get("FAST_LORA", "dora").strip().lower()
-    value = {"0": "none", "off": "none", "1": "all"}.get(value, value)
-    if value not in ("all", "dora", "none"):
-        from core.errors import StudioError
+    from core.training.levers import env_choice
 
-        raise StudioError(f"FAST_LORA must be dora, all or 0, not '{value}'.",
-                          "Unset it for the measured default (DoRA layers fused).")
-    return value
+    return env_choice("FAST_LORA")  # a bad value: StudioError naming the variable and the choices
 
 
 def enable_fast_lora(model, policy: str | None = None) -> int:

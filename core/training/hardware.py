@@ -19,6 +19,7 @@ class Hardware:
     bf16: bool = False          # the GPU computes in bf16 (Ampere and newer)
     bitsandbytes: bool = False  # importable (4-bit loading, 8-bit optimizers)
     unsloth: bool = False       # importable; only checked on CUDA (importing it needs a GPU)
+    liger: bool = False         # liger-kernel importable; only checked on CUDA (Triton kernels)
     cpu_count: int = 1
 
     @property
@@ -60,7 +61,7 @@ def detect(refresh: bool = False) -> Hardware:
             cuda=True, gpu_count=torch.cuda.device_count(), gpu_name=props.name,
             vram_gb=props.total_memory / 2**30,
             bf16=torch.cuda.is_bf16_supported(including_emulation=False),  # a T4 only emulates bf16
-            bitsandbytes=hw.bitsandbytes, unsloth=_has("unsloth"), cpu_count=hw.cpu_count,
+            bitsandbytes=hw.bitsandbytes, unsloth=_has("unsloth"), liger=_has("liger_kernel"), cpu_count=hw.cpu_count,
         )
     _cached = hw
     return hw

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -81,13 +82,12 @@ def data_workers(hw) -> int:
     start methods get none. TRINITY_DATA_WORKERS=N overrides it (the speed benchmark compares)."""
     import multiprocessing
 
-    forced = os.environ.get("TRINITY_DATA_WORKERS")
-    if forced is not None and not forced.strip().isdigit():
-        raise StudioError(f"TRINITY_DATA_WORKERS must be a whole number of processes, not '{forced}'.",
-                          "Unset it (the default suits the machine) or set e.g. TRINITY_DATA_WORKERS=2.")
+    from core.training.levers import env_whole_number
+
+    forced = env_whole_number("TRINITY_DATA_WORKERS")  # a bad value: StudioError naming it
     if multiprocessing.get_start_method() != "fork" or (forced is None and not hw.cuda):
         return 0
-    return int(forced) if forced is not None else max(1, min(4, (os.cpu_count() or 2) // 2))
+    return forced if forced is not None else max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def _checkpointing_args(config_cls, on: bool) -> dict:
@@ -215,10 +215,18 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
     # Trainer reloads them with load_state_dict(strict=False), and the checkpoint's (legacy) key
     # names match none of the model's, so training silently restarted from the base weights.
     load_cfg = dataclasses.replace(cfg, model_id=str(ckpt)) if ckpt and cfg.method == "full" else cfg
+    from core.training import speed_path
+
+    cache = speed_path.cache_state()  # before the load: Unsloth writes its compiled code while loading
     prepared = impl.prepare(load_cfg, hw, precision)
     train_ds, eval_ds, side = load_splits(cfg, prepared.processor)
     for note in prepared.notes:
         writer.write("info", message=note)
+    path = speed_path.describe(cfg, backend, prepared.model, prepared.liger,
+                               cache=cache)
+    writer.write("info", **path)
+    if writer.enabled:
+        print(path["message"], file=sys.stderr, flush=True)  # the log tail and the CLI's terminal
     record = {"backend": backend, "device": hw.describe(), "precision": precision,
               "optimizer": cfg.resolved_optimizer(hw), "world_size": world, "distributed": distributed,
               "per_device_batch": cfg.batch_size, "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
@@ -255,7 +263,14 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
         if distributed == "fsdp" and kind != "FSDP":
             writer.write("info", message=f"FSDP was requested but accelerate runs FSDP on GPUs only; "
                                          f"this {kind} run is plain data-parallel.")
-    writer.write("info", phase="training")
+    if path.get("compile") in ("compiled", "partly compiled"):
+        # the first step compiles (minutes when cold): its own phase, ended by the callback
+        cold = path.get("cache") != "warm"
+        writer.write("info", phase=speed_path.PATH_PHASE, cache=path.get("cache"),
+                     message="compiling, first run only" if cold else "compiling (cache warm)")
+        callback.compiling_since = time.time()
+    else:
+        writer.write("info", phase="training")
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     status = "stopped" if callback.stopped_by else "completed"
     if status == "completed" and eval_ds is not None and not args.eval_strategy == "steps":
@@ -270,6 +285,21 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
                train_loss=summary.get("train_loss"), train_runtime_s=summary.get("train_runtime"),
                **memory_per_rank(hw.device))  # each rank's peak at the end (a collective)
     return status
+
+
+def _job_env(cfg: TrainConfig, run_dir: Path) -> None:
+    """Checks the speed levers' variables, and points the compile caches into the workspace for a
+    compiling backend (before unsloth is imported: it reads them then). A user's own values stay."""
+    from core.training.hardware import detect
+    from core.training.levers import check_env
+    from core.training.speed_path import compile_cache_env
+
+    check_env()
+    try:
+        backend = choose_backend(cfg, detect())[0]
+    except StudioError:
+        return  # _train reports it
+    os.environ.update(compile_cache_env(run_dir, backend))
 
 
 def _import_unsloth_first(cfg: TrainConfig) -> None:
@@ -315,6 +345,7 @@ def run_job(run_dir: str | os.PathLike, resume: bool = False, progress: bool | N
         progress = sys.stderr.isatty()
     cfg = TrainConfig.load(run_dir / "config.json")
     try:
+        _job_env(cfg, run_dir)
         _import_unsloth_first(cfg)
         _train(cfg, run_dir, resume, writer, progress)
         return 0

@@ -37,8 +37,10 @@ def preflight(config: TrainConfig, hardware=None) -> dict:
     and its labeled train split. Returns {"n_train", "n_eval"} for the UI."""
     from core.training.data import load_splits
     from core.training.hardware import detect
+    from core.training.levers import check_env
 
     config.validate(hardware or detect())
+    check_env()  # a bad speed-lever variable fails here, before a job is started
     train, ev, _ = load_splits(config)
     return {"n_train": len(train), "n_eval": len(ev) if ev else 0}
 
@@ -214,6 +216,7 @@ def start_run_subprocess(run_dir: str | os.PathLike, resume: bool = False,
     repo = str(workspace.REPO)
     env["PYTHONPATH"] = repo + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.update(_compile_cache_env(cfg, run_dir, env))
     log = open(run_dir / "log.txt", "ab")
     try:
         proc = subprocess.Popen(job_command(run_dir, resume, gpus or cfg.gpus), cwd=repo, env=env,
@@ -223,6 +226,20 @@ def start_run_subprocess(run_dir: str | os.PathLike, resume: bool = False,
         log.close()
     atomic_write_text(run_dir / "pid", f"{proc.pid}\n")
     return proc
+
+
+def _compile_cache_env(cfg: TrainConfig, run_dir: Path, env: dict) -> dict:
+    """WORKSPACE/cache/ folders for the compile caches of a run whose backend compiles (Unsloth),
+    where the user has not set them (core/training/speed_path.py); nothing for the hf path."""
+    from core.training.hardware import detect
+    from core.training.job import choose_backend
+    from core.training.speed_path import compile_cache_env
+
+    try:
+        backend = choose_backend(cfg, detect(), world=1)[0]
+    except StudioError:
+        return {}  # the job reports it
+    return compile_cache_env(run_dir, backend, env)
 
 
 def stop_run(run_dir: str | os.PathLike) -> None:

@@ -191,7 +191,7 @@ def build(state, shared: dict) -> dict:
         if not st:
             return [gr.skip()] * 6 + [prev, gr.skip()]
         sig = {"run": run, "n": len(events), "status": st.get("status"), "budget": bud,
-               "stop": st.get("stop_requested")}
+               "stop": st.get("stop_requested"), "phase": T.phase_text(st.get("status", ""), events)}
         log = T.log_tail(run)
         if sig == prev:
             return [gr.skip()] * 5 + [log, prev, gr.skip()]
