@@ -75,15 +75,17 @@ def test_liger_kernel_field_is_validated():
     with pytest.raises(StudioError, match="not to backend=unsloth"):
         TrainConfig(dataset=str(KEYS), liger_kernel="on", backend="unsloth").validate(GPU)
     liger_gpu = Hardware(**{**GPU.__dict__, "liger": True})
-    assert TrainConfig(model_id="google/gemma-3-4b-it").resolved_liger(liger_gpu, "hf") is True  # auto, Gemma 3, CUDA
-    assert TrainConfig(model_id="google/gemma-3-4b-it").resolved_liger(GPU, "hf") is False      # not installed
-    assert TrainConfig(model_id="google/gemma-3-4b-it").resolved_liger(liger_gpu, "unsloth") is False
-    assert TrainConfig(model_id="google/gemma-3-4b-it").resolved_liger(CPU_ONLY, "hf") is False
+    assert TrainConfig(model_id="google/gemma-3-4b-it").resolved_liger(liger_gpu, "hf") is False  # off until measured
+    auto = TrainConfig(model_id="google/gemma-3-4b-it", liger_kernel="auto")
+    assert auto.resolved_liger(liger_gpu, "hf") is True  # auto, Gemma 3, CUDA
+    assert auto.resolved_liger(GPU, "hf") is False      # not installed
+    assert auto.resolved_liger(liger_gpu, "unsloth") is False
+    assert auto.resolved_liger(CPU_ONLY, "hf") is False
     assert TrainConfig(model_id="google/gemma-3-4b-it", liger_kernel="on").resolved_backend(liger_gpu) == "hf"
     from studio.planner_logic import backend_note  # the Train tab says it before the start
 
     assert "on 1x H200 (139 GB) · Liger kernels on" in backend_note(
-        TrainConfig(model_id="google/gemma-3-4b-it", use_dora=True), liger_gpu, 1)
+        TrainConfig(model_id="google/gemma-3-4b-it", use_dora=True, liger_kernel="auto"), liger_gpu, 1)
 
 
 def _started_env(monkeypatch, cfg, ws):

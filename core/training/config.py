@@ -76,9 +76,10 @@ class TrainConfig:
     seed: int = _f(3407, "Random seed (data order, adapter init).")
     gpus: int = _f(1, "GPUs to train on (more than 1 runs under accelerate launch).")
     backend: str = _f("auto", "'auto' = Unsloth when CUDA and unsloth import, else transformers+PEFT+TRL.")
-    liger_kernel: str = _f("auto", "Liger Kernel's Triton RMSNorm / GEGLU / RoPE on the transformers+PEFT path: "
-                                   "'auto' = on for Gemma 3 on CUDA when liger-kernel is installed; 'on' also makes "
-                                   "backend=auto take that path; 'off'.")
+    # Off by default until the GPU A/B (bench/gpu_speed.py --plan seeds, its liger pair) shows it pays.
+    liger_kernel: str = _f("off", "Liger Kernel's Triton RMSNorm / GEGLU / RoPE on the transformers+PEFT path: "
+                                  "'auto' = on for Gemma 3 on CUDA when liger-kernel is installed; 'on' also makes "
+                                  "backend=auto take that path; 'off' (the default until it is measured).")
 
     # ---------------------------------------------------------------- (de)serialisation
     def to_dict(self) -> dict:
