@@ -11,11 +11,7 @@ from pathlib import Path
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parents[2]
-ART = ROOT / "test-artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+from tests.browser.ui import ART, CHROMIUM, ROOT, browser_page, save_failure
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
@@ -24,7 +20,7 @@ pytestmark = [
     # one CI run in two, on different tests. A fresh page recovers, so each test gets one more try.
     pytest.mark.flaky(reruns=1),
 ]
-playwright = pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
+pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -33,27 +29,18 @@ def server(tmp_path_factory, start_studio):
         yield {"url": s.url, "ws": s.ws}
 
 
-@pytest.fixture(autouse=True)
-def _screenshot_on_failure(request, page):
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    failed = rep.failed if rep is not None else request.session.testsfailed > getattr(request.node, "_fails0", 0)
-    if failed:
-        page.screenshot(path=str(ART / f"failure-{request.node.name}.png"), full_page=True)
-
-
 @pytest.fixture(scope="module")
 def page(server):
-    ART.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        pg = browser.new_page(viewport={"width": 1440, "height": 1000})
-        outside = []
-        pg.on("request", lambda r: None if r.url.startswith(server["url"]) or r.url.startswith("data:")
-              or r.url.startswith("blob:") else outside.append(r.url))
-        pg.outside_requests = outside
+    with browser_page(server["url"]) as pg:
         yield pg
-        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _screenshot_on_failure(request, page):
+    before = request.session.testsfailed
+    yield
+    if request.session.testsfailed > before:
+        save_failure(page, request.node.name)
 
 
 def _open(pg, server, dataset: str, tab: str):
