@@ -200,6 +200,8 @@ def test_compare_side_by_side_and_a_bad_upload(page, server, tmp_path):
     assert max(pg.locator(f"#cmp-answer-{i}").bounding_box()["height"] for i in (0, 1)) < 420
     assert "Keyway ''" not in pg.inner_text("#cmp-verdict-0") + pg.inner_text("#cmp-verdict-1")
     pg.screenshot(path=str(ART / "tab_compare.png"), full_page=True)
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":  # the README's picture, refreshed on request only
+        pg.screenshot(path=str(ROOT / "docs" / "compare_tab.png"), full_page=True)
     txt = tmp_path / "notes.txt"
     txt.write_text("not an image\n")
     pg.locator("#cmp-source").get_by_text("upload").click()
