@@ -349,20 +349,21 @@ def build(state, shared: dict) -> dict:
         comp.input(on_edit(None), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
     def on_timer(data, request: gr.Request):
         """Saves an edit nobody has saved yet, quietly; a record someone else changed meanwhile is
-        left to the Save button, which shows the conflict (a timer must not warn every 15 s)."""
+        left to the Save button, which shows the conflict (a timer must not warn every 15 s).
+        Nothing to do is gr.skip(): an empty dict fails Gradio's output check on this queue-less event."""
         c = data[cur] or {}
         if not data[autosave] or not c.get("id"):
-            return {}
+            return gr.skip()
         session = session_of(request)
         try:
             if L.same_fields(fields_of(data, c), c.get("fields")):
-                return {}
+                return gr.skip()
             ds = open_dataset(state, c["path"])
             if ds.get(c["id"]).get("updated") != book.get(session, c["path"], c["id"], c.get("updated")):
-                return {}
+                return gr.skip()
             out = do_save(data, session)
         except StudioError:
-            return {}  # an editor state that cannot be saved yet: Save says why
+            return gr.skip()  # an editor state that cannot be saved yet: Save says why
         out.pop("_conflict", None)
         # the timer never moves the editor: a Next click may have landed meanwhile, and the session's
         # stamp book (not `cur`) already knows the stamp this save wrote

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.ui import ART, CHROMIUM, ROOT, browser_page, save_failure
+from tests.browser.ui import ART, CHROMIUM, ROOT, browser_page, call_failed, save_failure
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
@@ -36,15 +36,14 @@ def page(server):
 
 @pytest.fixture(autouse=True)
 def _screenshot_on_failure(request, page):
-    before = request.session.testsfailed
     yield
-    if request.session.testsfailed > before:
+    if call_failed(request):  # also an attempt that a rerun then repeats
         save_failure(page, request.node.name)
 
 
 def _open(pg, server, dataset: str, tab: str):
     pg.goto(f"{server['url']}/?dataset={dataset}")
-    pg.wait_for_selector(f"#ts-dataset input", timeout=60_000)
+    pg.wait_for_selector("#ts-dataset input", timeout=60_000)
     pg.wait_for_function(f"document.querySelector('#ts-dataset input').value.includes('{dataset}')", timeout=60_000)
     pg.click(f"button[role=tab]:has-text('{tab}')")
 

@@ -3,6 +3,7 @@ process itself is killed with SIGKILL while a save is in flight. On restart ever
 acknowledged ("Saved …") is on disk and records.jsonl is still valid JSON lines."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.ui import ART, CHROMIUM, browser_page, open_tab
+from tests.browser.ui import ART, CHROMIUM, browser_page, open_tab, save_failure
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
@@ -23,6 +24,15 @@ pytest.importorskip("playwright.sync_api", reason="playwright's Python package i
 SAVES = 8  # acknowledged saves before the one the kill interrupts
 
 
+@contextlib.contextmanager
+def _evidence_on_failure(pg):
+    try:
+        yield
+    except Exception:
+        save_failure(pg, "kill9")
+        raise
+
+
 def _brand(pg):
     return pg.locator("#ann-brand textarea, #ann-brand input").first
 
@@ -33,7 +43,7 @@ def test_sigkill_of_the_studio_during_saves_loses_no_acknowledged_save(tmp_path,
     ws = tmp_path / "workspace"
     acked: dict[str, str] = {}
     with start_studio(ws) as s:
-        with browser_page(s.url) as pg:
+        with browser_page(s.url) as pg, _evidence_on_failure(pg):
             open_tab(pg, s.url, "keys", "Annotate")
             pg.wait_for_selector("#ann-header code", timeout=60_000)
             for i in range(SAVES + 1):

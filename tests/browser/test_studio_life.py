@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.ui import ART, CHROMIUM, ROOT, browser_page, error_badges, open_tab, pick, selected_tab, toasts, \
-    wait_dataset
+from tests.browser.ui import ART, CHROMIUM, ROOT, browser_page, call_failed, error_badges, open_tab, pick, \
+    save_failure, selected_tab, toasts, wait_dataset
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
@@ -36,10 +36,9 @@ def page(server):
 
 @pytest.fixture(autouse=True)
 def _screenshot_on_failure(request, page):
-    before = request.session.testsfailed
     yield
-    if request.session.testsfailed > before:
-        page.screenshot(path=str(ART / f"failure-{request.node.name}.png"), full_page=True)
+    if call_failed(request):  # also an attempt that a rerun then repeats
+        save_failure(page, request.node.name)
 
 
 def _keylike_zip(tmp: Path, n: int = 3) -> Path:

@@ -82,3 +82,10 @@ def save_failure(pg, name: str):
     """A failed test's full-page screenshot and the page's problems (error answers, console errors)."""
     pg.screenshot(path=str(ART / f"failure-{name}.png"), full_page=True)
     (ART / f"failure-{name}.log").write_text("\n".join(getattr(pg, "problems", [])) + "\n")
+
+
+def call_failed(request) -> bool:
+    """Whether the test's call failed (tests/browser/conftest.py keeps the report; a failed attempt
+    that pytest-rerunfailures repeats counts too)."""
+    rep = getattr(request.node, "rep_call", None)
+    return bool(rep is not None and rep.failed)
