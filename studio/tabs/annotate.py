@@ -20,6 +20,9 @@ SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd
 def build(state, shared: dict) -> dict:
     ds_dd = shared["dataset"]
     book = L.StampBook()
+    # session -> (dataset path, record id) the user typed into since the server last showed a record:
+    # the timer saves only such an edit, never editor values that belong to the record shown before
+    edited: dict[str, tuple[str, str]] = {}
     cur = gr.State({})
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=250, elem_classes="ts-panel"):
@@ -144,6 +147,7 @@ def build(state, shared: dict) -> dict:
         return out
 
     def render(path, rid, filter_, session) -> dict:
+        edited.pop(session, None)
         ds = open_dataset(state, path)
         recs = ds.records()
         q = L.queue(ds, filter_)
@@ -190,10 +194,11 @@ def build(state, shared: dict) -> dict:
     def on_edit(changed_slot: int | None):
         """The live check after a user edit; a change of a field other fields follow (Task.prefill,
         Task.editor_setup: the keyway sets the brand and the digit pickers) updates those too."""
-        def handler(data):
+        def handler(data, request: gr.Request):
             c = data[cur] or {}
             if not c.get("path"):
                 return {}
+            edited[session_of(request)] = (c["path"], c.get("id"))
             task = open_dataset(state, c["path"]).task
             plan = L.editor_plan(task)
             out: dict = {}
@@ -355,6 +360,10 @@ def build(state, shared: dict) -> dict:
         if not data[autosave] or not c.get("id"):
             return gr.skip()
         session = session_of(request)
+        # A tick that reads the page while a Next click's answer is being applied can see the new
+        # record's `cur` with the old record's editor values; only a typed edit of this record counts.
+        if edited.get(session) != (c.get("path"), c["id"]):
+            return gr.skip()
         try:
             if L.same_fields(fields_of(data, c), c.get("fields")):
                 return gr.skip()
