@@ -4,6 +4,8 @@ Save / next unlabeled (with keyboard shortcuts), autosave on leaving a record, a
 drafts for invalid labels and a warning when someone else saved the same record meanwhile."""
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 import pandas as pd
 
@@ -20,9 +22,11 @@ SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd
 def build(state, shared: dict) -> dict:
     ds_dd = shared["dataset"]
     book = L.StampBook()
-    # session -> (dataset path, record id) the user typed into since the server last showed a record:
-    # the timer saves only such an edit, never editor values that belong to the record shown before
-    edited: dict[str, tuple[str, str]] = {}
+    # session -> (record id, when the server last sent it to the editor). A timer tick that reads the
+    # page while that answer is being applied can see the new record's `cur` with the old record's
+    # editor values (and saved them into the new record), so the timer leaves a record alone for one
+    # period after it was shown; Save and leaving the record save at once as before
+    on_screen: dict[str, tuple[str | None, float]] = {}
     cur = gr.State({})
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=250, elem_classes="ts-panel"):
@@ -147,12 +151,12 @@ def build(state, shared: dict) -> dict:
         return out
 
     def render(path, rid, filter_, session) -> dict:
-        edited.pop(session, None)
         ds = open_dataset(state, path)
         recs = ds.records()
         q = L.queue(ds, filter_)
         if rid not in {r["id"] for r in recs}:
             rid = L.next_unlabeled(recs, None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
+        on_screen[session] = (rid, time.monotonic())
         out = {counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False)}
         shown = q[:GALLERY_MAX]
         items = [(str(ds.image_path(r)), f"{'✓' if r.get('status') != 'unlabeled' else '○'} {r['id'][:8]}")
@@ -194,11 +198,10 @@ def build(state, shared: dict) -> dict:
     def on_edit(changed_slot: int | None):
         """The live check after a user edit; a change of a field other fields follow (Task.prefill,
         Task.editor_setup: the keyway sets the brand and the digit pickers) updates those too."""
-        def handler(data, request: gr.Request):
+        def handler(data):
             c = data[cur] or {}
             if not c.get("path"):
                 return {}
-            edited[session_of(request)] = (c["path"], c.get("id"))
             task = open_dataset(state, c["path"]).task
             plan = L.editor_plan(task)
             out: dict = {}
@@ -360,9 +363,8 @@ def build(state, shared: dict) -> dict:
         if not data[autosave] or not c.get("id"):
             return gr.skip()
         session = session_of(request)
-        # A tick that reads the page while a Next click's answer is being applied can see the new
-        # record's `cur` with the old record's editor values; only a typed edit of this record counts.
-        if edited.get(session) != (c.get("path"), c["id"]):
+        rid, since = on_screen.get(session, (None, 0.0))
+        if rid != c["id"] or time.monotonic() - since < AUTOSAVE_S:  # see on_screen; the next tick saves it
             return gr.skip()
         try:
             if L.same_fields(fields_of(data, c), c.get("fields")):

@@ -13,12 +13,7 @@ import pytest
 
 from tests.browser.ui import ART, CHROMIUM, browser_page, open_tab, save_failure
 
-pytestmark = [
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"),
-    # Run after test_e2e in one session, the page waiting for a record sometimes times out (cause open, as
-    # with test_e2e's SSE flake); a rerun starts a fresh studio and workspace.
-    pytest.mark.flaky(reruns=2),
-]
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
 SAVES = 8  # acknowledged saves before the one the kill interrupts
