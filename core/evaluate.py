@@ -94,11 +94,13 @@ def _compliance(metrics: dict, rows: list[dict], key: str | None) -> float | Non
 
 def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 8,
                  limit: int | None = None, engine: Engine | None = None,
-                 max_new_tokens: int | None = None, progress=None, device: str | None = None) -> dict:
+                 max_new_tokens: int | None = None, progress=None, device: str | None = None,
+                 stage=None) -> dict:
     """Evaluates a run on a split; returns the summary (also written next to the rows).
 
     engine: reuse a loaded Engine on the run's base model (its adapter is added if missing).
     progress: optional callable(done, total) after each batch.
+    stage: optional callable(text) before each model load, e.g. "loading the run's model 1/2".
     A full fine-tune (RUN/model/) has no adapter to switch off: with base=True the base model is
     loaded as a second model.
     """
@@ -122,12 +124,17 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
                           "Split the dataset (Datasets tab or `python -m core dataset split`) or pick "
                           "another split.")
     model, has_adapter = run_weights(run_dir)
+    loads = 1 + int(bool(base) and not has_adapter)  # a full fine-tune's base is a second model
+    say = stage or (lambda _text: None)
     if engine is None:
+        say(f"loading the run's model 1/{loads}")
         engine = Engine(model, device=device)
     elif not same_model(engine.base_model_id, model):
         raise StudioError(f"The loaded model is '{engine.base_model_id}', the run needs '{model}'.",
                           "Load the run's base model.")
     name = engine.add_adapter(run_dir) if has_adapter else None
+    if loads == 2:
+        say("loading the base model 2/2")
     base_engine = engine if has_adapter else (Engine(cfg["model"], device=engine.device) if base else None)
     gen = {"max_new_tokens": max_new_tokens} if max_new_tokens else {}
     started = time.perf_counter()

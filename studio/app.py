@@ -77,7 +77,7 @@ def build_app(state: StudioState) -> gr.Blocks:
 
         loaded = blocks.load(on_load, None, [ds_dd, tabs, eval_ui["run"], export_ui["run"], *train_ui["load_outputs"]])
         loaded.then(None, ds_dd, None, js=theme.set_param_js("dataset", ready=True))
-        loaded.then(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
+        loaded.then(cmp_ui["refresh"], cmp_ui["refresh_inputs"], cmp_ui["dataset_outputs"])
         ds_dd.change(None, ds_dd, None, js=theme.set_param_js("dataset"))
         for dd in (train_ui["run"], eval_ui["run"], export_ui["run"]):
             dd.input(None, dd, None, js=theme.set_param_js("run"))
@@ -99,7 +99,7 @@ def build_app(state: StudioState) -> gr.Blocks:
         ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]], [*ann_ui["view_outputs"], tabs,
                                                                             ann_ui["filter"]])
         tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"])
-        tab_blocks["compare"].select(cmp_ui["refresh"], ds_dd, [cmp_ui["run_a"], cmp_ui["run_b"]])
+        tab_blocks["compare"].select(cmp_ui["refresh"], cmp_ui["refresh_inputs"], cmp_ui["dataset_outputs"])
         tab_blocks["evaluate"].select(eval_ui["refresh"], None, eval_ui["run"])
         tab_blocks["export"].select(export_ui["refresh"], None, export_ui["run"])
         api_endpoints.register(state)  # named endpoints for gradio_client: check_sql, compare

@@ -39,11 +39,15 @@ def side_for(state, run: str | None, base_model: str):
         "" if has_adapter else " (full fine-tune)")
 
 
+def generate(eng, adapter: str | None, image, task, record: dict | None, max_new_tokens: int):
+    """One answer of a side picked by side_for()."""
+    prompt = task.prompt(record or {"fields": {}})
+    return eng.generate([image], [prompt], adapter=adapter, task=task, max_new_tokens=int(max_new_tokens))[0]
+
+
 def answer(state, image, task, record: dict | None, run: str | None, base_model: str, max_new_tokens: int):
     eng, adapter, title = side_for(state, run, base_model)
-    prompt = task.prompt(record or {"fields": {}})
-    ans = eng.generate([image], [prompt], adapter=adapter, task=task, max_new_tokens=int(max_new_tokens))[0]
-    return title, ans
+    return title, generate(eng, adapter, image, task, record, max_new_tokens)
 
 
 def payload(ans, task) -> dict:

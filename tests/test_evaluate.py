@@ -159,8 +159,11 @@ def test_full_finetune_run_evaluates_without_an_adapter(demo_dir, keys_run):
     shutil.copytree(demo_dir, run / "model")
     (run / "config.json").write_text(json.dumps({"model_id": str(demo_dir), "task": "keys",
                                                  "method": "full", "dataset": str(ds.path)}))
-    summary = evaluate_run(run, base=True, max_new_tokens=8)
+    stages = []
+    summary = evaluate_run(run, base=True, max_new_tokens=8, stage=stages.append)
     rows = load_results(run)[0]
     assert summary["n"] == 3 and "base" in summary
+    # two models to load, each counted (the Evaluate tab's progress bar shows these)
+    assert stages == ["loading the run's model 1/2", "loading the base model 2/2"]
     # The copied weights are the base weights: both sides must answer identically.
     assert all(r["prediction"] == r["base"]["prediction"] for r in rows)

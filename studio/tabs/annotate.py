@@ -4,6 +4,8 @@ Save / next unlabeled (with keyboard shortcuts), autosave on leaving a record, a
 drafts for invalid labels and a warning when someone else saved the same record meanwhile."""
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 import pandas as pd
 
@@ -20,6 +22,11 @@ SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd
 def build(state, shared: dict) -> dict:
     ds_dd = shared["dataset"]
     book = L.StampBook()
+    # session -> (record id, when the server last sent it to the editor). A timer tick that reads the
+    # page while that answer is being applied can see the new record's `cur` with the old record's
+    # editor values (and saved them into the new record), so the timer leaves a record alone for one
+    # period after it was shown; Save and leaving the record save at once as before
+    on_screen: dict[str, tuple[str | None, float]] = {}
     cur = gr.State({})
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=250, elem_classes="ts-panel"):
@@ -149,6 +156,7 @@ def build(state, shared: dict) -> dict:
         q = L.queue(ds, filter_)
         if rid not in {r["id"] for r in recs}:
             rid = L.next_unlabeled(recs, None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
+        on_screen[session] = (rid, time.monotonic())
         out = {counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False)}
         shown = q[:GALLERY_MAX]
         items = [(str(ds.image_path(r)), f"{'✓' if r.get('status') != 'unlabeled' else '○'} {r['id'][:8]}")
@@ -349,20 +357,24 @@ def build(state, shared: dict) -> dict:
         comp.input(on_edit(None), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
     def on_timer(data, request: gr.Request):
         """Saves an edit nobody has saved yet, quietly; a record someone else changed meanwhile is
-        left to the Save button, which shows the conflict (a timer must not warn every 15 s)."""
+        left to the Save button, which shows the conflict (a timer must not warn every 15 s).
+        Nothing to do is gr.skip(): an empty dict fails Gradio's output check on this queue-less event."""
         c = data[cur] or {}
         if not data[autosave] or not c.get("id"):
-            return {}
+            return gr.skip()
         session = session_of(request)
+        rid, since = on_screen.get(session, (None, 0.0))
+        if rid != c["id"] or time.monotonic() - since < AUTOSAVE_S:  # see on_screen; the next tick saves it
+            return gr.skip()
         try:
             if L.same_fields(fields_of(data, c), c.get("fields")):
-                return {}
+                return gr.skip()
             ds = open_dataset(state, c["path"])
             if ds.get(c["id"]).get("updated") != book.get(session, c["path"], c["id"], c.get("updated")):
-                return {}
+                return gr.skip()
             out = do_save(data, session)
         except StudioError:
-            return {}  # an editor state that cannot be saved yet: Save says why
+            return gr.skip()  # an editor state that cannot be saved yet: Save says why
         out.pop("_conflict", None)
         # the timer never moves the editor: a Next click may have landed meanwhile, and the session's
         # stamp book (not `cur`) already knows the stamp this save wrote

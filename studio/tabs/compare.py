@@ -47,7 +47,9 @@ def build(state, shared: dict) -> dict:
                 js = gr.JSON(label="Structured", elem_id=f"cmp-json-{i}", max_height=300)
                 cols.append((title, verdict, text, picture, js))
 
-    def on_dataset(path):
+    def on_dataset(path, rid=None, ra=None, rb=None):
+        """The record and run lists of the open dataset; a record or run still listed stays picked
+        (a tab switch must not undo the user's choice), else the first val/test record and newest run."""
         try:
             ds = open_dataset(state, path)
         except StudioError:
@@ -55,11 +57,14 @@ def build(state, shared: dict) -> dict:
         recs = ds.records()
         labeled = [r for r in recs if r.get("status") != "unlabeled"] or recs
         first = next((r for r in labeled if r.get("split") in ("val", "test")), labeled[0] if labeled else None)
+        if rid and any(r["id"] == rid for r in recs):
+            first = {"id": rid}
         runs = run_choices(state, ds.task.name, finished_only=True)
+        ids = [v for _, v in runs]
         return (gr.update(choices=[(f"{r['id']} · {r.get('status')}", r["id"]) for r in recs],
                           value=first["id"] if first else None),
-                gr.update(choices=runs, value=runs[0][1] if runs else None),
-                gr.update(choices=[("—", "")] + runs, value=""))
+                gr.update(choices=runs, value=ra if ra in ids else (runs[0][1] if runs else None)),
+                gr.update(choices=[("—", "")] + runs, value=rb if rb in ids else ""))
 
     def on_record(path, rid):
         try:
@@ -70,7 +75,8 @@ def build(state, shared: dict) -> dict:
         return str(ds.image_path(rec)), ds.task.target(rec) if ds.task.is_labeled(rec) else "(not labeled)"
 
     @ui_guard
-    def on_compare(path, src, rid, up, b, ra, rb, n):
+    def on_compare(path, src, rid, up, b, ra, rb, n, progress=gr.Progress()):
+        # a sync handler: Gradio runs it in a worker thread, so the page stays live while it works
         ds = open_dataset(state, path)
         task, rec = ds.task, None
         if src == "upload":
@@ -83,29 +89,38 @@ def build(state, shared: dict) -> dict:
             if rec is None:
                 raise StudioError("No record picked.", "Choose a record of the dataset.")
             image = ds.load_image(rec)
+        names = ["base", "run A", "run B"]
+        chosen = [i for i, run in enumerate([None, ra, rb]) if i == 0 or run]
         out = []
         for i, run in enumerate([None, ra or None, rb or None]):
-            if i > 0 and not run:
+            if i not in chosen:
                 out += [f'<div class="ts-side-title">{["Base", "Run A", "Run B"][i]} <span class="ts-muted">not chosen</span></div>',
                         "", "", "", None]
                 continue
-            title, ans = K.answer(state, image, task, rec, run, b, n)
+            # two steps per side (its model, its answer), counted so a first load reads as progress
+            k, m = chosen.index(i) + 1, len(chosen)
+            progress((2 * k - 2, 2 * m), desc=f"loading {names[i]} {k}/{m}", unit="steps")
+            eng, adapter, title = K.side_for(state, run, b)
+            progress((2 * k - 1, 2 * m), desc=f"answering with {names[i]} {k}/{m}", unit="steps")
+            ans = K.generate(eng, adapter, image, task, rec, n)
             picture, data = K.detail(ans, task)
             out += [f'<div class="ts-side-title">{esc(title)}</div>', K.verdict_html(ans, task, rec), ans.text,
                     picture, data]
         return out
 
-    def on_refresh(path):
-        return on_dataset(path)[1:]
+    def on_refresh(path, rid, ra, rb):
+        # the record list comes with the runs: Run A showing and Record still empty let a quick
+        # Compare click go out with no record ("No record picked") while the list was on its way
+        return on_dataset(path, rid, ra, rb)
 
     ds_dd.change(on_dataset, ds_dd, [record, run_a, run_b])
     record.change(on_record, [ds_dd, record], [preview, label_box])
     source.change(lambda s: (gr.update(visible=s == "dataset"), gr.update(visible=s == "upload")), source,
                   [record, upload])
     upload.change(lambda u: u, upload, preview)
-    refresh_btn.click(on_refresh, ds_dd, [run_a, run_b])
+    refresh_btn.click(on_refresh, [ds_dd, record, run_a, run_b], [record, run_a, run_b])
     flat = [c for col in cols for c in col]
     go.click(on_compare, [ds_dd, source, record, upload, base, run_a, run_b, tokens], flat,
              concurrency_limit=1, concurrency_id="models")
     return {"refresh": on_refresh, "run_a": run_a, "run_b": run_b, "on_dataset": on_dataset,
-            "dataset_outputs": [record, run_a, run_b]}
+            "dataset_outputs": [record, run_a, run_b], "refresh_inputs": [ds_dd, record, run_a, run_b]}

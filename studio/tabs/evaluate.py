@@ -44,7 +44,7 @@ def view(run: str | None, split: str) -> tuple[str, list[list]]:
     return summary_md(found[1]), result_rows(found[0])
 
 
-def run_eval(run: str | None, split: str, base: bool, limit, progress=None) -> tuple[str, list[list]]:
+def run_eval(run: str | None, split: str, base: bool, limit, progress=None, stage=None) -> tuple[str, list[list]]:
     """Scores a LoRA or full fine-tune run through core.evaluate (base too when asked), then shows it."""
     from core.evaluate import evaluate_run
 
@@ -52,7 +52,8 @@ def run_eval(run: str | None, split: str, base: bool, limit, progress=None) -> t
         raise StudioError("No run picked.", "Pick a finished run.")
     if limit is not None and limit < 0:
         raise StudioError(f"N must be 0 (all records) or more, got {limit}.", "Leave it at 0 to score every record.")
-    evaluate_run(run, split=split, base=bool(base), limit=int(limit) if limit else None, progress=progress)
+    evaluate_run(run, split=split, base=bool(base), limit=int(limit) if limit else None, progress=progress,
+                 stage=stage)
     return view(run, split)
 
 
@@ -74,7 +75,8 @@ def build(state, shared: dict) -> dict:
     def on_go(r, s, b, n, progress=gr.Progress()):
         # a sync handler: Gradio runs it in a worker thread, so the page stays live while it works
         progress(0, desc="loading the model (the first batch follows)")
-        return run_eval(r, s, b, n, progress=lambda d, t: progress((d, t), desc="scoring", unit="records"))
+        return run_eval(r, s, b, n, progress=lambda d, t: progress((d, t), desc="scoring", unit="records"),
+                        stage=lambda text: progress(0, desc=text))
 
     run.change(view, [run, split], [summary, rows])
     split.change(view, [run, split], [summary, rows])

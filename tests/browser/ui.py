@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,15 @@ def browser_page(server_url: str):
         outside = []
         pg.on("request", lambda r: None if r.url.startswith((server_url, "data:", "blob:")) else outside.append(r.url))
         pg.outside_requests = outside
+        # what a failure's note needs: the server's error answers and the page's errors, with times
+        problems = []
+        pg.problems = problems
+        stamp = lambda: f"{time.monotonic():.1f}"  # noqa: E731
+        pg.on("response", lambda r: problems.append(f"{stamp()} {r.status} {r.request.method} {r.url}")
+              if r.status >= 400 else None)
+        pg.on("requestfailed", lambda r: problems.append(f"{stamp()} failed {r.method} {r.url} {r.failure}"))
+        pg.on("console", lambda m: problems.append(f"{stamp()} console.{m.type}: {m.text[:500]}")
+              if m.type in ("error", "warning") else None)
         try:
             yield pg
         finally:
@@ -52,11 +62,11 @@ def studio_fixtures(name: str):
 
 @pytest.fixture(autouse=True)
 def screenshot_on_failure(request, page):
-    """Imported into a test module: each test of it that fails leaves test-artifacts/failure-TEST.png."""
-    before = request.session.testsfailed
+    """Imported into a test module: each test of it that fails leaves test-artifacts/failure-TEST.png
+    and failure-TEST.log (the page's error answers and console errors)."""
     yield
-    if request.session.testsfailed > before:
-        page.screenshot(path=str(ART / f"failure-{request.node.name}.png"), full_page=True)
+    if call_failed(request):  # also an attempt that a rerun then repeats
+        save_failure(page, request.node.name)
 
 
 def open_tab(pg, url: str, dataset: str, tab: str):
@@ -94,3 +104,16 @@ def toasts(pg) -> str:
 def error_badges(pg) -> int:
     """Red "Error" badges Gradio puts on output components when a handler raises."""
     return pg.locator("[data-testid=status-tracker] span.error:visible").count()
+
+
+def save_failure(pg, name: str):
+    """A failed test's full-page screenshot and the page's problems (error answers, console errors)."""
+    pg.screenshot(path=str(ART / f"failure-{name}.png"), full_page=True)
+    (ART / f"failure-{name}.log").write_text("\n".join(getattr(pg, "problems", [])) + "\n")
+
+
+def call_failed(request) -> bool:
+    """Whether the test's call failed (tests/browser/conftest.py keeps the report; a failed attempt
+    that pytest-rerunfailures repeats counts too)."""
+    rep = getattr(request.node, "rep_call", None)
+    return bool(rep is not None and rep.failed)
