@@ -34,7 +34,7 @@ def _config(model_path, **overrides):
     from core.training.config import default_config
     from core.training.hardware import CPU_ONLY
 
-    values = dict(dataset=str(KEYS), task="keys", batch_size=2, logging_steps=1, save_steps=100,
+    values = dict(dataset=str(KEYS), task="keys", method="full", batch_size=2, logging_steps=1, save_steps=100,
                   learning_rate=2e-3, warmup_ratio=0, eval_split="")
     cfg = default_config("demo", CPU_ONLY, **{**values, **overrides})
     cfg.model_id = str(model_path)

@@ -134,7 +134,7 @@ def test_phone_app_json_fields_catalog_figures_and_failures():
 # ---------------------------------------------------------------- a real demo run (full fine-tune)
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
-    """Two steps of the demo model through the Train tab's start(): a subprocess, as in the UI."""
+    """Two steps of a full fine-tune of the demo model through the Train tab's start(): a subprocess, as in the UI."""
     import os
 
     from studio.common import make_state, seed_demo_datasets
@@ -144,7 +144,8 @@ def demo_run(tmp_path_factory):
     old = os.environ.get("TRINITY_WORKSPACE")
     st = make_state(ws)
     seed_demo_datasets(st)
-    vals = {**T.knob_values(T.preset_config(None, "demo")), "max_steps": 2, "save_steps": 2, "logging_steps": 1}
+    vals = {**T.knob_values(T.preset_config(None, "demo")), "method": "full", "max_steps": 2, "save_steps": 2,
+            "logging_steps": 1}  # full fine-tune: the demo's default is LoRA, full stays an option
     cfg, _ = T.config_from_knobs(vals, "demo", str(st.datasets_dir / "keys"), "keys")
     run = T.start(st, cfg)
     deadline = time.time() + 240

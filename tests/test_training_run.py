@@ -26,11 +26,11 @@ def _types(events):
 
 
 def test_cli_full_finetune_loss_falls(workspace, tmp_path):
-    """python -m core train --dataset ... --set ...: the demo default (full fine-tune) learns."""
+    """python -m core train --dataset ... --set method=full ...: a full fine-tune of the demo base learns."""
     from core.__main__ import main
 
     run = tmp_path / "run"
-    code = main(["train", "--dataset", str(KEYS), "--out", str(run), "--no-progress",
+    code = main(["train", "--dataset", str(KEYS), "--out", str(run), "--no-progress", "--set", "method=full",
                  "--set", "max_steps=14", "--set", "batch_size=4", "--set", "logging_steps=1",
                  "--set", "save_steps=100", "--set", "warmup_ratio=0", "--set", "learning_rate=2e-3"])
     events = read_events(run)
