@@ -187,8 +187,9 @@ def _pick_completed_run(pg, elem_id: str):
     pg.locator(f"#{elem_id}").get_by_role("option").filter(has_text="completed").first.click()
 
 
-def test_evaluate_and_export_a_full_finetune_run(page, server):
-    """The demo model trains method=full: Evaluate scores it, Export offers merged (no adapter)."""
+def test_evaluate_and_export_a_lora_run(page, server):
+    """The demo base trains a LoRA adapter by default: Evaluate scores it, Export offers the adapter
+    first (a full fine-tune's formats are test_studio_engine's test_export_tab_follows_the_run_kind)."""
     pg = page
     open_tab(pg, server["url"], "keys", "Evaluate")
     _pick_completed_run(pg, "eval-run")
@@ -198,10 +199,10 @@ def test_evaluate_and_export_a_full_finetune_run(page, server):
     pg.screenshot(path=str(ART / "tab_evaluate.png"), full_page=True)
     pg.click("button[role=tab]:has-text('Export')")
     _pick_completed_run(pg, "export-run")
-    pg.wait_for_selector("#export-where :text('full fine-tune')", timeout=30_000)
-    assert pg.locator("#export-format input[value=merged]").is_checked()
-    assert pg.locator("#export-format input[value=adapter]").count() == 0
+    pg.wait_for_selector("#export-where :text('is a LoRA run')", timeout=30_000)
+    assert pg.locator("#export-format input[value=adapter]").is_checked()
+    assert pg.locator("#export-format input[value=merged]").count() == 1
     pg.click("#export-go")
-    pg.wait_for_selector("#export-verdict :text('Wrote the merged export')", timeout=240_000)
+    pg.wait_for_selector("#export-verdict :text('Wrote the adapter export')", timeout=240_000)
     pg.screenshot(path=str(ART / "tab_export.png"), full_page=True)
     assert not pg.outside_requests, f"requests left the machine: {pg.outside_requests[:5]}"

@@ -19,7 +19,7 @@ from tests.browser.ui import selected_tab, studio_fixtures, toasts, wait_dataset
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
-STEPS = 50  # not the demo default (60), so the form shows the run, not the defaults
+STEPS = 50  # not the demo default (300), so the form shows the run, not the defaults
 
 
 server, page = studio_fixtures("life")
@@ -90,12 +90,14 @@ def test_reload_mid_run_keeps_dataset_run_tab_and_settings(page, server):
     pg = page
     open_tab(pg, server["url"], "life-keys", "Train")
     pg.wait_for_selector("#train-target :text('Start trains life-keys (keys): 3 labeled records')", timeout=30_000)
+    pick(pg, "knob-method", "full")  # not the demo default (lora): the form must show the run's own
     pg.fill("#knob-max_steps input", str(STEPS))
     pg.get_by_text("Logging and checkpoints", exact=True).click()  # a closed accordion
     pg.fill("#knob-logging_steps input", "1")
     pg.fill("#knob-save_steps input", "20")
     pg.locator("#knob-save_steps input").press("Tab")
     pg.wait_for_selector(f"#train-command :text('max_steps={STEPS}')", timeout=30_000)
+    pg.wait_for_selector("#train-command :text('method=full')", timeout=30_000)
     pg.click("#train-start")
     _wait_status(pg, "running", 60_000)
     run = pg.input_value("#train-run input").split()[0]
@@ -105,7 +107,8 @@ def test_reload_mid_run_keeps_dataset_run_tab_and_settings(page, server):
     wait_dataset(pg, "life-keys")
     assert selected_tab(pg) == "Train"
     pg.wait_for_function(f"document.querySelector('#train-run input').value.includes('{run}')", timeout=30_000)
-    assert pg.input_value("#knob-max_steps input") == str(STEPS)  # the run's settings, not the defaults (60)
+    assert pg.input_value("#knob-max_steps input") == str(STEPS)  # the run's settings, not the defaults
+    assert pg.input_value("#knob-method input") == "full"
     pg.get_by_text("Logging and checkpoints", exact=True).click()
     assert pg.input_value("#knob-save_steps input") == "20"
     pg.goto(server["url"])  # the bare address: the dataset of the run in progress
@@ -136,12 +139,13 @@ def test_train_tab_reads_quietly(page, server):
     cut = pg.evaluate("""[...document.querySelectorAll('.ts-knob-check .label-text')]
         .filter(e => e.offsetParent && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
     assert cut == [], cut
-    # method full (the demo default on CPU): the LoRA fields are off; lora turns them on
+    # method full (this run's): the LoRA fields are off; lora turns them on
     assert pg.input_value("#knob-method input") == "full"
     assert pg.locator("#knob-lora_r input").is_disabled()
     pick(pg, "knob-method", "lora")
     pg.wait_for_function("!document.querySelector('#knob-lora_r input').disabled", timeout=20_000)
-    pg.wait_for_selector("#train-command :text('method=lora')", timeout=20_000)
+    # lora is the demo default, so the command (only what differs from the defaults) drops method=full
+    pg.wait_for_function("!document.querySelector('#train-command').innerText.includes('method=')", timeout=20_000)
     # a past run's settings come back into the form
     pg.fill("#knob-max_steps input", "5")
     pg.locator("#knob-max_steps input").press("Tab")
