@@ -267,3 +267,14 @@ def test_ui2sql_payload_success_means_valid():
     assert bad["success"] is False and bad["valid"] is False and "',,'" in bad["error"]
     with pytest.raises(StudioError, match="Unknown SQL dialect 'oracle'"):
         task.route.check_params({"dialect": "oracle"})
+
+
+def test_view_shows_the_parse_without_a_null_confidence():
+    """Compare shows this view beside the answer's own confidence: it must not read "confidence": null."""
+    from core.tasks import get_task
+
+    task = get_task("keys")
+    v = task.view(task.parse("KEYWAY: SC1\nBITTING: 1,2,5,3,7\nBRAND: Schlage"))
+    assert v.json["success"] is True and v.json["keyway"] == "SC1" and v.json["bitting"] == "1,2,5,3,7"
+    assert "confidence" not in v.json and "confidence" not in v.html
+    assert v.summary == "SC1 · 1,2,5,3,7 · Schlage"

@@ -246,12 +246,15 @@ class KeysTask(BaseTask):
                 "brand": d.get("brand", "")}
 
     def view(self, parsed: Parsed) -> View:
-        """The phone app's JSON (the REST route's payload) and a one-line verdict."""
+        """The phone app's JSON (the REST route's payload) and a one-line verdict. The view knows the
+        parse only; the confidence is the model's (the route and the Structured block carry it), so
+        it is left out rather than shown as null."""
         import html
         import json
 
         data = app_json(parsed, {})
         data.pop("raw", None)
+        data.pop("confidence", None)
         if data["success"]:
             summary = f"{data['keyway']} · {data['bitting']}" + (f" · {data['brand']}" if data["brand"] else "")
         else:
