@@ -120,6 +120,16 @@ def get_model_info(model_id: str) -> ModelInfo:
                       "(owner/name) works too.")
 
 
+def display_id(model: str) -> str:
+    """What a person sees for a model: the registry id, a folder's name, and `demo` for the shipped
+    demo base's folder (a run trained on it records the folder, the inverse of resolve())."""
+    if not os.path.isabs(model):
+        return model
+    from core.demo_model import BASE_DIR
+
+    return DEMO_ID if Path(model).resolve() == BASE_DIR.resolve() else Path(model).name
+
+
 def resolve(model_id: str, workspace: str | os.PathLike | None = None) -> str:
     """What from_pretrained gets: the shipped demo base's folder, a local folder or a hub id."""
     info = get_model_info(model_id)

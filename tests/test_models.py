@@ -234,3 +234,12 @@ def test_hf_token_from_env_and_dotenv(monkeypatch, tmp_path):
     assert models.hf_token() == "hf_from_dotenv"
     monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_from_env")
     assert models.hf_token() == "hf_from_env"
+
+
+def test_display_id_names_the_shipped_base_demo():
+    """A run trained on `demo` records the base's folder; everything shown to a person says `demo`."""
+    from core.models import display_id, resolve
+
+    assert display_id(resolve("demo")) == "demo"
+    assert display_id("google/gemma-3-4b-it") == "google/gemma-3-4b-it"
+    assert display_id("/data/models/my-gemma") == "my-gemma"

@@ -194,3 +194,12 @@ def test_layer_classification_keeps_gemma3n_traps_out():
                   "model.language_model.layers.0.altup.prediction_coefs",
                   "model.audio_tower.conformer.0.attention.attn.q_proj"):
         assert classify(never) is None, never
+
+
+def test_demo_recipe_takes_the_tasks_own_overrides():
+    from core.tasks import get_task
+    from core.training.config import DEMO_RECIPE, demo_recipe
+
+    assert demo_recipe("ui2sql") == {**DEMO_RECIPE, **get_task("ui2sql").demo_recipe}
+    assert demo_recipe("ui2sql")["max_steps"] < DEMO_RECIPE["max_steps"]  # ~400-token SQL answers
+    assert demo_recipe("keys") == DEMO_RECIPE and demo_recipe(None) == DEMO_RECIPE

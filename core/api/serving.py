@@ -6,11 +6,11 @@ adapters (core/infer.py). Serving or dropping a run takes effect on the next req
 """
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core import models
 from core.api.common import ApiError
 from core.errors import StudioError
 
@@ -26,18 +26,9 @@ class Served:
     task_obj: object = field(default=None, compare=False, repr=False)  # configured from the run's dataset
 
     def describe(self, loaded: bool) -> dict:
-        model = _model_label(self.model)
+        model = models.display_id(self.model)
         return {"name": self.name, "task": self.task, "run": self.run.name if self.run else None,
                 "base_model": model, "adapter": self.adapter, "loaded": loaded}
-
-
-def _model_label(model: str) -> str:
-    """What a client sees as the base model: the registry id, a folder's name, and `demo` for the
-    shipped demo base (a run trained on it records its folder, assets/demo/base)."""
-    if not os.path.isabs(model):
-        return model
-    from core.demo_model import BASE_DIR
-    return "demo" if Path(model).resolve() == BASE_DIR.resolve() else Path(model).name
 
 
 def _run_task(cfg: dict):

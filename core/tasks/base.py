@@ -177,6 +177,7 @@ class BaseTask:
     formats: list[Format] = []
     route: Route | None = None
     settings: dict = {}            # per-dataset settings it takes (name -> what it is), e.g. the json schema
+    demo_recipe: dict = {}         # TrainConfig overrides of the demo base's recipe for this task
 
     @property
     def generation(self) -> dict:

@@ -299,15 +299,15 @@ DEMO_RECIPE: dict = {
     "batch_size": 8, "gradient_accumulation_steps": 1, "max_steps": 300, "warmup_ratio": 0.05,
     "max_seq_length": 1024, "gradient_checkpointing": False, "save_steps": 100, "logging_steps": 10,
 }
-DEMO_TASK_RECIPES: dict[str, dict] = {
-    "keys": {},
-    "ui2sql": {"max_steps": 120, "batch_size": 4},
-}
 
 
 def demo_recipe(task: str | None = None) -> dict:
-    """The demo model's defaults for a task (the keys recipe when the task is not known yet)."""
-    return {**DEMO_RECIPE, **DEMO_TASK_RECIPES.get(task or "keys", {})}
+    """The demo model's defaults for a task: the shared recipe with the task's own overrides."""
+    if not task:
+        return dict(DEMO_RECIPE)
+    from core.tasks import get_task  # the task owns its overrides (core/tasks/*: demo_recipe)
+
+    return {**DEMO_RECIPE, **getattr(get_task(task), "demo_recipe", {})}
 
 
 def default_config(model_id: str = "demo", hardware: Hardware | None = None, task: str | None = None,

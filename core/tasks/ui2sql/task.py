@@ -70,6 +70,7 @@ class Ui2SqlTask(BaseTask):
     title = "UI screenshot -> SQL schema"
     # A schema of a dozen tables is ~600-900 tokens; the stop at <end_of_turn> ends it earlier.
     max_new_tokens = 1024
+    demo_recipe = {"max_steps": 120, "batch_size": 4}  # ~400-token answers: fewer, smaller steps on CPU
     system_prompt = ("You turn a screenshot of an application's user interface into the SQL schema behind it: "
                      "answer only with CREATE TABLE statements.")
     headline_metric = "column_f1"
