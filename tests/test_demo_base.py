@@ -101,3 +101,20 @@ def test_recipe_smoke_run_writes_a_loadable_base(tmp_path):
     proc = models.load_processor(str(out))
     assert model.config.model_type == "gemma3" and proc.tokenizer.convert_tokens_to_ids("<end_of_turn>") > 0
     assert "steps" in (out / "README.md").read_text()
+
+
+def test_recipe_resumes_a_base_it_stopped_early(tmp_path):
+    """--resume goes on with the next examples and the same schedule: stage 1 + stage 2 = one run's data."""
+    recipe = _load("pretrain_base")
+    out = tmp_path / "base"
+    args = dict(steps=4, batch=2, lr=2e-3, warmup=1, weight_decay=0.0, seed=0, eval_n=2, workers=0, init=None,
+                log=lambda *a: None)
+    first = recipe.train(out, max_seconds=1e-6, **args)  # the time limit stops it after its first step
+    assert first["steps_done"] == 1
+    meta = recipe.train(out, max_seconds=None, resume=out, **args)
+    assert meta["steps_done"] == 4 and meta["images"] == 8 and len(np.load(tmp_path / "pretrain_hashes.npy")) == 8
+    assert [st["steps"] for st in meta["stages"]] == [[0, 1], [1, 4]]
+    with pytest.raises(SystemExit, match="all 4 steps are done"):
+        recipe.train(out, max_seconds=None, resume=out, **args)
+    with pytest.raises(SystemExit, match="no pretrain.json"):
+        recipe.train(tmp_path / "other", max_seconds=None, resume=tmp_path / "nowhere", **args)

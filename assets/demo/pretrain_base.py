@@ -172,6 +172,8 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        if resume and not (Path(resume) / "pretrain.json").is_file():
+            raise SystemExit(f"--resume {resume}: no pretrain.json there; pass a base this recipe wrote")
         prior = json.loads((Path(resume) / "pretrain.json").read_text()) if resume else None
         start = prior["steps_done"] if prior else 0
         if prior and (prior["batch"], prior["steps_planned"], prior["seed"]) != (batch, steps, seed):
