@@ -22,11 +22,21 @@ SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd
 def build(state, shared: dict) -> dict:
     ds_dd = shared["dataset"]
     book = L.StampBook()
-    # session -> (record id, when the server last sent it to the editor). A timer tick that reads the
-    # page while that answer is being applied can see the new record's `cur` with the old record's
-    # editor values (and saved them into the new record), so the timer leaves a record alone for one
-    # period after it was shown; Save and leaving the record save at once as before
-    on_screen: dict[str, tuple[str | None, float]] = {}
+    # session -> (record id, when the server last sent it to the editor, dataset path, the record's
+    # stamp the editor holds). A timer tick that reads the page while that answer is being applied can
+    # see the new record's `cur` with the old record's editor values (and saved them into the new
+    # record), so the timer leaves a record alone for one period after it was shown; Save and leaving
+    # the record save at once as before. The stamp: a second render of the record the editor already
+    # holds (the page load's dataset event arriving after the tab's own, a tab switch with autosave
+    # off) leaves the editor as it is, so it cannot put the stored values back over what the user
+    # typed meanwhile (which the next save would then write over the user's own acknowledged save).
+    on_screen: dict[str, tuple[str | None, float, str | None, str | None]] = {}
+
+    def holds(session: str, path: str, rid: str, stamp: str | None) -> None:
+        """The editor of this session now holds the record at this stamp (it saved it)."""
+        seen = on_screen.get(session)
+        if seen and seen[0] == rid and seen[2] == path:
+            on_screen[session] = (rid, seen[1], path, stamp)
     cur = gr.State({})
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=250, elem_classes="ts-panel"):
@@ -60,6 +70,12 @@ def build(state, shared: dict) -> dict:
             code = gr.Code(language="sql", label="SQL", lines=14, max_lines=30, interactive=True,
                            elem_id="ann-sql", visible=False)
             check = gr.HTML(elem_id="ann-check")
+            # Which record the editor's values on the page belong to. `cur` is server-side state, set
+            # the moment a render returns; the editor's values come from the page, which may not have
+            # applied that render yet (a tab opened while the page load's render is on its way sends
+            # the editor's initial, empty values with the new record's `cur`). A save goes through
+            # only when the page says its editor holds `cur`'s record.
+            holding = gr.Textbox("", visible=False, elem_id="ann-holding")
             slots: list[dict] = []
             slot_rows = []  # one row per two slots, hidden when neither is used
             for r in range(0, L.MAX_SLOTS, 2):
@@ -94,7 +110,7 @@ def build(state, shared: dict) -> dict:
     editors = [code, *slot_comps, *bits]
     checks = [check, target, preview, table]
     view_outputs = [cur, gallery, image, header, counter, code, digits_label, *slot_rows, *slot_comps, *bits, *checks,
-                    save_msg, conflict_row]
+                    holding, save_msg, conflict_row]
 
     # -------------------------------------------------------------- rendering
     def bit_updates(task, name: str, fields: dict, values: list) -> list:
@@ -156,7 +172,8 @@ def build(state, shared: dict) -> dict:
         q = L.queue(ds, filter_)
         if rid not in {r["id"] for r in recs}:
             rid = L.next_unlabeled(recs, None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
-        on_screen[session] = (rid, time.monotonic())
+        seen = on_screen.get(session)
+        on_screen[session] = (rid, time.monotonic(), str(ds.path), None)
         out = {counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False)}
         shown = q[:GALLERY_MAX]
         items = [(str(ds.image_path(r)), f"{'✓' if r.get('status') != 'unlabeled' else '○'} {r['id'][:8]}")
@@ -165,11 +182,13 @@ def build(state, shared: dict) -> dict:
         out[gallery] = gr.update(value=items, selected_index=ids.index(rid) if rid in ids else None)
         if rid is None:
             out.update(editor_updates(ds.task, {}))
-            out.update({cur: {"path": str(ds.path), "id": None, "ids": ids}, image: None,
+            out.update({holding: "", cur: {"path": str(ds.path), "id": None, "ids": ids}, image: None,
                         header: '<div class="ts-empty">This dataset has no images yet. Import some in Datasets.</div>'})
             return out
         rec = ds.get(rid)
         book.put(session, str(ds.path), rid, rec.get("updated"))
+        on_screen[session] = (rid, time.monotonic(), str(ds.path), rec.get("updated"))
+        kept = bool(seen) and seen[0] == rid and seen[2] == str(ds.path) and seen[3] == rec.get("updated")
         f = rec.get("fields") or {}
         out[cur] = {"path": str(ds.path), "id": rid, "updated": rec.get("updated"), "fields": f, "ids": ids,
                     "task": ds.task.name}
@@ -178,7 +197,9 @@ def build(state, shared: dict) -> dict:
         kind = {"labeled": "ok", "reviewed": "info"}.get(status, "warn")
         out[header] = (f'<div class="ts-rec-head"><code>{esc(rid)}</code> {badge(status, kind)} '
                        f'{badge("split: " + str(rec.get("split") or "none"), "neutral")}</div>')
-        out.update(editor_updates(ds.task, f))
+        if not kept:
+            out.update(editor_updates(ds.task, f))
+            out[holding] = rid
         return out
 
     def editor_values(task, data: dict) -> dict:
@@ -227,6 +248,9 @@ def build(state, shared: dict) -> dict:
     def do_save(data: dict, session: str, force: bool = False) -> dict:
         """Saves the editor; returns updates (cur, message, conflict row). StudioError on conflict."""
         c = dict(data[cur])
+        if data[holding] != c.get("id"):
+            raise StudioError("The editor is still loading this record, so nothing was saved. "
+                              "Save again once its labels show.")
         ds = open_dataset(state, c["path"])
         expected = book.get(session, c["path"], c["id"], c.get("updated"))
         try:
@@ -238,6 +262,7 @@ def build(state, shared: dict) -> dict:
                         conflict_row: gr.update(visible=True), "_conflict": True}
             raise
         book.put(session, c["path"], c["id"], rec["updated"])
+        holds(session, c["path"], c["id"], rec["updated"])
         c.update(updated=rec["updated"], fields=rec.get("fields"))
         kind = "warn" if "draft" in msg else "ok"
         return {cur: c, save_msg: f'<div class="ts-msg ts-msg-{kind}">{esc(msg)}</div>',
@@ -248,7 +273,7 @@ def build(state, shared: dict) -> dict:
         if not c.get("id"):
             return render(data[ds_dd], None, data[filt], session)
         pre: dict = {}
-        if data[autosave]:
+        if data[autosave] and data[holding] == c["id"]:  # else the editor never showed this record
             try:
                 dirty = not L.same_fields(fields_of(data, c), c.get("fields"))
             except StudioError as e:  # an unsaveable editor state: stay, say why
@@ -280,7 +305,7 @@ def build(state, shared: dict) -> dict:
             warn(e)
             return {header: f'<div class="ts-empty">{esc(e.message)}</div>'}
 
-    all_inputs = {cur, ds_dd, filt, autosave, reviewed, *editors}
+    all_inputs = {cur, ds_dd, filt, autosave, reviewed, holding, *editors}
 
     def nav_handler(target_of):
         def handler(data, request: gr.Request):
@@ -360,10 +385,10 @@ def build(state, shared: dict) -> dict:
         left to the Save button, which shows the conflict (a timer must not warn every 15 s).
         Nothing to do is gr.skip(): an empty dict fails Gradio's output check on this queue-less event."""
         c = data[cur] or {}
-        if not data[autosave] or not c.get("id"):
+        if not data[autosave] or not c.get("id") or data[holding] != c["id"]:
             return gr.skip()
         session = session_of(request)
-        rid, since = on_screen.get(session, (None, 0.0))
+        rid, since, _, _ = on_screen.get(session, (None, 0.0, None, None))
         if rid != c["id"] or time.monotonic() - since < AUTOSAVE_S:  # see on_screen; the next tick saves it
             return gr.skip()
         try:

@@ -1,4 +1,5 @@
-"""Annotating as a person does (issue 15), in a real browser: an edit left alone is autosaved on a
+"""Annotating as a person does (issue 15), in a real browser: opening the tab writes nothing, a
+second render of the record on screen keeps what was typed, an edit left alone is autosaved on a
 timer, two browser sessions on one record get a clear conflict instead of a silent overwrite, a new
 key record reads "empty" (not red errors), and GENERIC's seven cut boxes sit in one even row."""
 from __future__ import annotations
@@ -35,6 +36,19 @@ def _on_screen(pg, ws: Path) -> str:
     return rid
 
 
+def test_opening_the_tab_writes_nothing(page, server):
+    """Opening Annotate while the page load's render is still on its way used to save the editor's
+    initial, empty values over the record on screen (its labels gone, status unlabeled). A race, so
+    the page is opened three times; each time the dataset file must be byte for byte as it was."""
+    before = (server["ws"] / "datasets" / "keys" / "records.jsonl").read_bytes()
+    for _ in range(3):
+        open_tab(page, server["url"], "keys", "Annotate")  # at once, as soon as the dataset shows
+        _on_screen(page, server["ws"])
+        page.wait_for_timeout(1500)  # the tab's own render has come back
+        assert (server["ws"] / "datasets" / "keys" / "records.jsonl").read_bytes() == before
+    assert error_badges(page) == 0
+
+
 def test_an_edit_left_alone_is_autosaved(page, server):
     from studio.tabs.annotate import AUTOSAVE_S
 
@@ -45,6 +59,31 @@ def test_an_edit_left_alone_is_autosaved(page, server):
     # no Save, no Next: the timer saves it
     pg.wait_for_selector("#ann-save-msg :text('Autosaved')", timeout=(AUTOSAVE_S * 3 + 30) * 1000)
     assert _record_on_disk(server["ws"], rid)["fields"]["brand"] == "Left alone"
+
+
+def test_showing_the_record_on_screen_again_keeps_what_was_typed(page, server):
+    """A second render of the record the editor holds (the page load's dataset event arriving late,
+    coming back to the tab) must not put the stored values back over the typing: the next save would
+    write the stale values over the user's own acknowledged save (test_kill9 saw exactly that)."""
+    pg = page
+    open_tab(pg, server["url"], "keys", "Annotate")
+    rid = _on_screen(pg, server["ws"])
+    stored = _record_on_disk(server["ws"], rid)["fields"].get("brand", "")
+    pg.uncheck("#ann-autosave input")  # nothing saves the typing on the way: the editor alone holds it
+    try:
+        _brand(pg).fill("Typed, not saved")
+        pg.click("button[role=tab]:has-text('Datasets')")
+        pg.click("button[role=tab]:has-text('Annotate')")
+        pg.wait_for_selector("#ann-counter", timeout=30_000)
+        pg.wait_for_timeout(1500)  # the tab's render has come back
+        assert pg.inner_text("#ann-header code") == rid
+        assert _brand(pg).input_value() == "Typed, not saved"
+        assert _record_on_disk(server["ws"], rid)["fields"].get("brand", "") == stored
+        pg.click("#ann-save")
+        pg.wait_for_selector("#ann-save-msg :text('Saved')", timeout=30_000)
+        assert _record_on_disk(server["ws"], rid)["fields"]["brand"] == "Typed, not saved"
+    finally:
+        pg.check("#ann-autosave input")
 
 
 def test_two_sessions_on_one_record_get_a_conflict_not_an_overwrite(page, server):
