@@ -7,9 +7,9 @@ Everything goes through the README's CLI, as a user would: the generated images 
 `python -m core train --dataset D --model demo --set method=lora`, and scored with
 `python -m core eval --run RUN --base --json` on the val split the import made.
 
-The images come from the pretraining generator's shapes (assets/demo/pretrain_data.py), one group of
-one shape in one colour per image, at seeds from SEED0 = 3e12: the pretraining stream starts at 1e12
-and its probe at 2e12, so none of these images was pretrained on.
+The images are drawn with the pretraining generator's shapes and colours (assets/demo/pretrain_data.py):
+1-4 shapes of one kind in one colour per image, at seeds from SEED0 = 3e12 (the pretraining stream
+starts at 1e12 and its probe at 2e12), and with shape and count going round evenly.
 
     python3 bench/learn_json.py                    # 240 images, the task's demo defaults
     python3 bench/learn_json.py --n 120 --set max_steps=60
@@ -36,34 +36,43 @@ SCHEMA = {
         "shape": {"type": "string", "enum": ["circle", "square", "triangle", "diamond"],
                   "description": "the shape drawn"},
         "colour": {"type": "string", "description": "its colour, one word"},
-        "count": {"type": "integer", "minimum": 1, "maximum": 5, "description": "how many there are"},
+        "count": {"type": "integer", "minimum": 1, "maximum": 4, "description": "how many there are"},
     },
     "required": ["shape", "colour", "count"],
 }
 
 
-def generate(folder: Path, n: int) -> int:
-    """n images with one group each (one shape, one colour) and their labels.jsonl; returns seeds tried."""
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "assets" / "demo"))
+def generate(folder: Path, n: int) -> None:
+    """n images and their labels.jsonl: 1-4 shapes of one kind in one colour on a plain background,
+    drawn with the pretraining generator's shapes and colours; shapes and counts go round so that
+    each value is as common as the others."""
+    import random
+
+    from PIL import Image, ImageDraw
+
+    sys.path[:0] = [str(REPO), str(REPO / "assets" / "demo")]
     import pretrain_data as pdata
 
     folder.mkdir(parents=True, exist_ok=True)
-    lines, seed = [], SEED0
-    while len(lines) < n:
-        ex = pdata.shapes_example(seed)
-        seed += 1
-        groups = ex["facts"].get("shapes")
-        if not groups or len(groups) != 1 or groups[0]["shape"] not in SCHEMA["properties"]["shape"]["enum"]:
-            continue  # a digit, or more than one kind of shape: not this schema's answer
-        g = groups[0]
-        name = f"shape_{len(lines):04d}.png"
-        ex["image"].save(folder / name)
-        lines.append(json.dumps({"image_path": name,
-                                 "output": {"shape": g["shape"], "colour": g["colour"], "count": g["count"]}}))
+    lines = []
+    for i in range(n):
+        rng = random.Random(SEED0 + i)
+        shape, count = pdata.SHAPES[i % len(pdata.SHAPES)], 1 + (i // len(pdata.SHAPES)) % 4
+        back = rng.choice(list(pdata._BACKS))
+        colour = rng.choice([c for c in pdata.COLOURS if c != back])
+        img = Image.new("RGB", (128, 128), pdata._BACKS[back])
+        d, placed = ImageDraw.Draw(img), []
+        while len(placed) < count:  # no overlaps: every shape stays countable
+            r = rng.uniform(10, 18)
+            cx, cy = rng.uniform(r + 2, 126 - r), rng.uniform(r + 2, 126 - r)
+            if all((cx - x) ** 2 + (cy - y) ** 2 > (r + rr + 3) ** 2 for x, y, rr in placed):
+                placed.append((cx, cy, r))
+                pdata._draw_shape(d, shape, (cx - r, cy - r, cx + r, cy + r), pdata.COLOURS[colour])
+        name = f"shape_{i:04d}.png"
+        img.save(folder / name)
+        lines.append(json.dumps({"image_path": name, "output": {"shape": shape, "colour": colour, "count": count}}))
     (folder / "labels.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (folder / "schema.json").write_text(json.dumps(SCHEMA, indent=1), encoding="utf-8")
-    return seed - SEED0
 
 
 def cli(*args: str, env: dict) -> str:
@@ -82,7 +91,7 @@ def main() -> None:
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="learn-json-"))
     env = {**os.environ, "TRINITY_WORKSPACE": str(work / "workspace")}
     t0 = time.perf_counter()
-    tried = generate(work / "src", args.n)
+    generate(work / "src", args.n)
     ds = work / "workspace" / "datasets" / "shapes"
     imported = json.loads(cli("dataset", "import", str(work / "src" / "labels.jsonl"), "--into", str(ds),
                               "--task", "json", "--schema", str(work / "src" / "schema.json"), "--name", "shapes",
@@ -100,7 +109,7 @@ def main() -> None:
     cfg = json.loads((run / "config.json").read_text())
     run_m, base_m = summary["metrics"], (summary.get("base") or {}).get("metrics", {})
     keys = [f"{f}_acc" for f in SCHEMA["properties"]] + ["exact", "valid", "format_compliance"]
-    print(f"images {args.n} ({tried} seeds tried), import: {imported.get('summary') or imported}")
+    print(f"images {args.n}, split {imported.get('split')}")
     print(f"recipe: method {cfg['method']}, steps {cfg['max_steps']}, batch {cfg['batch_size']}, lr {cfg['learning_rate']}")
     print(f"seconds: data {t_data:.0f}, train {t_train:.0f}, eval {t_eval:.0f}; val n={summary['n']}")
     print(f"{'metric':<20}{'base':>8}{'run':>8}")

@@ -131,6 +131,14 @@ def run_weights(run: str | Path) -> tuple[str, bool]:
                       "Wait for training to finish, or resume the run from its last checkpoint.")
 
 
+def trains_tokens(adapter: Path) -> bool:
+    """Whether a PEFT adapter folder also trains embedding rows (train_answer_tokens)."""
+    try:
+        return bool(json.loads((Path(adapter) / "adapter_config.json").read_text()).get("trainable_token_indices"))
+    except (OSError, ValueError):
+        return False
+
+
 class Engine:
     """A base model + processor loaded once; adapters are switched, never reloaded."""
 
@@ -184,12 +192,10 @@ class Engine:
                 name = f"{name}-{len(self.adapters) + 1}"  # two runs with one folder name, from two places
             key = re.sub(r"[^A-Za-z0-9_]", "_", name) + f"_{len(self.adapters)}"  # PEFT keys: no dots
             try:
-                from peft import PeftModel
-
-                if isinstance(self.model, PeftModel):
-                    self.model.load_adapter(str(adir), adapter_name=key)
+                if not trains_tokens(adir) and any(trains_tokens(Path(p)) for p in self.adapter_paths.values()):
+                    self._reload_with(key, adir)
                 else:
-                    self.model = PeftModel.from_pretrained(self.model, str(adir), adapter_name=key)
+                    self._load(key, adir)
             except (ValueError, RuntimeError, KeyError, OSError) as e:
                 raise StudioError(f"The adapter in '{adir}' does not fit the base model: {e}",
                                   "Was it trained on a different base model?") from e
@@ -197,6 +203,24 @@ class Engine:
             self.adapters[name] = key
             self.adapter_paths[name] = str(adir.resolve())
         return name
+
+    def _load(self, key: str, adir: Path) -> None:
+        from peft import PeftModel
+
+        if isinstance(self.model, PeftModel):
+            self.model.load_adapter(str(adir), adapter_name=key)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, str(adir), adapter_name=key)
+
+    def _reload_with(self, key: str, adir: Path) -> None:
+        """PEFT 0.21 cannot load an adapter without trainable tokens once one with them is on the
+        model (TrainableTokensWrapper maps every adapter's load to its own key: KeyError
+        'trainable_tokens_delta'), but loads them the other way round. So the adapters come off
+        and go back on, the ones without trainable tokens first; names and keys stay the same."""
+        loaded = [(self.adapters[n], Path(p)) for n, p in self.adapter_paths.items()] + [(key, adir)]
+        self.model = self.model.unload()
+        for k, path in sorted(loaded, key=lambda kp: trains_tokens(kp[1])):  # stable: plain ones first
+            self._load(k, path)
 
     def _adapter_context(self, adapter: str | None):
         from contextlib import nullcontext

@@ -17,7 +17,7 @@ from studio.common import DEMO_MAX_STEPS, badge, esc
 # Grouped the way a person decides: what to train, how much, then what it costs in memory and time
 # (LlamaBoard's order); a field added to core/training/config.py later lands in "Other".
 GROUPS = {
-    "What to train": ["method", "lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora",
+    "What to train": ["method", "lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "train_answer_tokens",
                       "target_modules", "finetune_language_layers", "finetune_vision_layers",
                       "finetune_attention_modules", "finetune_mlp_modules", "train_split", "eval_split"],
     "How much": ["max_steps", "num_epochs", "learning_rate", "lr_scheduler", "warmup_ratio", "weight_decay",
@@ -28,7 +28,7 @@ GROUPS = {
     "Logging and checkpoints": ["logging_steps", "eval_steps", "save_steps", "save_total_limit"],
 }
 # Fields that mean nothing for a full fine-tune: greyed out when method is "full".
-LORA_ONLY = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "target_modules",
+LORA_ONLY = ("lora_r", "lora_alpha", "lora_dropout", "use_dora", "use_rslora", "train_answer_tokens", "target_modules",
              "finetune_language_layers", "finetune_vision_layers", "finetune_attention_modules",
              "finetune_mlp_modules", "load_in_4bit", "double_quant")
 SET_ELSEWHERE = ("model_id", "task", "dataset", "gpus")  # gpus: the "GPUs" control by the Start button

@@ -287,3 +287,26 @@ def test_cli_exports_a_full_finetune(full_export, tmp_path, capsys):
     assert "exported full1 as merged" in capsys.readouterr().out
     code = main(["export", "--run", str(full_export["run"]), "--format", "adapter", "--out", str(tmp_path / "a")])
     assert code == 2 and "full fine-tune" in capsys.readouterr().err and not (tmp_path / "a").exists()
+
+
+def test_a_run_with_trained_answer_tokens_merges_into_a_model_that_answers_like_it(trained_run, tmp_path):
+    """The demo recipe's runs also train their answers' embedding rows (PEFT trainable tokens, tied to
+    the output layer): the merged model carries them, so it answers as the adapter does."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from core import models
+    from core.export import export_run, sample_inputs
+
+    run = trained_run(TARGET_A, seed=3, answer_tokens=True, into=tmp_path / "runs" / "tok", model_id="demo")
+    export_run(run, "merged", tmp_path / "merged")
+    samples = sample_inputs({"model": "demo", "task": "keys"}, 2)
+    proc = models.load_processor("demo")
+    base = models.load_model("demo", device="cpu", dtype=torch.float32)
+    base_answers = [greedy(base, proc, im, p) for im, p in samples]
+    adapter = PeftModel.from_pretrained(base, str(run / "adapter")).eval()
+    with_adapter = [greedy(adapter, proc, im, p) for im, p in samples]
+    merged = AutoModelForImageTextToText.from_pretrained(tmp_path / "merged").eval()
+    assert [greedy(merged, AutoProcessor.from_pretrained(tmp_path / "merged"), im, p) for im, p in samples] \
+        == with_adapter != base_answers

@@ -168,3 +168,34 @@ def test_adapter_errors(demo_dir, runs, tmp_path):
         engine.add_adapter(other)
     with pytest.raises(StudioError, match="different number"):
         engine.generate([key_image()], ["a", "b"])
+
+
+def test_adapters_with_and_without_answer_tokens_share_one_base_in_either_order(demo_dir, runs, trained_run,
+                                                                                tmp_path):
+    """A run of the demo recipe trains its answers' embedding rows too (train_answer_tokens); Compare and
+    the API then hold it beside older runs without them on one base. PEFT 0.21 loads those only in one
+    order (core.infer.Engine._reload_with); in both, each run answers as when loaded alone."""
+    from core.infer import trains_tokens
+
+    tok = trained_run(TARGET_B, seed=2, answer_tokens=True, into=tmp_path / "runTok")
+    cfg = json.loads((tok / "adapter" / "adapter_config.json").read_text())
+    assert trains_tokens(tok / "adapter") and not trains_tokens(runs["runA"] / "adapter")
+    task = get_task("keys")
+    assert set(cfg["trainable_token_indices"]) >= set(
+        Engine(str(demo_dir)).processor.tokenizer(TARGET_B, add_special_tokens=False)["input_ids"])
+    img = key_image(128)
+
+    def answers(engine, name):
+        return engine.generate([img], [task.prompt({})], adapter=name, task=task)[0].text
+
+    alone = {}
+    for run in (runs["runA"], tok):
+        e = Engine(str(demo_dir))
+        alone[run.name] = answers(e, e.add_adapter(run))
+    base = answers(e, None)
+    assert alone["runTok"] == TARGET_B and alone["runA"] == TARGET_A and base not in (TARGET_A, TARGET_B)
+    for order in ((tok, runs["runA"]), (runs["runA"], tok)):
+        e = Engine(str(demo_dir))
+        names = {run.name: e.add_adapter(run) for run in order}
+        assert {run: answers(e, name) for run, name in names.items()} == alone, [r.name for r in order]
+        assert answers(e, None) == base

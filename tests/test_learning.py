@@ -3,8 +3,9 @@
 The README's path, shortened: `python -m core train --dataset assets/demo/keys --model demo --set
 method=lora` (the demo recipe, fewer steps) on the shipped dataset (variation 0.5, every keyway),
 then `python -m core eval --run RUN --base` on its held-out split. The goal on the 2-core box is
-exact bitting >= 0.8; the shipped base (pretrained to step 3199) reaches 0.65 (bench/RESULTS.md), so
-the bounds here are looser, below what it measured. A model that ignores the image sits near 0.11
+exact bitting >= 0.8; the shipped base (pretrained to step 3199) reaches 0.77 with the recipe's
+train_answer_tokens (0.65 without it: "BRAND:" came out as "pppp:"; bench/RESULTS.md), so the bounds
+here are looser, below what it measured. A model that ignores the image sits near 0.11
 position accuracy (chance for depths 1-9), and the base never writes the format.
 """
 from __future__ import annotations
@@ -31,9 +32,10 @@ def test_lora_on_the_demo_base_reads_held_out_keys(tmp_path, monkeypatch, capsys
     summary = json.loads(capsys.readouterr().out)
     tuned, base = summary["metrics"], summary["base"]["metrics"]
     assert summary["n"] >= 20  # the held-out split
-    assert summary["format_compliance"]["value"] >= 0.6, summary
+    assert summary["format_compliance"]["value"] >= 0.9, summary  # measured 1.00 (0.74 without answer tokens)
     assert base["format_compliance"] <= 0.1, summary       # the base never saw the format
-    assert tuned["bitting_position_acc"] >= 0.7, summary     # reads the cuts (chance ~0.11; measured 0.87)
-    assert tuned["bitting_exact"] >= 0.3, summary           # measured 0.54-0.65
+    assert tuned["bitting_position_acc"] >= 0.8, summary     # reads the cuts (chance ~0.11; measured 0.92)
+    assert tuned["bitting_exact"] >= 0.5, summary           # measured 0.77
     assert base["bitting_exact"] == 0.0
-    assert tuned["keyway_acc"] >= 0.8, summary
+    assert tuned["keyway_acc"] >= 0.9, summary              # measured 1.00
+    assert tuned["brand_acc"] >= 0.8, summary               # measured 1.00 (0.31 without answer tokens)

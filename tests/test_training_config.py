@@ -105,6 +105,7 @@ def test_unknown_key_in_file_is_refused(tmp_path):
     ({"precision": "bf16"}, T4, "no bf16"),
     ({"optimizer": "adamw_8bit"}, CPU_ONLY, "8-bit"),
     ({"backend": "unsloth"}, CPU_ONLY, "Unsloth needs a CUDA GPU"),
+    ({"backend": "unsloth", "train_answer_tokens": True}, H100, "transformers\\+PEFT path"),
     ({"gpus": 2}, T4, "1 GPU"),
     ({"model_id": "no-such-model"}, CPU_ONLY, "Unknown model"),
     ({"model_id": "google/gemma-3n-E4B-it"}, CPU_ONLY, "GPU only"),
@@ -130,6 +131,8 @@ def test_auto_choices_follow_the_hardware():
     assert cfg(method="full").resolved_backend(H100) == "hf"
     # DoRA skips Unsloth's fast kernels: measured slower than the HF path, so auto keeps it on hf
     assert cfg(use_dora=True).resolved_backend(H100) == "hf"
+    # PEFT's trainable tokens are the transformers model's (the demo recipe trains its answer tokens)
+    assert cfg(train_answer_tokens=True).resolved_backend(H100) == "hf"
     with pytest.raises(StudioError, match="Unsloth backend trains LoRA"):
         cfg(method="full", backend="unsloth").validate(H100)
 
@@ -140,6 +143,8 @@ def test_default_config_is_valid_for_the_demo_model_on_cpu():
     assert c.method == "lora" and c.max_steps > 0 and not c.load_in_4bit  # the demo base's LoRA recipe
     assert default_config("demo", CPU_ONLY, task="ui2sql").max_seq_length >= 700  # SQL answers are long
     assert default_config("demo", CPU_ONLY, method="full").method == "full"    # full stays an option
+    assert c.train_answer_tokens  # the demo base never wrote the formats' tokens (DEMO_RECIPE's comment)
+    default_config("demo", CPU_ONLY, dataset="/d", method="full").validate(CPU_ONLY)  # meaningless there, not wrong
     g = default_config("google/gemma-3-4b-it", T4, dataset="/d")
     g.validate(T4)
     assert g.method == "lora" and g.load_in_4bit

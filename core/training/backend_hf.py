@@ -79,7 +79,7 @@ def prepare_kbit(model, gradient_checkpointing: bool, keep_16bit: bool):
     return model
 
 
-def lora_config(cfg, model):
+def lora_config(cfg, model, answer_tokens: list[int] | None = None):
     from peft import LoraConfig
 
     from core.training.targets import target_regex
@@ -87,8 +87,19 @@ def lora_config(cfg, model):
     return LoraConfig(
         r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
         target_modules=target_regex(model, cfg), use_dora=cfg.use_dora, use_rslora=cfg.use_rslora,
-        bias="none", task_type="CAUSAL_LM",
+        bias="none", task_type="CAUSAL_LM", trainable_token_indices=answer_tokens or None,
     )
+
+
+def expose_head_bias(model) -> None:
+    """TRL's fused LM head reads `lm_head.weight` and `lm_head.bias`. PEFT's TrainableTokensWrapper
+    on a tied head answers `.weight` with the trained rows merged in (differentiable), but has no
+    `.bias` (AttributeError); Gemma's head has none, so it is stated as None."""
+    head = model.get_output_embeddings()
+    try:
+        head.bias
+    except AttributeError:
+        head.bias = getattr(getattr(head, "original_module", None), "bias", None)
 
 
 def prepare(cfg, hw, precision: str) -> Prepared:
@@ -103,7 +114,15 @@ def prepare(cfg, hw, precision: str) -> Prepared:
         for p in model.parameters():
             p.requires_grad_(True)
     if cfg.method == "lora":
-        model = add_adapter(model, lora_config(cfg, model), notes)
+        tokens = None
+        if cfg.train_answer_tokens:
+            from core.training.data import answer_token_ids
+
+            tokens = answer_token_ids(cfg, processor)
+            notes.append(f"train_answer_tokens: the embedding rows of {len(tokens)} answer tokens train too")
+        model = add_adapter(model, lora_config(cfg, model, tokens), notes)
+        if tokens:
+            expose_head_bias(model)
     collator = CountingVisionCollator(processor=processor, max_length=cfg.max_seq_length,
                                       completion_only_loss=True)
     liger = cfg.resolved_liger(hw, "hf") and apply_liger(model, cfg.liger_kernel == "on", notes)

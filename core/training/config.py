@@ -53,6 +53,10 @@ class TrainConfig:
     finetune_mlp_modules: bool = _f(True, "Adapt MLP projections (gate/up/down, fc1/fc2).")
     use_dora: bool = _f(False, "DoRA: weight-decomposed LoRA (learns a magnitude too; slower, often better).")
     use_rslora: bool = _f(False, "rsLoRA: scale by alpha/sqrt(r), which keeps high ranks stable.")
+    train_answer_tokens: bool = _f(False, "LoRA also trains, per adapter, the embedding rows (tied to the output "
+                                          "layer) of the tokens the training answers use (PEFT's trainable tokens): "
+                                          "for a base that never wrote the answer format's tokens, like the demo "
+                                          "base; a real Gemma already writes them. transformers+PEFT path only; a full fine-tune trains every row anyway.")
     load_in_4bit: bool = _f(False, "QLoRA: load the frozen base in 4-bit nf4 (bitsandbytes, needs CUDA).")
     double_quant: bool = _f(True, "Quantize the 4-bit scales too (saves ~0.4 bit per weight).")
     # --- optimisation
@@ -149,7 +153,7 @@ class TrainConfig:
         bench/RESULTS.md)."""
         if self.backend != "auto":
             return self.backend
-        if self.liger_kernel == "on":  # Liger's kernels patch the transformers model, not Unsloth's
+        if self.liger_kernel == "on" or self.train_answer_tokens:  # both are the transformers model's
             return "hf"
         if not (hw.cuda and hw.unsloth and self.gpus == 1 and self.method == "lora" and not self.use_dora):
             return "hf"
@@ -197,6 +201,9 @@ class TrainConfig:
             if not hw.liger:
                 raise StudioError("liger_kernel=on but liger-kernel is not installed.",
                                   "pip install -r requirements-gpu.txt (liger-kernel==0.8.5), or use liger_kernel=auto.")
+        if self.train_answer_tokens and self.backend == "unsloth":
+            raise StudioError("train_answer_tokens runs on the transformers+PEFT path, not on backend=unsloth.",
+                              "Use backend=auto or hf, or turn train_answer_tokens off.")
         if self.learning_rate <= 0 or self.learning_rate > 1:
             _bad("learning_rate", self.learning_rate, "Use a positive value such as 2e-4 (LoRA) or 5e-5 (full).")
         for key in ("batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps", "gpus",
@@ -293,9 +300,12 @@ def preset(name: str, **overrides) -> TrainConfig:
 # to learn a task's answer format and mapping. Per task, measured on the 2-core CPU box
 # (bench/RESULTS.md, "Demo base"): steps that fit about 3 minutes there and reach the goals.
 # method=full stays an option (--set method=full): it trains every weight at the same lr.
+# train_answer_tokens: the base never wrote the tasks' format tokens ("{", "BRAND", "CREATE"), and
+# LoRA cannot reach their (tied) embedding rows; without them the json task's answers never opened
+# a "{" (valid 0.00) and keys wrote "pppp:" for "BRAND:" (bench/RESULTS.md, "Demo base").
 DEMO_RECIPE: dict = {
     "method": "lora", "lora_r": 16, "lora_alpha": 32, "learning_rate": 2e-3, "lr_scheduler": "cosine",
-    "finetune_vision_layers": True,
+    "finetune_vision_layers": True, "train_answer_tokens": True,
     "batch_size": 8, "gradient_accumulation_steps": 1, "max_steps": 300, "warmup_ratio": 0.05,
     "max_seq_length": 1024, "gradient_checkpointing": False, "save_steps": 100, "logging_steps": 10,
 }

@@ -107,6 +107,16 @@ def load_splits(cfg, processor=None):
     return train, (ev if ev is not None and len(ev) else None), side
 
 
+def answer_token_ids(cfg, processor) -> list[int]:
+    """Every token id the train split's answers use, as the tokenizer writes them (train_answer_tokens)."""
+    train, _, _ = load_splits(cfg)
+    tok = getattr(processor, "tokenizer", processor)
+    ids: set[int] = set()
+    for i in range(len(train)):
+        ids.update(tok(train.task.target(train.records[i]), add_special_tokens=False)["input_ids"])
+    return sorted(ids)
+
+
 class TruncationStats:
     """What max_seq_length cut off, across all batches. `share()` moves the counters into shared
     memory so that data-loader worker processes (forked after it) count into the same place."""
