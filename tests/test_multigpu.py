@@ -99,7 +99,7 @@ def test_unsloth_falls_back_to_hf_on_several_gpus():
     from core.training.job import choose_backend
 
     two = Hardware(cuda=True, gpu_count=2, gpu_name="GPU", vram_gb=80, bf16=True, bitsandbytes=True, unsloth=True)
-    cfg = _config("demo", method="lora")
+    cfg = _config("demo", method="lora", train_answer_tokens=False)  # the demo recipe's tokens keep it on hf
     cfg.model_id = "demo"
     assert choose_backend(cfg, two, world=1) == ("unsloth", None)
     cfg.gpus = 2
@@ -163,13 +163,15 @@ def test_two_ranks_train_stop_on_sigterm_and_resume(workspace, tmp_path, demo_mo
 def test_fsdp_launch_on_cpu_runs_data_parallel_and_says_so(workspace, tmp_path, demo_model_path):
     """The FSDP config path launches and trains, but accelerate 1.15 turns FSDP on only for GPU
     process groups: on CPU/gloo the ranks run plain DDP, and an info event says so. The LoRA
-    adapter is the standard PEFT format (same keys and shapes as a single-process PEFT model)."""
+    adapter is the standard PEFT format (same keys and shapes as a single-process PEFT model, the demo
+    recipe's trained answer tokens included)."""
     import torch
     from peft import get_peft_model, get_peft_model_state_dict
     from safetensors.torch import load_file
 
     from core import models
     from core.training.backend_hf import lora_config
+    from core.training.data import answer_token_ids
     from core.training.runs import create_run, start_run_subprocess, write_fsdp_config
 
     cfg = _config(demo_model_path, method="lora", max_steps=3)
@@ -185,6 +187,8 @@ def test_fsdp_launch_on_cpu_runs_data_parallel_and_says_so(workspace, tmp_path, 
 
     saved = load_file(run / "adapter" / "adapter_model.safetensors")
     base = models.load_model(str(demo_model_path), device="cpu")
-    expected = get_peft_model_state_dict(get_peft_model(base, lora_config(cfg, base)))
+    assert cfg.train_answer_tokens
+    tokens = answer_token_ids(cfg, models.load_processor(str(demo_model_path)))
+    expected = get_peft_model_state_dict(get_peft_model(base, lora_config(cfg, base, tokens)))
     assert {k: tuple(v.shape) for k, v in saved.items()} == {k: tuple(v.shape) for k, v in expected.items()}
     assert all(torch.isfinite(v).all() for v in saved.values())
