@@ -53,10 +53,9 @@ class TrainConfig:
     finetune_mlp_modules: bool = _f(True, "Adapt MLP projections (gate/up/down, fc1/fc2).")
     use_dora: bool = _f(False, "DoRA: weight-decomposed LoRA (learns a magnitude too; slower, often better).")
     use_rslora: bool = _f(False, "rsLoRA: scale by alpha/sqrt(r), which keeps high ranks stable.")
-    train_answer_tokens: bool = _f(False, "LoRA also trains, per adapter, the embedding rows (tied to the output "
-                                          "layer) of the tokens the training answers use (PEFT's trainable tokens): "
-                                          "for a base that never wrote the answer format's tokens, like the demo "
-                                          "base; a real Gemma already writes them. transformers+PEFT path only; a full fine-tune trains every row anyway.")
+    train_answer_tokens: bool = _f(False, "LoRA also trains the embedding rows of the answers' tokens (PEFT trainable "
+                                          "tokens): for a base that never wrote the format's tokens, like the demo "
+                                          "base. transformers+PEFT path.")
     load_in_4bit: bool = _f(False, "QLoRA: load the frozen base in 4-bit nf4 (bitsandbytes, needs CUDA).")
     double_quant: bool = _f(True, "Quantize the 4-bit scales too (saves ~0.4 bit per weight).")
     # --- optimisation
