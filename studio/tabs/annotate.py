@@ -4,7 +4,6 @@ Save / next unlabeled (with keyboard shortcuts), autosave on leaving a record, a
 drafts for invalid labels and a warning when someone else saved the same record meanwhile."""
 from __future__ import annotations
 
-import time
 
 import gradio as gr
 import pandas as pd
@@ -22,21 +21,12 @@ SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd
 def build(state, shared: dict) -> dict:
     ds_dd = shared["dataset"]
     book = L.StampBook()
-    # session -> (record id, when the server last sent it to the editor, dataset path, the record's
-    # stamp the editor holds). A timer tick that reads the page while that answer is being applied can
-    # see the new record's `cur` with the old record's editor values (and saved them into the new
-    # record), so the timer leaves a record alone for one period after it was shown; Save and leaving
-    # the record save at once as before. The stamp: a second render of the record the editor already
-    # holds (the page load's dataset event arriving after the tab's own, a tab switch with autosave
-    # off) leaves the editor as it is, so it cannot put the stored values back over what the user
-    # typed meanwhile (which the next save would then write over the user's own acknowledged save).
-    on_screen: dict[str, tuple[str | None, float, str | None, str | None]] = {}
-
-    def holds(session: str, path: str, rid: str, stamp: str | None) -> None:
-        """The editor of this session now holds the record at this stamp (it saved it)."""
-        seen = on_screen.get(session)
-        if seen and seen[0] == rid and seen[2] == path:
-            on_screen[session] = (rid, seen[1], path, stamp)
+    # session -> (dataset path, record id, stamp) the server last sent to that session's editor, or
+    # that editor last saved. A second render of the record the editor already holds at that stamp
+    # (the page load's dataset event arriving after the tab's own, a tab switch with autosave off)
+    # leaves the editor as it is, so it cannot put the stored values back over what was typed
+    # meanwhile, which the next save would then write over the user's own acknowledged save.
+    on_screen: dict[str, tuple[str, str | None, str | None]] = {}
     cur = gr.State({})
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=250, elem_classes="ts-panel"):
@@ -172,8 +162,7 @@ def build(state, shared: dict) -> dict:
         q = L.queue(ds, filter_)
         if rid not in {r["id"] for r in recs}:
             rid = L.next_unlabeled(recs, None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
-        seen = on_screen.get(session)
-        on_screen[session] = (rid, time.monotonic(), str(ds.path), None)
+        seen = on_screen.pop(session, None)
         out = {counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False)}
         shown = q[:GALLERY_MAX]
         items = [(str(ds.image_path(r)), f"{'✓' if r.get('status') != 'unlabeled' else '○'} {r['id'][:8]}")
@@ -187,8 +176,8 @@ def build(state, shared: dict) -> dict:
             return out
         rec = ds.get(rid)
         book.put(session, str(ds.path), rid, rec.get("updated"))
-        on_screen[session] = (rid, time.monotonic(), str(ds.path), rec.get("updated"))
-        kept = bool(seen) and seen[0] == rid and seen[2] == str(ds.path) and seen[3] == rec.get("updated")
+        on_screen[session] = (str(ds.path), rid, rec.get("updated"))
+        kept = seen == on_screen[session]
         f = rec.get("fields") or {}
         out[cur] = {"path": str(ds.path), "id": rid, "updated": rec.get("updated"), "fields": f, "ids": ids,
                     "task": ds.task.name}
@@ -262,7 +251,8 @@ def build(state, shared: dict) -> dict:
                         conflict_row: gr.update(visible=True), "_conflict": True}
             raise
         book.put(session, c["path"], c["id"], rec["updated"])
-        holds(session, c["path"], c["id"], rec["updated"])
+        if on_screen.get(session, (None, None))[:2] == (c["path"], c["id"]):
+            on_screen[session] = (c["path"], c["id"], rec["updated"])  # the editor holds what it saved
         c.update(updated=rec["updated"], fields=rec.get("fields"))
         kind = "warn" if "draft" in msg else "ok"
         return {cur: c, save_msg: f'<div class="ts-msg ts-msg-{kind}">{esc(msg)}</div>',
@@ -383,14 +373,13 @@ def build(state, shared: dict) -> dict:
     def on_timer(data, request: gr.Request):
         """Saves an edit nobody has saved yet, quietly; a record someone else changed meanwhile is
         left to the Save button, which shows the conflict (a timer must not warn every 15 s).
-        Nothing to do is gr.skip(): an empty dict fails Gradio's output check on this queue-less event."""
+        Nothing to do is gr.skip(): an empty dict fails Gradio's output check on this queue-less event.
+        A tick that lands while a Next click's answer is on its way reads the new record's `cur` with
+        the old record's editor, and `holding` (still the old record) keeps it from saving them there."""
         c = data[cur] or {}
         if not data[autosave] or not c.get("id") or data[holding] != c["id"]:
             return gr.skip()
         session = session_of(request)
-        rid, since, _, _ = on_screen.get(session, (None, 0.0, None, None))
-        if rid != c["id"] or time.monotonic() - since < AUTOSAVE_S:  # see on_screen; the next tick saves it
-            return gr.skip()
         try:
             if L.same_fields(fields_of(data, c), c.get("fields")):
                 return gr.skip()
