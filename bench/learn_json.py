@@ -58,16 +58,16 @@ def generate(folder: Path, n: int) -> None:
     for i in range(n):
         rng = random.Random(SEED0 + i)
         shape, count = pdata.SHAPES[i % len(pdata.SHAPES)], 1 + (i // len(pdata.SHAPES)) % 4
-        back = rng.choice(list(pdata._BACKS))
+        back = rng.choice(list(pdata.BACKS))
         colour = rng.choice([c for c in pdata.COLOURS if c != back])
-        img = Image.new("RGB", (128, 128), pdata._BACKS[back])
+        img = Image.new("RGB", (128, 128), pdata.BACKS[back])
         d, placed = ImageDraw.Draw(img), []
         while len(placed) < count:  # no overlaps: every shape stays countable
             r = rng.uniform(10, 18)
             cx, cy = rng.uniform(r + 2, 126 - r), rng.uniform(r + 2, 126 - r)
             if all((cx - x) ** 2 + (cy - y) ** 2 > (r + rr + 3) ** 2 for x, y, rr in placed):
                 placed.append((cx, cy, r))
-                pdata._draw_shape(d, shape, (cx - r, cy - r, cx + r, cy + r), pdata.COLOURS[colour])
+                pdata.draw_shape(d, shape, (cx - r, cy - r, cx + r, cy + r), pdata.COLOURS[colour])
         name = f"shape_{i:04d}.png"
         img.save(folder / name)
         lines.append(json.dumps({"image_path": name, "output": {"shape": shape, "colour": colour, "count": count}}))

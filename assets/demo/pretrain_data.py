@@ -116,7 +116,7 @@ COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), 
            "orange": (245, 140, 30), "purple": (140, 60, 180), "black": (20, 20, 20), "white": (250, 250, 250),
            "grey": (128, 128, 128), "pink": (240, 130, 180)}
 SHAPES = ("circle", "square", "triangle", "diamond")
-_BACKS = {"white": (245, 245, 240), "black": (15, 15, 20), "grey": (150, 150, 150), "beige": (225, 210, 180),
+BACKS = {"white": (245, 245, 240), "black": (15, 15, 20), "grey": (150, 150, 150), "beige": (225, 210, 180),
           "light blue": (190, 215, 240)}
 _SHAPE_PROMPTS = ["Describe this image.", "What shapes do you see?", "Count the shapes and name their colours.",
                   "What is drawn here?", "Caption this picture."]
@@ -130,7 +130,7 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _draw_shape(d: ImageDraw.ImageDraw, shape: str, box, fill) -> None:
+def draw_shape(d: ImageDraw.ImageDraw, shape: str, box, fill) -> None:
     x0, y0, x1, y1 = box
     if shape == "circle":
         d.ellipse(box, fill=fill)
@@ -148,8 +148,8 @@ def _plural(n: int, colour: str, shape: str) -> str:
 
 def shapes_example(seed: int, size: int = 128) -> dict:
     rng = random.Random(seed)
-    back = rng.choice(list(_BACKS))
-    img = Image.new("RGB", (size, size), _BACKS[back])
+    back = rng.choice(list(BACKS))
+    img = Image.new("RGB", (size, size), BACKS[back])
     d = ImageDraw.Draw(img)
     usable = [c for c in COLOURS if c != back]
     if rng.random() < 0.3:  # one large digit
@@ -173,7 +173,7 @@ def shapes_example(seed: int, size: int = 128) -> dict:
         else:
             continue
         placed.append((cx, cy, r))
-        _draw_shape(d, shape, (cx - r, cy - r, cx + r, cy + r), COLOURS[colour])
+        draw_shape(d, shape, (cx - r, cy - r, cx + r, cy + r), COLOURS[colour])
         groups[(colour, shape)] = groups.get((colour, shape), 0) + 1
     total = sum(groups.values())
     parts = [_plural(n, c, s) for (c, s), n in sorted(groups.items())]
