@@ -157,10 +157,13 @@ def probe(model, processor, device, n: int, autocast) -> dict:
 
 def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_decay: float, seed: int,
           eval_n: int, workers: int, init: Path | None, max_seconds: float | None, probe_every: int = 0,
-          log=print, resume: Path | None = None) -> dict:
+          log=print, resume: Path | None = None, extend: Path | None = None) -> dict:
     """resume: a base this recipe wrote (stopped early by --max-seconds); training goes on from its
     last step with the same schedule and the next examples, so stage 1 + stage 2 see the data and
-    learning rates of one uninterrupted run (only AdamW's moments restart, hence a short re-warmup)."""
+    learning rates of one uninterrupted run (only AdamW's moments restart, hence a short re-warmup).
+
+    extend: a base this recipe wrote (finished or not); a new stage of `steps` more steps with its
+    own warmup and cosine schedule, on the examples after the last one it saw."""
     from transformers import AutoProcessor, Gemma3ForConditionalGeneration
 
     from core.demo_model import build_demo_model
@@ -172,16 +175,27 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        if resume and not (Path(resume) / "pretrain.json").is_file():
-            raise SystemExit(f"--resume {resume}: no pretrain.json there; pass a base this recipe wrote")
-        prior = json.loads((Path(resume) / "pretrain.json").read_text()) if resume else None
+        if resume and extend:
+            raise SystemExit("pass --resume or --extend, not both")
+        given, flag = (resume, "--resume") if resume else (extend, "--extend")
+        if given and not (Path(given) / "pretrain.json").is_file():
+            raise SystemExit(f"{flag} {given}: no pretrain.json there; pass a base this recipe wrote")
+        prior = json.loads((Path(given) / "pretrain.json").read_text()) if given else None
         start = prior["steps_done"] if prior else 0
-        if prior and (prior["batch"], prior["steps_planned"], prior["seed"]) != (batch, steps, seed):
+        if resume and prior.get("stages") and prior["stages"][-1].get("extends"):
+            raise SystemExit(f"--resume {resume}: its last stage was an --extend stage, which has its own "
+                             "schedule; --extend it again instead")
+        if resume and (prior["batch"], prior["steps_planned"], prior["seed"]) != (batch, steps, seed):
             raise SystemExit(f"--resume {resume}: it was trained with batch {prior['batch']}, steps "
                              f"{prior['steps_planned']}, seed {prior['seed']}; pass the same values")
-        if start >= steps:
+        if extend and (prior["batch"], prior["seed"]) != (batch, seed):
+            raise SystemExit(f"--extend {extend}: it was trained with batch {prior['batch']}, seed "
+                             f"{prior['seed']}; pass the same values")
+        if resume and start >= steps:
             raise SystemExit(f"--resume {resume}: all {steps} steps are done already")
-        src = Path(resume) if resume else Path(init) if init else build_demo_model(work / "init", seed=seed)
+        # Global step numbers: an --extend stage runs `steps` more; its schedule counts from 0.
+        end, sched0 = (start + steps, start) if extend else (steps, 0)
+        src = Path(given) if given else Path(init) if init else build_demo_model(work / "init", seed=seed)
         # The PIL image processor, as the studio uses on CPU (a GPU host with torchvision would
         # otherwise pick the torchvision one, whose resize differs slightly).
         processor = AutoProcessor.from_pretrained(src, backend="pil")
@@ -194,7 +208,7 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                                  {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98),
                                 fused=cuda)
-        data = Examples(processor, (steps - start) * batch, seed0=pdata.SEED0 + start * batch)
+        data = Examples(processor, (end - start) * batch, seed0=pdata.SEED0 + start * batch)
         loader = torch.utils.data.DataLoader(
             data, batch_size=batch, shuffle=False, num_workers=workers, persistent_workers=False,
             prefetch_factor=2 if workers else None,
@@ -210,13 +224,14 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
         hashes, curve, kinds, window, done, probes = [], [], {}, [], start, []
         if prior:
             curve, kinds, probes = list(prior["curve"]), dict(prior["images_by_kind"]), list(prior["probes"])
-            hashes_before = np.load(Path(resume).parent / HASHES_FILE)
+            hashes_before = np.load(Path(given).parent / HASHES_FILE)
         t_train = time.time()
         for k_step, b in enumerate(loader):
             step = start + k_step
-            rewarm = min(1.0, (k_step + 1) / 50) if prior else 1.0
+            rewarm = min(1.0, (k_step + 1) / 50) if resume else 1.0
+            step_lr = lr_at(step - sched0, end - sched0, lr, warmup) * rewarm
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, steps, lr, warmup) * rewarm
+                g["lr"] = step_lr
             with autocast():
                 loss, _, _ = _forward(model, b, device)
             loss.backward()
@@ -228,17 +243,17 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
                 kinds[k] = kinds.get(k, 0) + 1
             window.append(loss.detach())
             done = step + 1
-            if done % 50 == 0 or done == steps or done == 1:
+            if done % 50 == 0 or done == end or done == 1:
                 curve.append({"step": done, "loss": round(float(torch.stack(window).mean()), 4),
-                              "lr": round(lr_at(step, steps, lr, warmup), 6), "s": round(time.time() - t_train, 1)})
+                              "lr": round(step_lr, 6), "s": round(time.time() - t_train, 1)})
                 window = []
-                log(f"step {done}/{steps} loss {curve[-1]['loss']:.4f} "
+                log(f"step {done}/{end} loss {curve[-1]['loss']:.4f} "
                     f"({(time.time() - t_train) / (done - start):.3f} s/step)")
-            if probe_every and done % probe_every == 0 and done < steps:
+            if probe_every and done % probe_every == 0 and done < end:
                 mid = probe(model, processor, device, eval_n, autocast)
                 probes.append({"step": done, **mid})
                 log(f"probe at step {done}: {mid}")
-            if max_seconds and time.time() - t0 > max_seconds and done < steps:
+            if max_seconds and time.time() - t0 > max_seconds and done < end:
                 log(f"time limit {max_seconds:.0f}s reached at step {done}: saving what is trained")
                 break
         train_s = time.time() - t_train
@@ -257,12 +272,19 @@ def train(out: Path, steps: int, batch: int, lr: float, warmup: int, weight_deca
         np.save(tmp_hashes, unique)
         stage = {"command": "python assets/demo/pretrain_base.py " + " ".join(sys.argv[1:]),
                  "steps": [start, done], "device": _device_name(), "train_seconds": round(train_s, 1)}
+        if extend:
+            stage |= {"extends": True, "lr": lr, "warmup": warmup, "schedule_steps": steps,
+                      "probe_at_start": before}
         stages = (prior.get("stages") or [{"command": prior["command"], "steps": [0, start],
                                            "device": prior["device"],
                                            "train_seconds": prior["train_seconds"]}]) if prior else []
-        meta = {"steps_planned": steps, "steps_done": done, "batch": batch, "images": done * batch,
-                "unique_images": int(unique.size), "images_by_kind": kinds, "lr": lr, "warmup": warmup,
-                "schedule": "linear warmup, cosine to 5% of the peak", "weight_decay": weight_decay,
+        meta = {"steps_planned": end, "steps_done": done,
+                "first_plan": prior.get("first_plan", prior["steps_planned"]) if prior else steps, "batch": batch, "images": done * batch,
+                "unique_images": int(unique.size), "images_by_kind": kinds,
+                "lr": prior["lr"] if extend else lr, "warmup": prior["warmup"] if extend else warmup,
+                "schedule": "linear warmup, cosine to 5% of the peak" + (
+                    "; each --extend stage has its own (see stages)" if any(
+                        st.get("extends") for st in stages + [stage]) else ""), "weight_decay": weight_decay,
                 "optimizer": "AdamW (0.9, 0.98), grad clip 1.0", "seed": seed, "seed0": pdata.SEED0,
                 "eval_seed0": pdata.EVAL_SEED0, "mix": dict(pdata.MIX), "params": n_params,
                 "device": _device_name(), "precision": "bf16 autocast" if cuda else "fp32",
@@ -293,6 +315,16 @@ def _versions() -> dict:
     import transformers
     return {"torch": torch.__version__, "transformers": transformers.__version__, "pillow": PIL.__version__,
             "numpy": np.__version__, "python": platform.python_version()}
+
+
+def _stages_table(m: dict) -> str:
+    rows = ["| stage | steps | schedule | seconds | device |", "|---|---|---|---|---|"]
+    for i, st in enumerate(m.get("stages") or [], 1):
+        sched = (f"own: peak lr {st['lr']}, {st['warmup']} warmup, cosine over {st['schedule_steps']} steps"
+                 if st.get("extends") else f"peak lr {m['lr']}, {m['warmup']} warmup, cosine over "
+                 f"{m.get('first_plan', m['steps_planned'])} steps")
+        rows.append(f"| {i} | {st['steps'][0]}-{st['steps'][1]} | {sched} | {st['train_seconds']} | {st['device']} |")
+    return "\n".join(rows)
 
 
 def model_card(m: dict) -> str:
@@ -340,6 +372,8 @@ of the demo datasets: `../pretrain_hashes.npy` holds every pretraining image's p
 | loss | {m['loss_first']} (first step) -> {m['loss_last']} (last 50 steps) |
 | versions | {', '.join(f'{k} {v}' for k, v in m['versions'].items())} |
 
+{_stages_table(m)}
+
 Held-out probe ({pa.get('probe_n', 0)} keys of every keyway at the demo dataset's nuisance level
 {DEMO_VARIATION}, seeds from {m['eval_seed0']}; teacher-forced): cut-depth digit accuracy
 {pb.get('digit_acc')} before -> {pa.get('digit_acc')} after; keys with every digit right
@@ -360,10 +394,12 @@ def main(argv=None) -> int:
     ap.add_argument("--init", type=Path, help="start from this random-init folder instead of building one")
     ap.add_argument("--max-seconds", type=float, help="stop early (and save) after this many seconds")
     ap.add_argument("--resume", type=Path, help="go on training a base this recipe stopped early")
+    ap.add_argument("--extend", type=Path, help="a new stage of --steps more steps (own schedule) on a base "
+                                                "this recipe wrote, with the examples after its last")
     ap.add_argument("--probe-every", type=int, default=500, help="probe the held-out keys every N steps")
     a = ap.parse_args(argv)
     meta = train(a.out, a.steps, a.batch, a.lr, a.warmup, a.weight_decay, a.seed, a.eval_n, a.workers,
-                 a.init, a.max_seconds, a.probe_every, resume=a.resume)
+                 a.init, a.max_seconds, a.probe_every, resume=a.resume, extend=a.extend)
     print(f"{a.out}: {meta['steps_done']} steps, loss {meta['loss_first']} -> {meta['loss_last']}, "
           f"probe {meta['probe_after']}, {meta['total_seconds']} s")
     return 0

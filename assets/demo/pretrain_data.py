@@ -30,6 +30,18 @@ from core.tasks.keys.render import BRAND_STYLE, sample
 SEED0 = 10**12
 EVAL_SEED0 = 2 * 10**12            # the recipe's own held-out probe images
 MIX = (("keys", 0.6), ("shapes", 0.25), ("ui", 0.15))
+# Stage 3 of the recipe (pretrain_base.py --extend) goes on from example 409,472, where stages 1-2
+# stopped. Examples from there on are drawn the second way ("v2"), so every seed still names one
+# image and caption, and stages 1-2 regenerate exactly as before:
+# - UI pages carry their page title in large type (at the model's 96 px the old 13 px title was a
+#   5 px smudge: the base could tell a form from a table but read no word) and captions also name
+#   what the page is for in lower case ("a page for managing invoices");
+# - shapes are drawn larger on average, and captions also give counts as numerals and shape and colour
+#   names right after punctuation ("3 x 'circle' in 'red'"), the sub-word forms that follow a quote
+#   (the tokenizer splits "▁circle" and "circle" differently; the base had only ever written the first);
+# - the mix leans a little more to shapes and pages, which the base read worst.
+V2_SEED = SEED0 + 409_472
+MIX_V2 = (("keys", 0.5), ("shapes", 0.3), ("ui", 0.2))
 
 _DIGIT_WORDS = "zero one two three four five six seven eight nine".split()
 _METAL = {"Schlage": "brass", "Kwikset": "nickel", "Yale": "bronze", "Master Lock": "dark steel",
@@ -41,7 +53,7 @@ _HEAD = {"round_rect": "rounded", "circle": "round", "diamond": "diamond shaped"
 def kind_of(seed: int) -> str:
     r = random.Random(seed * 7 + 1).random()
     acc = 0.0
-    for kind, share in MIX:
+    for kind, share in (MIX_V2 if seed >= V2_SEED else MIX):
         acc += share
         if r < acc:
             return kind
@@ -148,6 +160,7 @@ def _plural(n: int, colour: str, shape: str) -> str:
 
 def shapes_example(seed: int, size: int = 128) -> dict:
     rng = random.Random(seed)
+    v2 = seed >= V2_SEED
     back = rng.choice(list(BACKS))
     img = Image.new("RGB", (size, size), BACKS[back])
     d = ImageDraw.Draw(img)
@@ -166,7 +179,7 @@ def shapes_example(seed: int, size: int = 128) -> dict:
     for _ in range(rng.randint(1, 5)):
         shape, colour = rng.choice(SHAPES), rng.choice(usable)
         for _try in range(30):  # no overlaps: every shape stays countable
-            r = rng.uniform(9, 18)
+            r = rng.uniform(9, 22) if v2 else rng.uniform(9, 18)
             cx, cy = rng.uniform(r + 2, size - r - 2), rng.uniform(r + 2, size - r - 2)
             if all((cx - x) ** 2 + (cy - y) ** 2 > (r + rr + 3) ** 2 for x, y, rr in placed):
                 break
@@ -178,9 +191,15 @@ def shapes_example(seed: int, size: int = 128) -> dict:
     total = sum(groups.values())
     parts = [_plural(n, c, s) for (c, s), n in sorted(groups.items())]
     listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-    caption = rng.choice([f"{listing.capitalize()} on a {back} background.",
-                          f"There {'is' if total == 1 else 'are'} {_NUM[total]} shape{'' if total == 1 else 's'}"
-                          f" here: {listing}, on {back}."])
+    forms = [f"{listing.capitalize()} on a {back} background.",
+             f"There {'is' if total == 1 else 'are'} {_NUM[total]} shape{'' if total == 1 else 's'}"
+             f" here: {listing}, on {back}."]
+    if v2:
+        groups_sorted = sorted(groups.items())
+        forms += [f"{total} in all: " + "; ".join(f"{n} x '{s}' in '{c}'" for (c, s), n in groups_sorted)
+                  + f" (background '{back}').",
+                  f"Counted {total} (" + ", ".join(f"{c}/{s}: {n}" for (c, s), n in groups_sorted) + ")."]
+    caption = rng.choice(forms)
     facts = {"background": back, "count": total,
              "shapes": [{"shape": s, "colour": c, "count": n} for (c, s), n in sorted(groups.items())]}
     return {"image": img, "prompt": rng.choice(_SHAPE_PROMPTS), "caption": caption, "kind": "shapes",
@@ -200,6 +219,8 @@ _UI_PROMPTS = ["Describe this screenshot.", "What does this page show?", "Read t
 
 
 def ui_example(seed: int, size: tuple[int, int] = (256, 160)) -> dict:
+    if seed >= V2_SEED:
+        return _ui_example_v2(seed, size)
     rng = random.Random(seed)
     w, h = size
     accent = tuple(rng.randint(30, 200) for _ in range(3))
@@ -239,6 +260,63 @@ def ui_example(seed: int, size: tuple[int, int] = (256, 160)) -> dict:
         f"the button{'s' if len(buttons) > 1 else ''} {' and '.join(buttons)}. The menu lists {', '.join(menu)}.",
         f"The {page} screen of {app}: {what} {', '.join(cols)}. Menu: {', '.join(menu)}. "
         f"Buttons: {', '.join(buttons)}.",
+    ])
+    return {"image": img, "prompt": rng.choice(_UI_PROMPTS), "caption": caption, "kind": "ui",
+            "facts": {"app": app, "page": page, "columns": cols, "form": form, "buttons": buttons, "menu": menu}}
+
+
+def page_image(rng: random.Random, app: str, page: str, cols: list[str], form: bool, menu: list[str],
+               buttons: list[str], size: tuple[int, int] = (256, 160)) -> tuple[Image.Image, bool]:
+    """A v2 page (large title, then a form or a table of cols): (image, dark). Also draws the
+    ui2sql demo's generated pages (assets/demo/render_ui2sql.py), from seeds of their own."""
+    w, h = size
+    accent = tuple(rng.randint(30, 200) for _ in range(3))
+    dark = rng.random() >= 0.7
+    img = Image.new("RGB", size, (34, 36, 42) if dark else (250, 250, 252))
+    ink, soft = ((230, 230, 235), (70, 72, 80)) if dark else ((25, 25, 30), (215, 218, 225))
+    d = ImageDraw.Draw(img)
+    top = 40  # the page title in type large enough to survive the model's 96 px input
+    d.rectangle((0, 0, w, top), fill=accent)
+    d.text((8, top / 2), page, fill=(255, 255, 255), font=_font(rng.randint(24, 30)), anchor="lm")
+    d.text((w - 6, top / 2), app, fill=(255, 255, 255), font=_font(9), anchor="rm")
+    d.rectangle((0, top, 56, h), fill=soft)
+    for i, item in enumerate(menu):
+        d.text((5, top + 8 + 16 * i), item, fill=ink, font=_font(9))
+    y0 = top + 10
+    if form:
+        for i, label in enumerate(cols):
+            y = y0 + 24 * i
+            d.text((64, y), label, fill=ink, font=_font(12))
+            d.rectangle((130, y - 2, w - 10, y + 14), outline=ink)
+    else:
+        x_step = (w - 66) / len(cols)
+        d.rectangle((62, y0 - 2, w - 6, y0 + 14), fill=soft)
+        for i, label in enumerate(cols):
+            d.text((66 + i * x_step, y0 + 1), label, fill=ink, font=_font(12))
+        for r in range(rng.randint(2, 4)):
+            d.line((62, y0 + 30 + 14 * r, w - 6, y0 + 30 + 14 * r), fill=soft)
+    for i, b in enumerate(buttons):
+        x = w - 62 - 58 * i
+        d.rectangle((x, h - 24, x + 52, h - 8), fill=accent)
+        d.text((x + 6, h - 22), b, fill=(255, 255, 255), font=_font(10))
+    return img, dark
+
+
+def _ui_example_v2(seed: int, size: tuple[int, int]) -> dict:
+    rng = random.Random(seed)
+    app, page = rng.choice(_APPS), rng.choice(_NOUNS)
+    menu = rng.sample([n for n in _NOUNS if n != page], 3)
+    form = rng.random() < 0.4
+    cols = rng.sample(_COLUMNS, rng.randint(2, 3))
+    buttons = rng.sample(_BUTTONS, rng.randint(1, 2))
+    img, dark = page_image(rng, app, page, cols, form, menu, buttons, size)
+    what = "a form with the fields" if form else "a table with the columns"
+    caption = rng.choice([
+        f"A {'dark' if dark else 'light'} {app} page titled {page}, with {what} {', '.join(cols)} and "
+        f"the button{'s' if len(buttons) > 1 else ''} {' and '.join(buttons)}. The menu lists {', '.join(menu)}.",
+        f"The {page} screen of {app}: {what} {', '.join(cols)}. Menu: {', '.join(menu)}. "
+        f"Buttons: {', '.join(buttons)}.",
+        f"A page for managing {page.lower()} in {app}, showing {what} {', '.join(c.lower() for c in cols)}.",
     ])
     return {"image": img, "prompt": rng.choice(_UI_PROMPTS), "caption": caption, "kind": "ui",
             "facts": {"app": app, "page": page, "columns": cols, "form": form, "buttons": buttons, "menu": menu}}
