@@ -444,7 +444,7 @@ class Dataset:
         return self.counts()["split"]
 
     # ---- reports, import, export (kept in their own modules) ----------------------------
-    def validate(self, progress=None, near_threshold: int = 4) -> dict:
+    def validate(self, progress=None, near_threshold: int | None = None) -> dict:
         from core.dataset_report import validate_dataset
         return validate_dataset(self, progress=progress, near_threshold=near_threshold)
 

@@ -16,30 +16,35 @@ from core import images as imgs
 from core.errors import StudioError
 
 
-def _phash64(im) -> int | None:
+def _phash(im, side: int = 8) -> np.ndarray | None:
+    """side x side DCT bits (robust to resizing and recompression) as uint64 words."""
     try:
         import imagehash
     except ImportError:  # the report still works, without near-duplicate detection
         return None
-    h = imagehash.phash(im)  # 8x8 DCT bits: robust to resizing and recompression
-    return int(str(h), 16)
+    bits = np.packbits(imagehash.phash(im, hash_size=side).hash.flatten())
+    return bits.view(">u8").astype(np.uint64)
 
 
-def _near_pairs(hashes: list[tuple[str, int]], threshold: int) -> list[tuple[str, str, int]]:
+def _near_pairs(hashes: list[tuple[str, np.ndarray]], threshold: int) -> list[tuple[str, str, int]]:
     """(later id, earlier id, distance) for every pair within threshold bits; vectorised."""
     if len(hashes) < 2:
         return []
     ids = [h[0] for h in hashes]
-    arr = np.array([h[1] for h in hashes], dtype=np.uint64)
+    arr = np.stack([h[1] for h in hashes])  # (records, words)
     out = []
     for i in range(1, len(arr)):
-        d = np.bitwise_count(np.bitwise_xor(arr[:i], arr[i]))
+        d = np.bitwise_count(np.bitwise_xor(arr[:i], arr[i])).sum(axis=1)
         for j in np.nonzero(d <= threshold)[0]:
             out.append((ids[i], ids[int(j)], int(d[j])))
     return out
 
 
-def validate_dataset(ds, progress=None, near_threshold: int = 4, max_pixels: int | None = None) -> dict:
+def validate_dataset(ds, progress=None, near_threshold: int | None = None, max_pixels: int | None = None) -> dict:
+    """near_threshold: bits of the perceptual hash within which two images count as nearly
+    identical; None = the task's own (task.near_duplicate: hash side and bits)."""
+    side, task_bits = getattr(ds.task, "near_duplicate", (8, 4))
+    near_threshold = task_bits if near_threshold is None else near_threshold
     issues: list[dict] = []
 
     def add(record, severity, code, reason, **more):
@@ -52,7 +57,7 @@ def validate_dataset(ds, progress=None, near_threshold: int = 4, max_pixels: int
     recs = ds.records()
     id_counts = Counter(r.get("id") for r in recs)
     by_bytes: dict[str, list[str]] = defaultdict(list)
-    phashes: list[tuple[str, int]] = []
+    phashes: list[tuple[str, np.ndarray]] = []
     readable = 0
     for k, r in enumerate(recs):
         rid = r.get("id") if isinstance(r.get("id"), str) and r.get("id") else f"#{k}"
@@ -90,7 +95,7 @@ def validate_dataset(ds, progress=None, near_threshold: int = 4, max_pixels: int
         if path.stem != sha[:16] and path.parent.name == "images":
             add(rid, "warning", "image_changed",
                 f"image {r.get('image')} no longer matches its content hash (edited on disk?)")
-        h = _phash64(im)
+        h = _phash(im, side)
         if h is not None:
             phashes.append((rid, h))
     if progress:
@@ -105,7 +110,7 @@ def validate_dataset(ds, progress=None, near_threshold: int = 4, max_pixels: int
         if sha_of.get(later) == sha_of.get(earlier):
             continue  # already reported as an exact duplicate
         add(later, "warning", "near_duplicate",
-            f"looks nearly identical to record {earlier} (perceptual hash distance {dist}/64)",
+            f"looks nearly identical to record {earlier} (perceptual hash distance {dist}/{side * side})",
             duplicate_of=earlier)
 
     errors = sum(1 for i in issues if i["severity"] == "error")

@@ -201,10 +201,12 @@ def test_layer_classification_keeps_gemma3n_traps_out():
         assert classify(never) is None, never
 
 
-def test_demo_recipe_takes_the_tasks_own_overrides():
+def test_demo_recipe_takes_the_tasks_own_overrides(monkeypatch):
     from core.tasks import get_task
     from core.training.config import DEMO_RECIPE, demo_recipe
 
-    assert demo_recipe("ui2sql") == {**DEMO_RECIPE, **get_task("ui2sql").demo_recipe}
-    assert demo_recipe("ui2sql")["max_steps"] < DEMO_RECIPE["max_steps"]  # ~400-token SQL answers
-    assert demo_recipe("keys") == DEMO_RECIPE and demo_recipe(None) == DEMO_RECIPE
+    # The bundled tasks all use the shared recipe now; a task's own override still wins.
+    assert demo_recipe("ui2sql") == demo_recipe("keys") == demo_recipe(None) == DEMO_RECIPE
+    monkeypatch.setattr(type(get_task("ui2sql")), "demo_recipe", {"max_steps": 120, "batch_size": 4})
+    assert demo_recipe("ui2sql") == {**DEMO_RECIPE, "max_steps": 120, "batch_size": 4}
+    assert demo_recipe("keys") == DEMO_RECIPE

@@ -357,6 +357,13 @@ Procedurally drawn images with captions (`assets/demo/pretrain_data.py`), exampl
 - UI pages: drawn pages (title bar, menu, table or form, buttons) described by their visible labels;
 - shapes: 1-5 coloured circles/squares/triangles/diamonds, or one large digit, with count and colour.
 
+Stages 3 and 4 (`--extend`) draw their examples the second and third way (`pretrain_data.py`: V2_SEED,
+V3_SEED): page titles in large type (24-30 px, then 40-46 px: at the 96 px input the first pages' 13 px
+titles were unreadable), captions that also name a page's purpose in lower case, shape captions with
+numerals and quoted names (`3 x 'circle' in 'red'`, the sub-word forms that follow a quote), larger
+shapes, and mixes weighted to pages and shapes ({{'keys': 0.5, 'shapes': 0.3, 'ui': 0.2}}, then
+{{'keys': 0.25, 'shapes': 0.35, 'ui': 0.4}}).
+
 {m['images']} images ({m['unique_images']} distinct by pixel hash; {kinds}). None of them is an image
 of the demo datasets: `../pretrain_hashes.npy` holds every pretraining image's pixel hash and
 `tests/test_demo_base.py` checks each demo image against it.
@@ -368,7 +375,7 @@ of the demo datasets: `../pretrain_hashes.npy` holds every pretraining image's p
 | steps | {m['steps_done']} of {m['steps_planned']} planned, batch {m['batch']} |
 | optimizer | {m['optimizer']}, lr {m['lr']} ({m['schedule']}, {m['warmup']} warmup steps), weight decay {m['weight_decay']} |
 | seed | {m['seed']} (weights init and data: example i is always the same) |
-| device | {m['device']}, {m['precision']}, {m['train_seconds']} s training, {m['total_seconds']} s in all |
+| device | {m['device']}, {m['precision']}, {m['train_seconds']} s of training in {len(m.get('stages') or [1])} stage(s) |
 | loss | {m['loss_first']} (first step) -> {m['loss_last']} (last 50 steps) |
 | versions | {', '.join(f'{k} {v}' for k, v in m['versions'].items())} |
 
@@ -379,7 +386,7 @@ Held-out probe ({pa.get('probe_n', 0)} keys of every keyway at the demo dataset'
 {pb.get('digit_acc')} before -> {pa.get('digit_acc')} after; keys with every digit right
 {pb.get('all_digits_acc')} -> {pa.get('all_digits_acc')}.
 
-Reproduce: `{m['command']}` (or `python -m core demo --base`). The same arguments give the same data,
+Reproduce, stage by stage: `{m['command']}` (`python -m core demo --base` runs stages 1-2's recipe as one run). The same arguments give the same data,
 order and schedule on any machine; on another device the float sums, and so the weights' last
 digits, differ.
 """

@@ -4,9 +4,11 @@ Each mock-up NAME.html has a hand-written schema NAME.sql and names its domain i
 <meta name="domain" content="...">. The script
   1. checks every schema with the ui2sql task's validate (any error stops the build),
   2. renders every page with headless Chromium (Playwright, the system's /usr/bin/chromium; no
-     browser is ever downloaded) at a fixed viewport,
+     browser is ever downloaded) at a fixed viewport, and adds the generated one-table pages of
+     ui2sql_pages.py (drawn with PIL, 256 x 160; the demo base can read their titles and labels),
   3. writes a Ghost Architect style dataset_vision.json in a temp folder and imports it with the
-     dataset API into a fresh dataset, then splits it with seed 42,
+     dataset API into a fresh dataset, then splits it with seed 42 and puts the mock-ups in the
+     test split (see build_dataset),
   4. swaps the result into place only when its content differs from the shipped folder, so a
      re-run gives the same dataset and leaves the committed files untouched.
 
@@ -33,6 +35,9 @@ if str(ROOT) not in sys.path:
 from core.dataset import Dataset  # noqa: E402
 from core.errors import StudioError  # noqa: E402
 from core.tasks import get_task  # noqa: E402
+
+sys.path.insert(0, str(HERE))
+import ui2sql_pages  # noqa: E402
 
 SRC = HERE / "ui2sql_src"
 OUT = HERE / "ui2sql"
@@ -105,6 +110,12 @@ def render(items: list[dict], out_dir: Path) -> list[str]:
     return warnings
 
 
+def save_pages(items: list[dict], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for it in items:
+        it["image"].save(out_dir / f"{it['name']}.png", optimize=True)
+
+
 def write_vision_json(items: list[dict], folder: Path) -> Path:
     """Ghost Architect's format; "mockup" is an extra key the importer keeps on each record."""
     rows = [{"image_path": f"images/{it['name']}.png", "instruction": INSTRUCTION,
@@ -115,13 +126,23 @@ def write_vision_json(items: list[dict], folder: Path) -> Path:
 
 
 def build_dataset(json_path: Path, target: Path, expected: int) -> dict:
+    """Imports the records, splits them (seed 42, a tenth for validation), then moves the mock-ups
+    to the test split. The demo base sees 96 px: the mock-ups' 1024 x 640 screenshots are text it
+    cannot read, and their 200-400-token schemas are more than its short fine-tune can learn; in
+    the train split they tripled the CPU time of a run (every batch padded to one), in val they
+    measured what the demo base cannot do. As `test` they stay in the dataset, scored apart
+    (`python -m core eval --split test`); a user with a real model re-splits them in the Datasets
+    tab (Split), which assigns every record again."""
     ds = Dataset.create(target, task="ui2sql", name="ui2sql-demo")  # named like keys-demo
     report = ds.import_source(json_path)
     if report["skipped"] or report["imported"] != expected:
-        raise StudioError(f"Import took {report['imported']} of {expected} mock-ups.",
+        raise StudioError(f"Import took {report['imported']} of {expected} pages.",
                           "Skipped: " + "; ".join(f"{s['image_path']}: {s['reason']}"
                                                   for s in report["skipped"]))
     ds.split(seed=42)
+    for rec in ds.records():
+        if not rec["source_extra"]["mockup"].startswith("page_"):
+            ds.save_record({**rec, "split": "test"})
     return report
 
 
@@ -163,26 +184,29 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         items = mockups()
-        problems = check_schemas(items)
+        generated = ui2sql_pages.pages()
+        problems = check_schemas(items + generated)
         for p in problems:
             print(p, file=sys.stderr)
         if problems:
             return 1
-        print(f"{len(items)} schemas valid.")
+        items_all = items + generated
+        print(f"{len(items_all)} schemas valid ({len(items)} mock-ups, {len(generated)} generated pages).")
         if args.check:
             return 0
         with tempfile.TemporaryDirectory(prefix="ui2sql-demo-") as tmp:
             tmp = Path(tmp)
             for w in render(items, tmp / "src" / "images"):
                 print("layout warning:", w, file=sys.stderr)
-            json_path = write_vision_json(items, tmp / "src")
-            build_dataset(json_path, tmp / "dataset", len(items))
+            save_pages(generated, tmp / "src" / "images")
+            json_path = write_vision_json(items_all, tmp / "src")
+            build_dataset(json_path, tmp / "dataset", len(items_all))
             if not args.force and fingerprint(tmp / "dataset") == fingerprint(args.out):
-                print(f"{args.out}: unchanged ({len(items)} records).")
+                print(f"{args.out}: unchanged ({len(items_all)} records).")
                 return 0
             replace_folder(tmp / "dataset", args.out)
         size = sum(p.stat().st_size for p in (args.out / "images").glob("*.png"))
-        print(f"{args.out}: {len(items)} records, images {size / 1e6:.1f} MB.")
+        print(f"{args.out}: {len(items_all)} records, images {size / 1e6:.1f} MB.")
         return 0
     except StudioError as e:
         print(f"error: {e.message}\n  {e.hint}", file=sys.stderr)

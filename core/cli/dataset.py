@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
 
     val = dsub.add_parser("validate", help="report problems per record; changes nothing")
     val.add_argument("dataset_dir")
-    val.add_argument("--near", type=int, default=4, help="near-duplicate distance in phash bits (default 4)")
+    val.add_argument("--near", type=int, default=None,
+                     help="near-duplicate distance in perceptual-hash bits (default: the task's, 4 of 64 for photos)")
     val.add_argument("--json", action="store_true")
     val.set_defaults(func=cmd_validate)
 

@@ -178,6 +178,8 @@ class BaseTask:
     route: Route | None = None
     settings: dict = {}            # per-dataset settings it takes (name -> what it is), e.g. the json schema
     demo_recipe: dict = {}         # TrainConfig overrides of the demo base's recipe for this task
+    near_duplicate = (8, 4)        # the dataset report's perceptual hash: side, and the bits within
+                                   # which two images count as "nearly identical" (a re-saved photo)
 
     @property
     def generation(self) -> dict:
