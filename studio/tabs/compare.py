@@ -61,7 +61,9 @@ def build(state, shared: dict) -> dict:
             first = {"id": rid}
         runs = run_choices(state, ds.task.name, finished_only=True)
         ids = [v for _, v in runs]
-        return (gr.update(choices=[(f"{r['id']} · {r.get('status')}", r["id"]) for r in recs],
+        # The split in the label: a fair comparison uses held-out (val/test) images.
+        return (gr.update(choices=[(" · ".join(filter(None, (r["id"], r.get("status"), r.get("split")))), r["id"])
+                                   for r in recs],
                           value=first["id"] if first else None),
                 gr.update(choices=runs, value=ra if ra in ids else (runs[0][1] if runs else None)),
                 gr.update(choices=[("—", "")] + runs, value=rb if rb in ids else ""))
