@@ -46,13 +46,14 @@ def key_image(shade: int = 128):
 @pytest.fixture(scope="session")
 def trained_run(demo_model_path, tmp_path_factory):
     """trained_run(target, task="keys", steps=60, seed=0, into=None, dataset=None, model_id=None,
-    answer_tokens=False) -> a
+    answer_tokens=True) -> a
     LoRA run folder made by the product's training job (core.training: create_run + run_job, a few CPU
     steps) on three key photos all labelled `target`, so its adapter answers `target`. Trained once per
     session per (target, task, steps, seed) on the session's demo model folder. With `into` the run is
     copied there, so a test may change its copy; dataset / model_id then replace those entries of its
     config.json (model_id="demo": the registry id of the same deterministic build). answer_tokens: the
-    run also trains its answers' embedding rows (train_answer_tokens, the demo recipe's default)."""
+    run also trains its answers' embedding rows (train_answer_tokens, the demo recipe's default). Without
+    them the shipped base's LoRA memorised "BRAND:" only now and then ("ep: Schlage" in a full run)."""
     import io
     import json
     import shutil
@@ -60,7 +61,7 @@ def trained_run(demo_model_path, tmp_path_factory):
     cache: dict[tuple, Path] = {}
 
     def train(target: str, task: str = "keys", steps: int = 60, seed: int = 0, into: Path | None = None,
-              dataset: str | None = None, model_id: str | None = None, answer_tokens: bool = False) -> Path:
+              dataset: str | None = None, model_id: str | None = None, answer_tokens: bool = True) -> Path:
         key = (target, task, steps, seed, answer_tokens)
         if key not in cache:
             import torch
