@@ -261,15 +261,7 @@ def ui_example(seed: int, size: tuple[int, int] = (256, 160)) -> dict:
         x = w - 62 - 58 * i
         d.rectangle((x, h - 24, x + 52, h - 8), fill=accent)
         d.text((x + 6, h - 22), b, fill=(255, 255, 255), font=_font(10))
-    what = "a form with the fields" if form else "a table with the columns"
-    caption = rng.choice([
-        f"A {'dark' if dark else 'light'} {app} page titled {page}, with {what} {', '.join(cols)} and "
-        f"the button{'s' if len(buttons) > 1 else ''} {' and '.join(buttons)}. The menu lists {', '.join(menu)}.",
-        f"The {page} screen of {app}: {what} {', '.join(cols)}. Menu: {', '.join(menu)}. "
-        f"Buttons: {', '.join(buttons)}.",
-    ])
-    return {"image": img, "prompt": rng.choice(_UI_PROMPTS), "caption": caption, "kind": "ui",
-            "facts": {"app": app, "page": page, "columns": cols, "form": form, "buttons": buttons, "menu": menu}}
+    return _page_example(rng, img, dark, app, page, cols, form, menu, buttons, v2=False)
 
 
 def page_image(rng: random.Random, app: str, page: str, cols: list[str], form: bool, menu: list[str],
@@ -320,13 +312,20 @@ def _ui_example_v2(seed: int, size: tuple[int, int]) -> dict:
     cols = rng.sample(_COLUMNS, rng.randint(2, 3))
     buttons = rng.sample(_BUTTONS, rng.randint(1, 2))
     img, dark = page_image(rng, app, page, cols, form, menu, buttons, size, "v3" if seed >= V3_SEED else "v2")
+    return _page_example(rng, img, dark, app, page, cols, form, menu, buttons, v2=True)
+
+
+def _page_example(rng, img, dark, app, page, cols, form, menu, buttons, v2: bool) -> dict:
+    """A page's caption (v2 adds the lower-case purpose form) and example dict."""
     what = "a form with the fields" if form else "a table with the columns"
-    caption = rng.choice([
+    forms = [
         f"A {'dark' if dark else 'light'} {app} page titled {page}, with {what} {', '.join(cols)} and "
         f"the button{'s' if len(buttons) > 1 else ''} {' and '.join(buttons)}. The menu lists {', '.join(menu)}.",
         f"The {page} screen of {app}: {what} {', '.join(cols)}. Menu: {', '.join(menu)}. "
         f"Buttons: {', '.join(buttons)}.",
-        f"A page for managing {page.lower()} in {app}, showing {what} {', '.join(c.lower() for c in cols)}.",
-    ])
+    ]
+    if v2:
+        forms.append(f"A page for managing {page.lower()} in {app}, showing {what} {', '.join(c.lower() for c in cols)}.")
+    caption = rng.choice(forms)  # before the prompt: the order of draws is part of each seed's example
     return {"image": img, "prompt": rng.choice(_UI_PROMPTS), "caption": caption, "kind": "ui",
             "facts": {"app": app, "page": page, "columns": cols, "form": form, "buttons": buttons, "menu": menu}}
