@@ -118,3 +118,23 @@ def test_recipe_resumes_a_base_it_stopped_early(tmp_path):
         recipe.train(out, max_seconds=None, resume=out, **args)
     with pytest.raises(SystemExit, match="no pretrain.json"):
         recipe.train(tmp_path / "other", max_seconds=None, resume=tmp_path / "nowhere", **args)
+
+
+def test_recipe_extends_a_base_with_a_stage_of_its_own(tmp_path):
+    """--extend: a new stage with its own schedule on the next examples; its base refuses --resume."""
+    recipe = _load("pretrain_base")
+    out = tmp_path / "base"
+    args = dict(batch=2, lr=2e-3, warmup=1, weight_decay=0.0, seed=0, eval_n=2, workers=0, init=None,
+                max_seconds=None, log=lambda *a: None)
+    recipe.train(out, steps=2, **args)
+    meta = recipe.train(out, steps=3, extend=out, **{**args, "lr": 1e-3})
+    assert meta["steps_done"] == 5 and meta["images"] == 10 and len(np.load(tmp_path / "pretrain_hashes.npy")) == 10
+    assert [st["steps"] for st in meta["stages"]] == [[0, 2], [2, 5]]
+    assert meta["stages"][1]["extends"] and meta["stages"][1]["lr"] == 1e-3 and meta["lr"] == 2e-3
+    assert "own: peak lr 0.001" in (out / "README.md").read_text()
+    with pytest.raises(SystemExit, match="--extend it again instead"):
+        recipe.train(out, steps=5, resume=out, **args)
+    with pytest.raises(SystemExit, match="batch 2"):
+        recipe.train(out, steps=3, extend=out, **{**args, "batch": 4})
+    with pytest.raises(SystemExit, match="no pretrain.json"):
+        recipe.train(tmp_path / "other", steps=3, extend=tmp_path / "nowhere", **args)
