@@ -236,7 +236,7 @@ def model_path(size: str) -> str:
 
 
 def run_one(name: str, size: str, overrides: dict, root: Path, out: Path, deadline: float,
-            backend: str = "hf", limit: float = 400) -> dict:
+            backend: str = "hf", limit: float = 400, env_extra: dict | None = None) -> dict:
     from core.training.runs import create_run
 
     model = model_path(size)
@@ -252,7 +252,7 @@ def run_one(name: str, size: str, overrides: dict, root: Path, out: Path, deadli
            "train_config": {k: v for k, v in cfg.to_dict().items() if k != "dataset"}}
     if timeout < 40:
         return {**row, "status": "skipped (deadline)"}
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
+    env = dict(os.environ, **(env_extra or {}), PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false",
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     log = run_dir / "job.log"
     cmd = [sys.executable, str(Path(__file__).resolve()), "job", "--run", str(run_dir), "--json", str(res_file)]

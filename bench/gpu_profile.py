@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.gpu_speed import Q4 as SPEED_Q4  # noqa: E402  (the same configuration as the speed table)
+from bench.gpu_speed import Q4 as SPEED_Q4, RECORDS  # noqa: E402  (the same configuration as the speed table)
 
 Q4 = {**{k: v for k, v in SPEED_Q4.items() if k != "max_steps"}, "batch_size": 1}
 PROFILE_STEPS = (6, 7)  # steady steps traced by torch.profiler (1-based optimizer steps)
@@ -61,12 +61,16 @@ def summarize_profile(prof, steps: int, wall_s: float) -> dict:
                      "gpu_ms": getattr(e, dev_attr, 0) / 1e3 / steps})
     gpu_total = sum(r["gpu_ms"] for r in rows)
     cpu_total = sum(r["cpu_ms"] for r in rows)
-    launches = sum(r["calls"] for r in rows if r["op"].startswith(("cudaLaunchKernel", "cuLaunchKernel")))
+    launches = sum(r["calls"] for r in rows if "LaunchKernel" in r["op"])
+    aten_ops = sum(r["calls"] for r in rows if r["op"].startswith("aten::"))
+    syncs = sum(r["calls"] for r in rows if r["op"] in ("aten::_local_scalar_dense", "cudaStreamSynchronize",
+                                                          "cudaDeviceSynchronize"))
     top = lambda key, n: [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()}
                           for r in sorted(rows, key=lambda r: -r[key])[:n]]
     return {"step_wall_ms": round(wall_s * 1e3 / steps, 1), "gpu_busy_ms": round(gpu_total, 1),
             "gpu_busy_share": round(gpu_total / (wall_s * 1e3 / steps), 3), "host_self_ms": round(cpu_total, 1),
-            "kernel_launches": launches, "top_cpu": top("cpu_ms", 25), "top_gpu": top("gpu_ms", 15)}
+            "kernel_launches": launches, "aten_ops": aten_ops, "syncs": syncs,
+            "top_cpu": top("cpu_ms", 25), "top_gpu": top("gpu_ms", 15), "top_calls": top("calls", 20)}
 
 
 class StepTimer:
@@ -139,7 +143,7 @@ def variant_job(a) -> dict:
     from core.training.runs import create_run
 
     root = Path(a.root)
-    ds = gpu_memory.make_dataset(root / "dataset")
+    ds = gpu_memory.make_dataset(root / "dataset", n=RECORDS)
     over = {**Q4, **json.loads(a.over), "max_steps": a.steps}
     cfg = gpu_memory.train_config(f"/tmp/gemma3_{a.size}", ds, over)
     cfg.backend = a.backend
@@ -187,7 +191,7 @@ def variant_bare(a) -> dict:
     from core.training.hardware import detect
 
     root = Path(a.root)
-    ds = gpu_memory.make_dataset(root / "dataset")
+    ds = gpu_memory.make_dataset(root / "dataset", n=RECORDS)
     cfg = gpu_memory.train_config(f"/tmp/gemma3_{a.size}", ds, {**Q4, **json.loads(a.over)})
     hw = detect()
     torch.manual_seed(cfg.seed)
@@ -226,11 +230,98 @@ def variant_bare(a) -> dict:
             "dtypes": dtype_census(model), "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2)}
 
 
+def variant_anchor(a) -> dict:
+    """../shared/gpu/anchor_bench.py's own model (plain from_pretrained + PEFT, its fp32 adapters, the
+    model's own loss over full logits) and its loop, on its own random batch, under the same profiler."""
+    import types
+
+    import torch
+
+    from bench.gpu_speed import load_anchor
+
+    anchor = load_anchor(a.anchor)
+    res: dict = {}
+    model = anchor.load_hf(types.SimpleNamespace(variant="A", path=f"/tmp/gemma3_{a.size}"), res)
+    model.train()
+    opt = anchor.make_optimizer([p for p in model.parameters() if p.requires_grad], res)
+    batch = anchor.make_batch(int(json.loads(a.over).get("batch_size", 1)), "cuda", torch.bfloat16)
+    timer, step = StepTimer(), []
+    for i in range(a.steps):
+        if i + 1 == PROFILE_STEPS[0]:
+            timer.start_profile()
+        _sync()
+        t0 = time.perf_counter()
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        _sync()
+        step.append(time.perf_counter() - t0)
+        if i + 1 == PROFILE_STEPS[1]:
+            timer.stop_profile(len(range(*PROFILE_STEPS)) + 1)
+    return {"ms": {"step": round(statistics.median(step[2:]) * 1e3, 1)}, "step_ms_all": [round(x * 1e3) for x in step],
+            "seq_len": int(batch["input_ids"].shape[1]), "profile": timer.profile, "dtypes": dtype_census(model),
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2), "anchor": res}
+
+
+def variant_collate(a) -> dict:
+    """The job's data path on this host's CPU: one example's fetch (image load + resize + texts) and
+    collation (processor + tokenizer + TRL's masking), and the wait for the first batch of an epoch
+    through the job's own DataLoader settings (4 workers, persistent, prefetch 2)."""
+    import torch
+    from transformers import AutoProcessor
+
+    from bench import gpu_memory
+    from core.training.data import CountingVisionCollator, load_splits
+
+    root = Path(a.root)
+    proc = AutoProcessor.from_pretrained(f"/tmp/gemma3_{a.size}")
+    out: dict = {"image_processor": type(proc.image_processor).__name__}
+    for n in (8, RECORDS):
+        ds = gpu_memory.make_dataset(root / f"collate{n}", n=n)
+        cfg = gpu_memory.train_config(f"/tmp/gemma3_{a.size}", ds, {"max_seq_length": 822})
+        train, _, _ = load_splits(cfg, proc)
+        col = CountingVisionCollator(processor=proc, max_length=822, completion_only_loss=True)
+        if n == RECORDS:
+            t = time.perf_counter()
+            train.prepare_texts()  # as the job does before its workers fork
+            out[f"prepare_texts_s_{n}rec"] = round(time.perf_counter() - t, 2)
+        if n == 8:
+            fetch, coll = [], []
+            for i in range(8):
+                t = time.perf_counter()
+                ex = [train[i]]
+                t1 = time.perf_counter()
+                col(ex)
+                fetch.append(t1 - t), coll.append(time.perf_counter() - t1)
+            cached = []
+            for i in range(8):
+                t = time.perf_counter()
+                col([train[i]])
+                cached.append(time.perf_counter() - t)
+            out["per_example_ms"] = {"fetch_first": round(statistics.median(fetch) * 1e3, 1),
+                                     "collate": round(statistics.median(coll) * 1e3, 1),
+                                     "fetch_cached+collate": round(statistics.median(cached) * 1e3, 1)}
+        for b in (1, 4):
+            dl = torch.utils.data.DataLoader(train.as_hf(), batch_size=b, shuffle=True, collate_fn=col, num_workers=4,
+                                             persistent_workers=True, prefetch_factor=2, pin_memory=True)
+            waits = []
+            for _epoch in range(3):
+                t = time.perf_counter()
+                it = iter(dl)
+                next(it)
+                waits.append(round((time.perf_counter() - t) * 1e3))
+                for _ in it:
+                    pass
+            out[f"first_batch_wait_ms_{n}rec_b{b}"] = waits
+    return out
+
+
 def cmd_one(a) -> None:
     for kv in a.env or []:
         k, v = kv.split("=", 1)
         os.environ[k] = v
-    fn = {"job": variant_job, "bare": variant_bare}[a.variant]
+    fn = {"job": variant_job, "bare": variant_bare, "anchor": variant_anchor, "collate": variant_collate}[a.variant]
     try:
         res = fn(a)
     except Exception as e:  # noqa: BLE001 - the driver prints what broke
@@ -247,7 +338,7 @@ def cmd_drive(a) -> None:
     t0 = time.time()
     print(f"model: {build(a.size, f'/tmp/gemma3_{a.size}')} ({time.time() - t0:.0f}s)", flush=True)
     results = {}
-    if a.anchor:  # the plain HF + PEFT loop of ../shared/gpu/anchor_bench.py, same machine
+    if a.anchor and a.anchor_worker:  # the plain HF + PEFT loop of ../shared/gpu/anchor_bench.py, same machine
         from bench.gpu_speed import load_anchor, run_anchor
         t = time.time()
         for r in run_anchor(load_anchor(a.anchor), a.anchor, "A", "1", f"/tmp/gemma3_{a.size}", 300):
@@ -263,7 +354,7 @@ def cmd_drive(a) -> None:
         cmd = [sys.executable, __file__, "one", "--variant", variant, "--name", name, "--json", str(jf),
                "--size", a.size, "--steps", str(a.steps), "--backend", a.backend,
                "--over", json.dumps({**json.loads(a.over), **{k: v for t in tag.split("+") for k, v in OVER.get(t, {}).items()}}),
-               "--root", a.root] + sum((["--env", e] for e in (a.env or []) + [x for t in tag.split("+") for x in TAGS.get(t, [])]), [])
+               "--root", a.root] + (["--anchor", a.anchor] if a.anchor else []) + sum((["--env", e] for e in (a.env or []) + [x for t in tag.split("+") for x in TAGS.get(t, [])]), [])
         t = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
         (out / f"profile-{name}.log").write_text(p.stdout + p.stderr)
@@ -311,9 +402,12 @@ def main() -> None:
     one.add_argument("--variant", required=True)
     one.add_argument("--name", required=True)
     one.add_argument("--json", required=True)
+    one.add_argument("--anchor", help="path of anchor_bench.py (the anchor variant)")
     sp.choices["drive"].add_argument("--out", required=True)
     sp.choices["drive"].add_argument("--variants", default="job,bare")
-    sp.choices["drive"].add_argument("--anchor", help="path of anchor_bench.py: also time its plain loop (A, b1)")
+    sp.choices["drive"].add_argument("--anchor", help="path of anchor_bench.py (the anchor variant profiles its loop)")
+    sp.choices["drive"].add_argument("--anchor-worker", action="store_true",
+                                     help="also time anchor_bench.py's own worker process (A, b1)")
     a = ap.parse_args()
     (cmd_one if a.cmd == "one" else cmd_drive)(a)
 

@@ -40,6 +40,11 @@ if str(REPO) not in sys.path:
 from bench import gpu_seeds as seeds  # noqa: E402
 
 SEQ = 822
+# Records of the speed dataset: enough that no timed step of a b4 row starts an epoch. With 8 (the
+# memory grid's size) every second b4 step began an epoch and waited for a worker's first batch
+# (step times 1.03-2.45 s in one run, 2026-12-07): a property of 8-image datasets, measured apart
+# (bench/gpu_profile.py collate), not of the steady step the rows compare.
+RECORDS = 64
 Q4 = {"load_in_4bit": True, "lora_r": 64, "lora_alpha": 64, "use_rslora": True, "max_seq_length": SEQ,
       "max_steps": 8, "seed": 3407}
 TRINITY = {**Q4, "use_dora": True}
@@ -58,6 +63,40 @@ PLANS = {
         ("job", "job hf 12B Trinity", ("12b", {**TRINITY, "batch_size": 1, "max_steps": 4}, "hf", {})),
         ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 4}, "hf", {})),
         ("job", "job hf Trinity (fast LoRA+DoRA)", ("4b", {**TRINITY, "batch_size": 4}, "hf", {})),
+    ],
+    # 2026-12-07, issue 24: the hf path's levers A/B, alternated, beside anchor A (the profile of
+    # the same call is bench/gpu_profile.py's: collate, anchor:b4, job:b4)
+    "hf_diag": [
+        ("anchor", "HF+PEFT QLoRA (baseline)", ("A", "1,4")),
+        ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 4}, "hf", {})),
+        ("job", "job hf QLoRA, autocast off", ("4b", {**Q4, "batch_size": 4}, "hf", {"TRINITY_AUTOCAST": "0"})),
+        ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 1}, "hf", {})),
+        ("job", "job hf QLoRA, autocast off", ("4b", {**Q4, "batch_size": 1}, "hf", {"TRINITY_AUTOCAST": "0"})),
+        ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 4}, "hf", {})),
+        ("job", "job hf QLoRA, autocast off", ("4b", {**Q4, "batch_size": 4}, "hf", {"TRINITY_AUTOCAST": "0"})),
+        ("job", "job hf Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
+        ("job", "job hf QLoRA, liger on", ("4b", {**Q4, "batch_size": 1, "liger_kernel": "on"}, "hf", {})),
+        ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 1}, "hf", {})),
+        ("job", "job hf QLoRA, autocast off", ("4b", {**Q4, "batch_size": 1}, "hf", {"TRINITY_AUTOCAST": "0"})),
+    ],
+    # 2026-12-07, issue 24, second call: Unsloth. Compiles (1.5-2 min each, CPU-bound) run side by
+    # side first, untimed, into the workspace's compile cache (the job's own) and Unsloth's default
+    # one (the anchor's); then every timed row runs alone on warm caches.
+    "unsloth_warm": [
+        ("warm", "compile warm-ups", [
+            ("job", "warm: unsloth QLoRA (cache cold)", ("4b", {**Q4, "batch_size": 1, "max_steps": 2}, "unsloth", {})),
+            ("job", "warm: unsloth QLoRA (cache cold)", ("4b", {**Q4, "batch_size": 4, "max_steps": 2}, "unsloth", {})),
+            ("job", "warm: unsloth Trinity (TORCH_LOGS=recompiles)",
+             ("4b", {**TRINITY, "batch_size": 1, "max_steps": 4}, "unsloth", {"TORCH_LOGS": "recompiles"})),
+            ("anchor", "warm: Unsloth anchor D", ("D", "1,4", "1,1")),
+        ]),
+        ("anchor", "Unsloth QLoRA (anchor D)", ("D", "1,4")),
+        ("job", "job auto QLoRA", ("4b", {**Q4, "batch_size": 1}, "auto", {})),
+        ("job", "job unsloth Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "unsloth", {})),
+        ("job", "job auto QLoRA", ("4b", {**Q4, "batch_size": 4}, "auto", {})),
+        ("job", "job unsloth Trinity 4B r64, PEFT's DoRA", ("4b", {**TRINITY, "batch_size": 1}, "unsloth",
+                                                            {"FAST_DORA": "0", "TORCH_LOGS": "recompiles"})),
+        ("job", "job hf Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
     ],
     # the DoRA comparison alone (short call): fused vs PEFT's layers, and plain QLoRA, same data
     "dora": [
@@ -105,12 +144,13 @@ def load_anchor(path: str):
     return mod
 
 
-def run_anchor(anchor, path: str, variant: str, batches: str, model: str, timeout: float) -> list[dict]:
-    jf = f"/tmp/speed_anchor_{variant}.json"
+def run_anchor(anchor, path: str, variant: str, batches: str, model: str, timeout: float,
+               steps: str = "2,6") -> list[dict]:
+    jf = f"/tmp/speed_anchor_{variant}_{steps.replace(',', '_')}.json"
     if os.path.exists(jf):
         os.remove(jf)
     env = anchor.unsloth_env() if variant.startswith("D") else dict(os.environ, PYTHONUNBUFFERED="1")
-    env["GPUBENCH_STEPS"] = "2,6"
+    env["GPUBENCH_STEPS"] = steps  # warm-up, measured
     t0 = time.time()
     try:
         p = subprocess.run([sys.executable, path, "worker", "--variant", variant, "--path", model,
@@ -133,23 +173,22 @@ def run_anchor(anchor, path: str, variant: str, batches: str, model: str, timeou
 
 
 def run_job(label: str, size: str, overrides: dict, backend: str, env: dict, root: Path, out: Path,
-            deadline: float) -> dict:
+            deadline: float, index: int = 0, limit: float = 300) -> dict:
     from bench import gpu_memory
     from core.training.events import read_events
 
-    name = f"{label.replace(' ', '_').replace(',', '').replace('(', '').replace(')', '')}-b{overrides.get('batch_size', 1)}-{size}"
+    # the row's index keeps a repeated row (an A/B pair run twice) in a run folder of its own
+    name = (f"{index:02d}-{label.replace(' ', '_').replace(',', '').replace('(', '').replace(')', '')}"
+            f"-b{overrides.get('batch_size', 1)}-{size}")
     env = dict(env)
     if env.pop("SEEDS_FRESH_CACHE", None):  # a cold start: the workspace's compile caches removed
         import shutil
         shutil.rmtree(root / "cache", ignore_errors=True)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        row = gpu_memory.run_one(name, size, overrides, root, out, deadline, backend=backend, limit=300)
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    # the row's environment goes to its own process only (warm-up rows run side by side in threads)
+    row = gpu_memory.run_one(name, size, overrides, root, out, deadline, backend=backend, limit=limit, env_extra=env)
     run_dir = root / "runs" / f"{name}-{backend}"
+    log = run_dir / "job.log"
+    recompiles = log.read_text(errors="replace").count("Recompiling function") if log.exists() else None
     logs = [e for e in read_events(run_dir) if e.get("type") == "log"] if run_dir.exists() else []
     infos = [e for e in read_events(run_dir) if e.get("type") == "info"] if run_dir.exists() else []
     notes = [e.get("message") for e in infos if e.get("message")]
@@ -163,7 +202,7 @@ def run_job(label: str, size: str, overrides: dict, backend: str, env: dict, roo
                 None if row.get("status") == "completed" else f"{row.get('status')}: {row.get('log_tail', '')[-600:]}"),
             "losses": [e.get("loss") for e in logs], "wall_s": row.get("wall_s"),
             "extra": {"backend": row.get("backend"), "seq_len": seq, "first_step_s": row.get("first_step_s"),
-                      "compile_s": compile_s, "path": path,
+                      "compile_s": compile_s, "path": path, "recompiles": recompiles,
                       "alloc_gib": row.get("measured_peak_allocated_gb"), "notes": notes,
                       "step_times": [e.get("step_time_s") for e in logs]}}
 
@@ -200,6 +239,7 @@ def main() -> None:
     ap.add_argument("--root", default="/tmp/gpu_speed_work")
     ap.add_argument("--deadline", type=float, default=540)
     ap.add_argument("--append", help="speed.json of an earlier call: its rows join this call's table")
+    ap.add_argument("--skip", type=int, default=0, help="start at this row of the plan (0-based)")
     a = ap.parse_args()
     if a.list:
         print(seeds.listing(PLANS[a.plan]))
@@ -219,7 +259,8 @@ def main() -> None:
     anchor = load_anchor(a.anchor)
     info = {"plan": a.plan, "versions": versions(), "command": "python3 bench/gpu_speed.py " + " ".join(sys.argv[1:])}
     print(json.dumps(info), flush=True)
-    gpu_memory.make_dataset(root / "dataset")
+    gpu_memory.make_dataset(root / "dataset", n=RECORDS)
+    print(f"[{time.time() - t_start:4.0f}s] fsync of one events line: {fsync_ms(root)} ms", flush=True)
     print(f"[{time.time() - t_start:4.0f}s] 4b model: {build('4b', '/tmp/gemma3_4b')}", flush=True)
     rows, bg = _earlier(a.append), None
 
@@ -231,8 +272,32 @@ def main() -> None:
               f"{r.get('tokens_per_s')} tok/s, reserved {r.get('reserved_gib')} GiB, losses {r.get('losses')} "
               f"{r.get('error') or ''} {r.get('extra')}", flush=True)
 
-    for kind, label, det in PLANS[a.plan]:
+    if a.skip:
+        print(f"skipping the first {a.skip} rows of the plan", flush=True)
+    for kind, label, det in PLANS[a.plan][a.skip:]:
         left = deadline - time.time()
+        if kind == "warm":  # untimed compile warm-ups, side by side: they fill the compile caches
+            threads = []
+            for wkind, wlabel, wdet in det:
+                if wkind == "anchor":
+                    def go(wlabel=wlabel, wdet=wdet):
+                        if not getattr(anchor, "_probed", False):
+                            anchor._probed = anchor.probe_unsloth(lambda s: print(s[-600:], flush=True))
+                        for r in run_anchor(anchor, a.anchor, wdet[0], wdet[1], "/tmp/gemma3_4b",
+                                            max(60, deadline - time.time() - 200), steps=wdet[2]):
+                            keep("warm", wlabel, r)
+                else:
+                    def go(wlabel=wlabel, wdet=wdet):
+                        size, over, backend, env = wdet
+                        keep("warm", wlabel, run_job(wlabel, size, over, backend, env, root, out, deadline,
+                                                     index=100 + len(threads), limit=max(60, deadline - time.time() - 200)))
+                threads.append(threading.Thread(target=go))
+                threads[-1].start()
+            for t in threads:
+                t.join()
+            if getattr(anchor, "_probed", False):
+                os.environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "") + os.pathsep + anchor.STUB_DIR
+            continue
         if kind == "build3n":
             gpu_memory.build_models({"e4b"}, t_start)
             continue
@@ -257,7 +322,7 @@ def main() -> None:
                 if bg.is_alive():
                     keep(kind, label, {"error": "12b build not finished"})
                     continue
-            keep(kind, label, run_job(label, size, over, backend, env, root, out, deadline))
+            keep(kind, label, run_job(label, size, over, backend, env, root, out, deadline, index=len(rows)))
         elif kind == "eval":
             r = run_eval(out, min(150, left - 5))
             keep(kind, label, {"batch": r.get("batch_size"), "error": r.get("error"), "extra": r})
@@ -267,6 +332,20 @@ def main() -> None:
         (out / "goals.md").write_text(text)
         print(text, flush=True)
     print(f"total {time.time() - t_start:.0f}s")
+
+
+def fsync_ms(root: Path, n: int = 50) -> float:
+    """Median ms of one fsynced append on this machine's disk (events.jsonl's old cost per step)."""
+    import statistics
+
+    from core.fsutil import append_jsonl
+
+    f, times = root / "fsync_probe.jsonl", []
+    for i in range(n):
+        t = time.perf_counter()
+        append_jsonl(f, {"type": "log", "step": i})
+        times.append(time.perf_counter() - t)
+    return round(statistics.median(times) * 1e3, 3)
 
 
 def _earlier(path: str | None) -> list[dict]:

@@ -61,8 +61,10 @@ def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
-def append_jsonl(path: str | os.PathLike, obj) -> None:
-    """Appends one line and fsyncs it; a reader never sees a partial line as valid JSON."""
+def append_jsonl(path: str | os.PathLike, obj, durable: bool = True) -> None:
+    """Appends one line, fsynced unless durable=False (a line that may be lost in a power cut, e.g. a
+    training step's log: an fsync a step stalls the training loop); a reader never sees a partial
+    line as valid JSON."""
     line = (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
     path = Path(path)
     try:
@@ -72,7 +74,8 @@ def append_jsonl(path: str | os.PathLike, obj) -> None:
                 view = memoryview(line)
                 while view:  # a nearly full disk can take part of it before refusing the rest
                     view = view[f.write(view):]
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             except OSError:
                 f.truncate(start)  # no half line left behind for the next append to glue onto
                 raise

@@ -51,8 +51,11 @@ class StopFlag:
 
 
 def _agree(local: bool) -> bool:
-    """True on every rank when any rank wants to stop (a collective: call it on all ranks)."""
+    """True on every rank when any rank wants to stop (a collective: call it on all ranks). A single
+    process decides alone: no device tensor and no `.item()`, which would wait for the GPU every step."""
     state = PartialState()  # the Trainer's; its device suits the backend (NCCL: CUDA, gloo: CPU)
+    if state.num_processes <= 1:
+        return local
     flag = torch.tensor([1.0 if local else 0.0], device=state.device)
     return bool(reduce(flag, reduction="max").item() > 0)
 

@@ -32,6 +32,23 @@ class VisionExamples:
     def __len__(self) -> int:
         return len(self.records)
 
+    def prepare_texts(self, budget_s: float = 3.0) -> int:
+        """Renders rows' prompts and targets now, for at most `budget_s` seconds; returns how many
+        are ready. Called before data-loader workers fork, so each worker inherits them instead of
+        rendering each row once per worker: on a small dataset (many epochs, each starting with
+        one worker's first batch) that rendering was the wait at every epoch start. A large
+        dataset renders the rest lazily, in the workers, as before (a 4,400-word ui2sql target
+        costs ~0.2 s: 64 of them took 14 s on an H200 host)."""
+        import time
+
+        t0 = time.perf_counter()
+        for i, record in enumerate(self.records):
+            if i not in self._texts:
+                if time.perf_counter() - t0 > budget_s:
+                    break
+                self._texts[i] = (self.task.prompt(record), self.task.target(record))
+        return len(self._texts)
+
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < len(self.records):
             raise IndexError(i)  # also ends `iter(dataset)`, which TRL uses to peek at the first example

@@ -40,7 +40,9 @@ class EventWriter:
             raise ValueError(f"unknown event type {type!r}")
         event = {"type": type, "time": round(time.time(), 3), **_clean(fields)}
         if self.enabled:
-            append_jsonl(self.path, event)
+            # per-step logs go out unsynced (the OS writes them within seconds; the reader skips a
+            # torn last line); the phase, checkpoint and end events are fsynced
+            append_jsonl(self.path, event, durable=type != "log")
         return event
 
     def end(self, status: str, error: str | None = None, hint: str | None = None, **fields) -> dict:

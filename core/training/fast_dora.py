@@ -80,6 +80,10 @@ class FastDoraLinearLayer(DoraLinearLayer):
             wa = weight.to(acc) @ a_t
         return w_norm2, wa
 
+    # Out of torch.compile's graphs (Unsloth compiles each decoder layer around these layers): the
+    # cache key is Python state that changes every optimizer step, and traced, each change failed a
+    # guard and recompiled the layer - every step, up to Unsloth's recompile limit of 1024.
+    @torch.compiler.disable
     @torch.no_grad()
     def fast_weight_norm(self, lora_A, lora_B, scaling, base_layer) -> torch.Tensor:
         """||W + scaling·BA|| per output row, fp32, detached; recomputed only when A, B or the

@@ -237,8 +237,12 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tb")
     args = sft_args(cfg, hw, run_dir, precision, eval_ds is not None, prepared.sft_overrides)
     stats = getattr(prepared.collator, "stats", None)
-    if stats is not None and args.dataloader_num_workers:
-        stats.share()  # before the workers fork
+    if args.dataloader_num_workers:  # before the workers fork
+        if stats is not None:
+            stats.share()
+        for split in (train_ds, eval_ds):
+            if split is not None:
+                split.prepare_texts()
     callback = EventsCallback(
         writer, stop, {"config_hash": cfg.config_hash(), **record, "resume_from": str(ckpt) if ckpt else None},
         hw.device, truncation=stats, samples_per_step=record["global_batch"], progress=progress)
@@ -252,6 +256,11 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
         for p in trainer.model.parameters():
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
+    if _autocast_needless(cfg, trainer.model, precision, backend):
+        # accelerate would wrap the forward in autocast: every op pays a dispatch hop and the
+        # fp32-listed ones (norms, softmax) an upcast and a cast back, for weights already bf16
+        trainer.accelerator.native_amp = False
+        writer.write("info", message="autocast off: the weights and adapters train in bf16 (TRINITY_AUTOCAST=0)")
     if progress:  # our bar replaces transformers' printing of every log dict
         from transformers import PrinterCallback
         trainer.remove_callback(PrinterCallback)
@@ -285,6 +294,25 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
                train_loss=summary.get("train_loss"), train_runtime_s=summary.get("train_runtime"),
                **memory_per_rank(hw.device))  # each rank's peak at the end (a collective)
     return status
+
+
+def _autocast_needless(cfg: TrainConfig, model, precision: str, backend: str) -> bool:
+    """TRINITY_AUTOCAST=0 on a bf16 LoRA run of the hf path whose trained weights are all bf16 (TRL
+    casts a quantized model's adapters to bf16), except DoRA magnitudes that only the fused layers
+    read (they cast the scale themselves). Anything else keeps autocast."""
+    from core.training.levers import env_choice
+
+    if env_choice("TRINITY_AUTOCAST") != "0" or precision != "bf16" or backend != "hf" or cfg.method != "lora":
+        return False
+    import torch
+
+    from core.training.speed_path import fused_layers
+
+    for name, p in model.named_parameters():
+        if p.requires_grad and p.dtype != torch.bfloat16:
+            if not ("lora_magnitude_vector" in name and cfg.lora_dropout == 0 and fused_layers(model)):
+                return False
+    return True
 
 
 def _job_env(cfg: TrainConfig, run_dir: Path) -> None:

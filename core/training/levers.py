@@ -17,6 +17,8 @@ CHOICES: dict[str, tuple[str, dict[str, str], str]] = {
     "FAST_LORA": ("dora", {"dora": "dora", "all": "all", "none": "none", "0": "none", "off": "none", "1": "all"},
                   "which LoRA layers train through one fused function (dora = the DoRA layers only)"),
     "FAST_DORA": ("1", _ON_OFF, "fast DoRA layers with a cached weight norm (0 = PEFT's DoRA layers)"),
+    "TRINITY_AUTOCAST": ("1", _ON_OFF, "autocast around the forward of a bf16 LoRA run on the transformers path "
+                                       "(0 = none where every trained weight is bf16 already)"),
     # Unsloth reads these itself; the job reads them to say which path it took
     "UNSLOTH_COMPILE_DISABLE": ("0", {"0": "0", "1": "1", "partial": "partial"},
                                 "Unsloth's compile: 0 = compile, partial = compile less, 1 = none"),
