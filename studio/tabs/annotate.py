@@ -150,7 +150,7 @@ def build(state, shared: dict) -> dict:
             out[row] = gr.update(visible=2 * r < len(plan["slots"]))
         dig = plan["digits"]
         out[digits_label] = gr.update(visible=dig is not None, value=f"**{dig.label}** — {dig.help}" if dig else "")
-        values = [str(d) for d in (f.get(dig.name) or [])] if dig else []
+        values = L.digits_to_inputs(f.get(dig.name)) if dig else []
         out.update(zip(bits, bit_updates(task, dig.name, f, values) if dig else
                        [gr.update(visible=False, value="") for _ in bits]))
         out.update(check_updates(task, f, sql.name if sql else None))
