@@ -199,7 +199,9 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     headline = getattr(task, "headline_metric", None)
-    summary["metric_info"] = metric_info(task, metrics)
+    # every metric it has, bands or is headlined by, whether or not a record gave it this time
+    summary["metric_info"] = metric_info(task, dict.fromkeys([*metrics, *(getattr(task, "bands", None) or {}),
+                                                              *([headline] if headline else [])]))
     summary["headline"] = {"metric": headline, "value": metrics.get(headline),
                            "better": metric_spec(task, headline).better if headline else "higher"}
     summary.update(_banded(task, metrics, rows, None, with_bands=True))

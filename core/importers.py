@@ -201,7 +201,7 @@ def _import_folder(ds, root: Path, report: dict, progress) -> None:
 
 # ---- the common path: check label, store image, commit in batches ----------------------------
 def _label_problems(ds, it: Item) -> tuple[list[str], list[str]]:
-    """(errors, warnings). An error about a field the source left empty (Keylike's keyway is
+    """(errors, warnings). An error about a field the source left empty (a format whose field is
     optional) is not a bad label but an incomplete one: the record imports, unlabeled, with a warning."""
     rec = {"id": str(it.ref), "image": "", "fields": it.fields, "status": "labeled", "split": None}
     try:

@@ -44,7 +44,7 @@ def is_label_name(name: str) -> bool:
 
 
 def described() -> str:
-    """The installed formats for people: "Ghost Architect dataset_vision.json (.json, ui2sql), ..."."""
+    """The installed formats for people: "<title> (<suffixes>, <task>), ..."."""
     return ", ".join(f"{f.title} ({'/'.join(f.suffixes) or 'any file'}, {t})" for t, f in formats())
 
 

@@ -83,7 +83,7 @@ def read_schema(path) -> dict:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except OSError as e:
-        raise StudioError(f"Cannot read the schema {p}: {e.strerror or e}.", "Give the path of a .json file.") from e
+        raise StudioError(f"Cannot read the schema {p}: {e.strerror or e}.", "Give the path of the schema file (a JSON document).") from e
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

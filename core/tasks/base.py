@@ -97,7 +97,7 @@ class Field:
         return (self.min_length or 1, self.max_length or MAX_DIGITS)
 
     def alphabet_text(self) -> str:
-        """The alphabet for people: "1-9", "0-9", or "0, 2, 4" when it is not a run."""
+        """The alphabet for people: "0-9" for a run of digits, "0, 2, 4" when it is not one."""
         a = self.digit_alphabet
         run = len(a) > 2 and all(ord(b) - ord(x) == 1 for x, b in zip(a, a[1:]))
         return f"{a[0]}-{a[-1]}" if run else ", ".join(a)
