@@ -355,10 +355,9 @@ class BaseTask:
     example_settings: dict = {}    # a working value of each setting, e.g. a small schema
     demo_recipe: dict = {}         # TrainConfig overrides of the demo base's recipe for this task
     # The dataset report's perceptual hash: side, and the bits within which two images count as "nearly
-    # identical" (a re-saved copy). 8x8 saw two photos of one layout (two meters, two screens of one
-    # app) as 0-2 bits apart; at 16x16 a resized JPEG copy stayed within 10 of 256 bits and a different
-    # image was 12 or more away (bench/RESULTS.md, "ui2sql").
-    near_duplicate = (16, 10)
+    # identical" (a re-saved copy). At 8x8 two meters one digit apart were 0-2 bits apart, like a copy;
+    # at 32x32 they were 48 or more and a resized JPEG copy 28 or fewer (bench/near_duplicate.py).
+    near_duplicate = (32, 36)
 
     @property
     def generation(self) -> dict:

@@ -313,8 +313,9 @@ def _configured(schema_text: str) -> JsonTask:
 
 # ---- import/export: JSONL lines {"image_path": "...", "output": {...}} ---------------------------
 def _detect(path) -> float:
-    """Its lines are {"image_path", "output": {...}}: both on the first line 1.0, an "output" object
-    alone 0.6, anything else (or a first line that does not parse) not this format."""
+    """Its lines are {"image_path", "output": {...}}: both on the first line and nothing else 1.0, with
+    other keys too 0.8, an "output" object without image_path 0.5; anything else (or a first line that
+    does not parse) is not this format."""
     if path.suffix.lower() != ".jsonl":
         return 0.0
     from core.importers import first_jsonl_object
@@ -325,7 +326,9 @@ def _detect(path) -> float:
         return 0.0
     if not (isinstance(obj, dict) and isinstance(obj.get("output"), dict)):
         return 0.0
-    return 1.0 if "image_path" in obj else 0.6
+    if "image_path" not in obj:
+        return 0.5
+    return 1.0 if set(obj) <= {"image_path", "output"} else 0.8
 
 
 def _read(path) -> list:
