@@ -269,13 +269,14 @@ class JsonTask(BaseTask):
 
     def samples(self, n: int = 2) -> list[dict]:
         """Records that fit the schema, each on an image that shows its values as text."""
-        from PIL import Image, ImageDraw
+        from PIL import Image, ImageDraw, ImageFont
 
-        out = []
+        out, font = [], ImageFont.load_default(size=16)
         for i in range(n if self.schema else 0):
             fields = {k: v for k, node in self.props.items() if (v := _sample_value(node, i)) is not None}
-            im = Image.new("RGB", (192, 96), (250, 250, 245))
-            ImageDraw.Draw(im).multiline_text((6, 6), "\n".join(f"{k}: {v}" for k, v in fields.items()), fill=(20, 20, 20))
+            im = Image.new("RGB", (256, 24 + 20 * len(fields)), (250, 250, 245))
+            ImageDraw.Draw(im).multiline_text((8, 8), "\n".join(f"{k}: {v}" for k, v in fields.items()),
+                                              fill=(20, 20, 20), font=font)
             out.append({"id": f"sample-{i}", "image_obj": im, "fields": fields})
         return out
 
