@@ -357,7 +357,7 @@ class BaseTask:
     # The dataset report's perceptual hash: side, and the bits within which two images count as "nearly
     # identical" (a re-saved copy). At 8x8 two meters one digit apart were 0-2 bits apart, like a copy;
     # at 32x32 they were 48 or more and a resized JPEG copy 28 or fewer (bench/near_duplicate.py).
-    near_duplicate = (32, 36)
+    near_duplicate = (32, 32)
 
     @property
     def generation(self) -> dict:
