@@ -129,7 +129,7 @@ def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, a
     if not sources:
         raise StudioError("Nothing to import.", "Upload a zip, a label file or images, or give a folder on the server.")
     totals = {"imported": 0, "labeled": 0, "labels_added": 0, "duplicates": 0, "ignored": 0}
-    skipped, warnings, hints, split = [], [], [], None
+    skipped, warnings, hints, split, ignored = [], [], [], None, []
     for src in sources:
         name = Path(src).name
         rep = ds.import_source(src, progress=(lambda d, t, n=name: progress(d, t, n)) if progress else None)
@@ -138,8 +138,9 @@ def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, a
         skipped += [{**s, "source": name} for s in rep.get("skipped", [])]
         warnings += rep.get("warnings", [])
         hints += [rep["hint"]] if rep.get("hint") else []
+        ignored += rep.get("ignored_files") or []
         split = rep.get("split") or split
-    head = summary_lines({**totals, "split": split})
+    head = summary_lines({**totals, "split": split, "ignored_files": ignored})
     blocks = ["<br>".join([f"**{head[0]}**", *head[1:], *(f"<b>What to do:</b> {esc(h)}" for h in hints)])]
     many = len(sources) > 1
     for title, entries in ((f"{plural(len(skipped), 'item')} skipped:", skipped),
