@@ -1,6 +1,7 @@
 """Safe zip extraction: zip-slip and absolute names, symlinks, encrypted entries and zip bombs
 (huge entries, extreme compression ratios, headers that lie, too much in total) are refused per
-entry with a reason; everything else that looks like an image or a label file is unpacked."""
+entry with a reason; everything else that looks like an image or a label file (the caller's `keep`:
+the installed formats' names, core/label_formats.py) is unpacked."""
 from __future__ import annotations
 
 import os
@@ -32,9 +33,11 @@ def _unsafe_name(name: str) -> str | None:
     return None
 
 
-def extract_zip(src: Path, dest: Path, report: dict, skip) -> None:
-    """Unpacks the safe image/label entries of src into dest; skip(report, name, code, reason)
-    records each refused one. Raises StudioError only when the archive itself is unreadable."""
+def extract_zip(src: Path, dest: Path, report: dict, skip, keep=lambda _name: False, images: bool = True) -> None:
+    """Unpacks the safe entries of src into dest: images (unless images=False) and the names keep(name)
+    wants (label files); skip(report, name, code, reason) records each refused one, and the others count
+    as ignored (report["ignored"], names in report["ignored_files"]). Raises StudioError only when the
+    archive itself is unreadable."""
     try:
         zf = zipfile.ZipFile(src)
     except (zipfile.BadZipFile, OSError) as e:
@@ -65,8 +68,9 @@ def extract_zip(src: Path, dest: Path, report: dict, skip) -> None:
                 skip(report, name, "unsafe_entry", reason)
                 continue
             base = name.replace("\\", "/").split("/")[-1]
-            if not (is_image_name(base) or base.endswith((".json", ".jsonl"))):
+            if not ((images and is_image_name(base)) or keep(base)):
                 report["ignored"] += 1
+                report.setdefault("ignored_files", []).append(name)
                 continue
             target = dest / name.replace("\\", "/")
             if not inside(dest, target):

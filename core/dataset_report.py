@@ -43,7 +43,9 @@ def _near_pairs(hashes: list[tuple[str, np.ndarray]], threshold: int) -> list[tu
 def validate_dataset(ds, progress=None, near_threshold: int | None = None, max_pixels: int | None = None) -> dict:
     """near_threshold: bits of the perceptual hash within which two images count as nearly
     identical; None = the task's own (task.near_duplicate: hash side and bits)."""
-    side, task_bits = getattr(ds.task, "near_duplicate", (8, 4))
+    from core.tasks import BaseTask
+
+    side, task_bits = getattr(ds.task, "near_duplicate", BaseTask.near_duplicate)
     near_threshold = task_bits if near_threshold is None else near_threshold
     issues: list[dict] = []
 

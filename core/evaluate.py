@@ -1,7 +1,13 @@
 """Scores a run (and, for comparison, its base model) on a dataset split with the task's metrics.
 
-Writes RUN/eval/<split>.jsonl (one row per record) and RUN/eval/<split>.summary.json (means per
+Writes RUN/eval/<split>.jsonl (one row per record) and RUN/eval/<split>.summary.json (one figure per
 metric), both atomically: a crash mid-evaluation leaves the previous results, never half of them.
+
+How Task.score's per-record values combine: per metric, over the records whose score() has that key
+(a record without it is skipped, as is a record whose image failed), by the metric's declared
+aggregate (Task.metrics: mean unless it says median, min, max or sum). Each metric's direction
+(higher or lower is better) goes into the summary ("metric_info") and decides how its bands read:
+floors for a higher-better metric (value >= floor), ceilings for a lower-better one (value <= ceiling).
 """
 from __future__ import annotations
 
@@ -14,16 +20,19 @@ from core import workspace
 from core.errors import StudioError
 from core.fsutil import atomic_write_json, atomic_write_text
 from core.infer import Engine, generation_settings, read_run_config, resolve_run_dir, run_weights, same_model
+from core.tasks.base import metric_spec
 
 # Default bands of a summarised metric (best first); a task declares its own in Task.bands.
 BANDS = (("excellent", 0.90), ("good", 0.75))
 
 
-def compliance_band(value: float | None, bands=BANDS) -> str | None:
+def compliance_band(value: float | None, bands=BANDS, higher_is_better: bool = True) -> str | None:
+    """The first band (best first) the value reaches: at or above its floor, or, for a metric where
+    lower is better, at or below its ceiling; "needs work" past them all."""
     if value is None:
         return None
-    for name, floor in bands:
-        if value >= floor:
+    for name, bound in bands:
+        if (value >= bound) if higher_is_better else (value <= bound):
             return name
     return "needs work"
 
@@ -33,10 +42,25 @@ def _banded(task, metrics: dict, rows: list[dict], key: str | None, with_bands: 
     out = {}
     for metric, bands in (getattr(task, "bands", None) or {}).items():
         value = _compliance(metrics, rows, key) if metric == "format_compliance" else metrics.get(metric)
-        out[metric] = {"value": value, "band": compliance_band(value, bands)}
+        out[metric] = {"value": value, "band": compliance_band(value, bands, metric_spec(task, metric).higher_is_better)}
         if with_bands:
             out[metric]["bands"] = {n: f for n, f in bands}
     return out
+
+
+def metric_info(task, names) -> dict:
+    """{metric: {"better": "higher" | "lower", "aggregate": "mean" | ...}} for the summary."""
+    return {n: {"better": metric_spec(task, n).better, "aggregate": metric_spec(task, n).aggregate} for n in names}
+
+
+def _aggregate(values: list[float], how: str) -> float:
+    import statistics
+
+    if how == "median":
+        return statistics.median(values)
+    if how in ("min", "max", "sum"):
+        return {"min": min, "max": max, "sum": sum}[how](values)
+    return sum(values) / len(values)
 
 
 def resolve_dataset_dir(ref: str) -> Path:
@@ -74,12 +98,13 @@ def _side(answer, task, record) -> dict:
             "field_confidence": answer.field_confidence}
 
 
-def _means(rows: list[dict], key: str | None) -> tuple[dict, float | None]:
+def _means(rows: list[dict], key: str | None, task=None) -> tuple[dict, float | None]:
+    """Each metric over the records that have it, by its aggregate (see the module doc), and the mean confidence."""
     sides = [(r[key] if key else r) for r in rows if "error" not in r]
     metrics: dict[str, float] = {}
     for name in dict.fromkeys(n for s in sides for n in s["scores"]):
         vals = [s["scores"][name] for s in sides if name in s["scores"]]
-        metrics[name] = round(sum(vals) / len(vals), 4)
+        metrics[name] = round(_aggregate(vals, metric_spec(task, name).aggregate), 4)
     confs = [s["confidence"] for s in sides]
     return metrics, (round(sum(confs) / len(confs), 4) if confs else None)
 
@@ -164,7 +189,7 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
     order = {r["id"]: i for i, r in enumerate(records)}
     rows.sort(key=lambda row: order[row["id"]])
 
-    metrics, conf = _means(rows, None)
+    metrics, conf = _means(rows, None, task)
     summary = {
         "run": run_dir.name, "model": cfg["model"], "task": task.name, "dataset": ds.name,
         "split": split, "n": sum(1 for r in rows if "error" not in r),
@@ -174,10 +199,14 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     headline = getattr(task, "headline_metric", None)
-    summary["headline"] = {"metric": headline, "value": metrics.get(headline)}
+    # every metric it has, bands or is headlined by, whether or not a record gave it this time
+    summary["metric_info"] = metric_info(task, dict.fromkeys([*metrics, *(getattr(task, "bands", None) or {}),
+                                                              *([headline] if headline else [])]))
+    summary["headline"] = {"metric": headline, "value": metrics.get(headline),
+                           "better": metric_spec(task, headline).better if headline else "higher"}
     summary.update(_banded(task, metrics, rows, None, with_bands=True))
     if base:
-        b_metrics, b_conf = _means(rows, "base")
+        b_metrics, b_conf = _means(rows, "base", task)
         summary["base"] = {"model": cfg["model"], "metrics": b_metrics, "confidence": b_conf,
                            **_banded(task, b_metrics, rows, "base", with_bands=False)}
     rows_path, summary_path = eval_paths(run_dir, split)
@@ -187,8 +216,11 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
 
 
 def format_summary(summary: dict) -> str:
-    """A plain-text table: metric, run, (base)."""
+    """A plain-text table: metric, run, (base), and which way is better where lower is; the bands with
+    their floors (>=) or, for a lower-better metric, ceilings (<=)."""
     has_base = "base" in summary
+    info = summary.get("metric_info") or {}
+    lower = lambda name: (info.get(name) or {}).get("better") == "lower"  # noqa: E731
     lines = [f"run {summary['run']} on {summary['dataset']}/{summary['split']}: n={summary['n']}"
              + (f", {summary['n_errors']} records failed" if summary.get("n_errors") else "")]
     head = f"{'metric':<24}{'run':>10}" + (f"{'base':>10}" if has_base else "")
@@ -201,12 +233,20 @@ def format_summary(summary: dict) -> str:
             b = summary["base"]
             bval = b["metrics"].get(name, b.get("confidence") if name == "confidence" else None)
             row += f"{_fmt(bval):>10}"
-        lines.append(row)
+        aggregate = (info.get(name) or {}).get("aggregate", "mean")
+        notes = (["lower is better"] if lower(name) else []) + ([aggregate] if aggregate != "mean" else [])
+        lines.append(row + (f"  ({', '.join(notes)})" if notes else ""))
     for metric, fc in summary.items():
         if isinstance(fc, dict) and "band" in fc and "bands" in fc:
-            floors = ", ".join(f"{n} >= {f:.0%}" for n, f in fc["bands"].items())
+            sign = "<=" if lower(metric) else ">="
+            floors = ", ".join(f"{n} {sign} {_bound(f, metric, lower(metric))}" for n, f in fc["bands"].items())
             lines.append(f"{metric.replace('_', ' ')}: {_fmt(fc['value'])} ({fc['band']}; {floors})")
     return "\n".join(lines)
+
+
+def _bound(value: float, metric: str, lower: bool) -> str:
+    """A band's bound as people read it: a share as a percentage, an error as the number it is."""
+    return f"{value:g}" if lower or value > 1 else f"{value:.0%}"
 
 
 def _fmt(v) -> str:

@@ -1,5 +1,5 @@
-"""Export a Dataset: the two seed formats back (Ghost Architect's dataset_vision.json, Keylike JSONL)
-and a Hugging Face `datasets` folder (`images` + `messages`, what TRL's SFTTrainer takes for VLMs).
+"""Export a Dataset: its task's own label formats back (Task.formats with a writer) and a Hugging Face
+`datasets` folder (`images` + `messages`, what TRL's SFTTrainer takes for VLMs).
 
 Only labeled/reviewed records whose labels pass the task's validation are exported; the others
 are listed in the result's "skipped" with a reason. Nothing is written inside the dataset folder.
@@ -13,22 +13,27 @@ from pathlib import Path
 
 from core import images as imgs
 from core.errors import StudioError
-from core.fsutil import atomic_write_text, inside
+from core.fsutil import atomic_write_bytes, atomic_write_text, inside
 
 GENERIC_FORMATS = ("hf",)
 
 
-def seed_formats() -> dict:
-    """Format name -> (task name, Format) for every installed task's writable seed format."""
-    from core.importers import formats
+def seed_formats(task_name: str | None = None) -> list[tuple[str, object]]:
+    """(task name, Format) of every installed task's writable format (of one task with task_name)."""
+    from core.label_formats import formats
 
-    return {f.name: (task, f) for task, f in formats() if f.write is not None}
+    return [(t, f) for t, f in formats() if f.write is not None and task_name in (None, t)]
 
 
 def format_names(task_name: str | None = None) -> list[str]:
-    """The export formats of a task (its own seed formats, then hf); every one with task_name None."""
-    seeds = [n for n, (t, _f) in seed_formats().items() if task_name in (None, t)]
-    return seeds + list(GENERIC_FORMATS)
+    """The export formats of a task (its own writable formats, then hf); every one with task_name None."""
+    return list(dict.fromkeys(f.name for _t, f in seed_formats(task_name))) + list(GENERIC_FORMATS)
+
+
+def format_titles(task_name: str | None) -> list[tuple[str, str]]:
+    """(title, name) of a task's export formats, for a picker."""
+    return [(f.title, f.name) for _t, f in seed_formats(task_name)] + [
+        ("Hugging Face datasets folder (images + messages)", "hf")]
 
 
 def _exportable(ds, statuses) -> tuple[list[dict], list[dict]]:
@@ -58,21 +63,21 @@ def _check_out(ds, out: Path) -> None:
 
 
 def export(ds, fmt: str, out, overwrite: bool = False, statuses=("labeled", "reviewed")) -> dict:
-    seeds = seed_formats()
-    if fmt not in seeds and fmt not in GENERIC_FORMATS:
-        raise StudioError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(format_names())}.")
+    spec = next((f for _t, f in seed_formats(ds.task.name) if f.name == fmt), None)
+    others = [t for t, f in seed_formats() if f.name == fmt]
+    if spec is None and fmt not in GENERIC_FORMATS:
+        if others:
+            raise StudioError(f"The {fmt} format holds {others[0]} labels; this dataset is {ds.task.name}.",
+                              f"Use --format {' or --format '.join(format_names(ds.task.name))}.")
+        raise StudioError(f"Unknown export format '{fmt}'.", f"Use one of: {', '.join(format_names(ds.task.name))}.")
     out = Path(out).resolve()
     _check_out(ds, out)
-    if fmt in seeds and ds.task.name != seeds[fmt][0]:
-        raise StudioError(f"The {fmt} format holds {seeds[fmt][0]} labels; this dataset is {ds.task.name}.",
-                          f"Use --format {' or --format '.join(format_names(ds.task.name))}.")
     records, skipped = _exportable(ds, statuses)
     if fmt == "hf":
         n, more = _export_hf(ds, records, out, overwrite)
         skipped += more
         return {"format": fmt, "out": str(out), "records": n, "skipped": skipped}
-    spec = seeds[fmt][1]
-    file = out if out.suffix.lower() in spec.suffixes else out / spec.default_name
+    file = out if out.suffix.lower() in spec.suffixes else out / (spec.default_name or "labels" + "".join(spec.suffixes[:1]))
     if file.exists() and not overwrite:
         raise StudioError(f"{file} already exists.", "Pick another --out or pass --force to replace it.")
     folder = file.parent
@@ -82,7 +87,10 @@ def export(ds, fmt: str, out, overwrite: bool = False, statuses=("labeled", "rev
         row = dict(r.get("source_extra") or {})  # fields we did not understand on import go back out
         row.update(spec.write(ds, r, rel))
         rows.append(row)
-    if not spec.lines:
+    if spec.dump is not None:  # the format writes its own kind of file (CSV, ...)
+        body = spec.dump(rows)
+        atomic_write_bytes(file, body if isinstance(body, bytes) else body.encode("utf-8"))
+    elif not spec.lines:
         atomic_write_text(file, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
     else:
         atomic_write_text(file, "".join(json.dumps(x, ensure_ascii=False) + "\n" for x in rows))

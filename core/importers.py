@@ -1,5 +1,5 @@
-"""Import into a Dataset: a folder of images, a zip, or a label file in a task's own format (Task.formats:
-Ghost Architect's dataset_vision.json, Keylike JSONL, the json task's JSONL).
+"""Import into a Dataset: a folder of images, a zip, or a label file in one of the installed tasks' own
+formats (Task.formats; which one is core/label_formats.py's to say).
 
 Every bad item is skipped with its record (1-based item number, line or file name) and a reason; the good ones
 import; nothing already in the dataset changes except unlabeled duplicates gaining labels. Only a
@@ -7,7 +7,8 @@ source that cannot be read at all raises StudioError (the CLI's exit 2).
 """
 from __future__ import annotations
 
-import fnmatch
+import csv
+import io
 import json
 import os
 import tempfile
@@ -19,6 +20,11 @@ from core.archives import extract_zip
 from core.errors import StudioError
 from core.fsutil import inside
 from core.images import is_image_name
+from core.label_formats import (confidence, described, format_of_file, formats, is_label_name, label_file_in,
+                                task_formats)
+
+__all__ = ["Item", "import_source", "sniff", "formats", "summary_lines", "plural", "item_name", "resolve_image",
+           "json_error", "source_extra", "jsonl_items", "csv_items", "first_jsonl_object"]
 
 BATCH = 50       # records per locked rewrite of records.jsonl
 
@@ -75,104 +81,71 @@ def summary_lines(report: dict) -> list[str]:
     if report.get("duplicates"):
         lines.append(f"{plural(report['duplicates'], 'duplicate image')} skipped (already in the dataset).")
     if report.get("ignored"):
-        lines.append(f"{plural(report['ignored'], 'non-image file')} ignored.")
+        names = report.get("ignored_files") or []
+        shown = f" ({', '.join(names[:3])}{', …' if len(names) > 3 else ''})" if names else ""
+        lines.append(f"{plural(report['ignored'], 'non-image file')} ignored{shown}: neither an image nor a label "
+                     "file of this dataset's task.")
     if report.get("split"):
         sp = report["split"]
         lines.append("Split: " + ", ".join(f"{k} {v}" for k, v in sp.items() if v) + ".")
     return lines
 
 
-# ---- detection: the tasks' own formats (Task.formats) --------------------------------------------
-def formats(prefer: str | None = None) -> list[tuple[str, object]]:
-    """(task name, Format) of every installed task; the `prefer` task's formats first."""
-    from core.tasks import all_tasks
-
-    out = [(name, f) for name, t in all_tasks().items() for f in (getattr(t, "formats", None) or [])]
-    return sorted(out, key=lambda nf: nf[0] != prefer) if prefer else out
-
-
-def _format_named(name: str):
-    return next(((t, f) for t, f in formats() if f.name == name), (None, None))
-
-
-def _format_of_file(path: Path, prefer: str | None = None):
-    """(task name, Format) that reads this label file, or None."""
-    for task, f in formats(prefer):
-        if path.suffix.lower() in f.suffixes and f.detect(path):
-            return task, f
-    return None
-
-
-def _label_file_in(folder: Path, prefer: str | None = None) -> tuple[str, Path] | None:
-    """(format name, label file) found in an imported folder (or a zip's single top folder)."""
-    roots = [folder]
-    subdirs = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "__MACOSX"))]
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    if len(subdirs) == 1 and not files:  # a zip of one folder
-        roots.append(subdirs[0])
-    for root in roots:
-        for _task, f in formats(prefer):
-            for pattern in f.files:
-                found = [p for p in root.glob(pattern) if p.is_file()]
-                if len(found) == 1 and f.detect(found[0]):
-                    return f.name, found[0]
-    return None
-
-
+# ---- what a source is: the tasks' own formats (core/label_formats.py) ----------------------------
 def _hint() -> str:
-    seeds = ", ".join(f"{f.title} ({'/'.join(f.suffixes)})" for _t, f in formats())
-    return f"Give a folder of images, a .zip, or a label file: {seeds or 'no task reads label files'}."
+    return f"Give a folder of images, a .zip, or a label file: {described() or 'no installed task reads label files'}."
 
 
-def sniff(src, prefer: str | None = None) -> tuple[str, str | None]:
-    """(format, task it implies or None): folder | zip | image | a task's format name (ghost, keylike, ...).
-    prefer: the task of the dataset being imported into, whose formats are tried first."""
-    src = Path(src)
+def _source(src: Path, prefer: str | None = None) -> tuple[str, str | None, object]:
+    """(kind, task it implies or None, Format or None): kind is folder | zip | image | label."""
     if not src.exists():
         raise StudioError(f"{src} does not exist.", _hint())
     if src.is_dir():
-        found = _label_file_in(src, prefer)
-        return ("folder", _format_named(found[0])[0] if found else None)
+        found = label_file_in(src, prefer)
+        return ("folder", found[0] if found else None, None)
     if zipfile.is_zipfile(src):
-        try:
-            with zipfile.ZipFile(src) as zf:
-                names = [n.replace("\\", "/").split("/")[-1] for n in zf.namelist()]
-        except (zipfile.BadZipFile, OSError) as e:
-            raise StudioError(f"{src.name} is not a readable zip: {e}.", "Re-create the archive.") from e
-        for task, f in formats(prefer):  # by name only: the zip is not unpacked to sniff it
-            if any(fnmatch.fnmatch(n, pattern) for pattern in f.files for n in names if n):
-                return "zip", task
-        return "zip", None
-    suffix = src.suffix.lower()
-    if suffix == ".zip":  # named like a zip but no readable central directory: cut off or not a zip
+        # only the entries a format may read are unpacked to look at, with the import's own safety checks
+        with tempfile.TemporaryDirectory(prefix="trinity-sniff-") as tmp:
+            extract_zip(src, Path(tmp), {"skipped": [], "ignored": 0}, lambda *_a: None, keep=is_label_name,
+                        images=False)
+            found = label_file_in(Path(tmp), prefer)
+        return "zip", found[0] if found else None, None
+    if src.suffix.lower() == ".zip":  # named like a zip but no readable central directory: cut off or not a zip
         raise StudioError(f"{src.name} is not a readable zip archive (damaged, cut off, or another format).",
                           "Re-create or re-download the archive, or import the unpacked folder.")
-    found = _format_of_file(src, prefer)
+    found = format_of_file(src, prefer)
     if found:
-        return found[1].name, found[0]
+        return "label", found[0], found[1]
     if is_image_name(src.name):
-        return "image", None
+        return "image", None, None
     raise StudioError(f"Cannot import {src.name}: not a folder, zip, image or a label file a task reads.", _hint())
+
+
+def sniff(src, prefer: str | None = None) -> tuple[str, str | None]:
+    """(format, task it implies or None): folder | zip | image | a task's format name.
+    prefer: the task of the dataset being imported into (or --task), which settles a tie between formats."""
+    kind, task, fmt = _source(Path(src), prefer)
+    return (fmt.name if fmt is not None else kind), task
 
 
 # ---- entry point -------------------------------------------------------------------------------
 def import_source(ds, src, task: str | None = None, progress=None) -> dict:
     src = Path(src)
-    fmt, implied = sniff(src, ds.task.name)
+    kind, need, fmt = _source(src, ds.task.name)
     if task and task != ds.task.name:
         raise StudioError(f"This dataset's task is {ds.task.name}, not {task}.", "Import into a dataset of that task.")
-    report = {"source": str(src), "format": fmt, "imported": 0, "labeled": 0, "labels_added": 0,
-              "duplicates": 0, "skipped": [], "warnings": [], "ignored": 0}
-    if fmt == "zip":
+    report = {"source": str(src), "format": fmt.name if fmt is not None else kind, "imported": 0, "labeled": 0,
+              "labels_added": 0, "duplicates": 0, "skipped": [], "warnings": [], "ignored": 0}
+    if kind == "zip":
         with tempfile.TemporaryDirectory(prefix="trinity-zip-") as tmp:
-            extract_zip(src, Path(tmp), report, _skip_entry)
+            extract_zip(src, Path(tmp), report, _skip_entry, keep=is_label_name)
             _import_folder(ds, Path(tmp), report, progress)
-    elif fmt == "folder":
+    elif kind == "folder":
         _import_folder(ds, src, report, progress)
-    elif fmt == "image":
+    elif kind == "image":
         _ingest(ds, [Item(src.name, src.name, src)], report, progress)
     else:
-        _import_label_file(ds, fmt, src, report, progress)
+        _import_label_file(ds, need, fmt, src, report, progress)
     for e in report["skipped"]:
         e.pop("_pos", None)
     if ds.meta.get("split") is None and (report["labeled"] or report["labels_added"]):
@@ -181,12 +154,16 @@ def import_source(ds, src, task: str | None = None, progress=None) -> dict:
     return report
 
 
-def _import_label_file(ds, fmt: str, path: Path, report: dict, progress) -> None:
-    need, f = _format_named(fmt)
+def _import_label_file(ds, need: str, f, path: Path, report: dict, progress) -> None:
     if ds.task.name != need:
-        raise StudioError(f"{path.name} holds {need} labels but this dataset's task is {ds.task.name}.",
-                          f"Import it into a {need} dataset (--task {need} with a new --into folder).")
-    report["format"] = fmt
+        if confidence(f, path) >= 0.5:
+            raise StudioError(f"{path.name} holds {need} labels ({f.title}) but this dataset's task is {ds.task.name}.",
+                              f"Import it into a {need} dataset (--task {need} with a new --into folder).")
+        own = ", ".join(f"{x.title} ({'/'.join(x.suffixes)})" for x in task_formats(ds.task.name))
+        raise StudioError(f"{path.name} is not a label file the {ds.task.name} task reads.",
+                          f"The {ds.task.name} task reads: {own}." if own else
+                          f"The {ds.task.name} task reads no label files; import its images and label them in Annotate.")
+    report["format"] = f.name
     items = f.read(path)
     _ingest(ds, items, report, progress)
     missing = [e for e in report["skipped"] if e["code"] == "missing_image"]
@@ -197,10 +174,10 @@ def _import_label_file(ds, fmt: str, path: Path, report: dict, progress) -> None
 
 
 def _import_folder(ds, root: Path, report: dict, progress) -> None:
-    found = _label_file_in(root, ds.task.name)
+    found = label_file_in(root, ds.task.name)
     if found:
-        report["label_file"] = found[1].name
-        _import_label_file(ds, found[0], found[1], report, progress)
+        report["label_file"] = found[2].name
+        _import_label_file(ds, found[0], found[1], found[2], report, progress)
         return
     items = []
     root_r = root.resolve()
@@ -213,6 +190,7 @@ def _import_folder(ds, root: Path, report: dict, progress) -> None:
                 continue
             if not is_image_name(name):
                 report["ignored"] += 1
+                report.setdefault("ignored_files", []).append(rel)
                 continue
             it = Item(rel, rel, p)
             if p.is_symlink() and not inside(root_r, p):
@@ -223,7 +201,7 @@ def _import_folder(ds, root: Path, report: dict, progress) -> None:
 
 # ---- the common path: check label, store image, commit in batches ----------------------------
 def _label_problems(ds, it: Item) -> tuple[list[str], list[str]]:
-    """(errors, warnings). An error about a field the source left empty (Keylike's keyway is
+    """(errors, warnings). An error about a field the source left empty (a format whose field is
     optional) is not a bad label but an incomplete one: the record imports, unlabeled, with a warning."""
     rec = {"id": str(it.ref), "image": "", "fields": it.fields, "status": "labeled", "split": None}
     try:
@@ -349,6 +327,45 @@ def jsonl_items(path: Path):
             if not isinstance(obj, dict):
                 it.code, it.reason, obj = "bad_field", f"line {n} is a {type(obj).__name__}, not an object", None
         yield it, obj, n
+
+
+def csv_items(path: Path):
+    """Yields (Item, row, line number) for each data row of a CSV label file whose first row names the
+    columns (csv.DictReader: quoting, commas inside quotes, a BOM). A row with more or fewer cells than
+    the header gets its Item's code/reason and row None; raises StudioError for a file that cannot be
+    read or has no header."""
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is a UTF-8 CSV.") from e
+    except UnicodeDecodeError as e:
+        raise StudioError(f"{path.name} is not UTF-8 text (byte {e.start + 1}).", "Save the CSV as UTF-8.") from e
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames
+    except csv.Error as e:
+        raise StudioError(f"{path.name} is not a readable CSV: {e}.", "Check its quoting.") from e
+    if not header:
+        raise StudioError(f"{path.name} is empty.", "A CSV label file starts with a header row naming its columns.")
+    index, line = 0, 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            index += 1
+            it = Item(index, "", line=reader.line_num, code="bad_csv", reason=f"line {reader.line_num}: {e}")
+            yield it, None, reader.line_num
+            continue
+        index, line = index + 1, reader.line_num
+        it = Item(index, "", line=line)
+        if None in row:
+            it.code, it.reason, row = "bad_field", f"line {line} has more cells than the header's {len(header)}", None
+        elif any(v is None for v in row.values()):
+            it.code, it.reason = "bad_field", f"line {line} has fewer cells than the header's {len(header)}"
+            row = None
+        yield it, row, line
 
 
 def first_jsonl_object(path: Path):

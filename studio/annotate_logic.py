@@ -9,9 +9,10 @@ import threading
 from core.dataset import Dataset
 from core.errors import StudioError
 from core.tasks import Field, Parsed, Task
+from core.tasks.base import DIGITS
 from studio.common import badge, esc
 
-MAX_POSITIONS = 12   # cut positions of the digits editor
+MAX_POSITIONS = 12   # positions of the digits editor (core.tasks.base.MAX_DIGITS)
 MAX_SLOTS = 12       # simple fields (text, number, choice, boolean, list) one task can show
 SLOT_KINDS = ("text", "number", "choice", "boolean", "list", "multi")
 FILTERS = ("all", "unlabeled", "labeled", "reviewed")
@@ -52,22 +53,31 @@ def progress_html(records: list[dict], current: str | None) -> str:
 
 
 # ---------------------------------------------------------------- fields from the editor
-def bitting_from_inputs(values: list) -> list[int]:
-    """Per-position dropdown values -> digits. Trailing empty positions are fine (a keyway with a
-    range of cut counts); an empty position before a filled one is an error."""
+def digits_from_inputs(values: list, field: Field) -> list[int] | str:
+    """Per-position picker values -> the digits field's value: a list of ints, or a string of digits
+    when the field keeps one (Field.as_string: "004217" stays "004217"). Each position must be one of
+    the field's alphabet (Field.digit_alphabet). Trailing empty positions are fine (a field with a range
+    of lengths); an empty position before a filled one is an error."""
     vals = [str(v).strip() if v not in (None, "") else "" for v in values]
     while vals and vals[-1] == "":
         vals.pop()
     if "" in vals:
         k = vals.index("") + 1
-        raise StudioError(f"Cut position {k} is empty but a later one is filled.",
-                          "Fill the positions from the bow to the tip without gaps.")
-    out = []
+        raise StudioError(f"{field.label} position {k} is empty but a later one is filled.",
+                          "Fill the positions from the first one on, without gaps.")
+    alphabet = field.digit_alphabet
     for i, v in enumerate(vals, 1):
-        if not v.isdigit() or not 1 <= int(v) <= 9:
-            raise StudioError(f"Cut position {i} is '{v}', not a depth digit 1-9.", "Pick a digit from the list.")
-        out.append(int(v))
-    return out
+        if v not in alphabet:
+            raise StudioError(f"{field.label} position {i} is '{v}', not a digit {field.alphabet_text()}.",
+                              "Pick a digit from the list.")
+    return "".join(vals) if field.as_string else [int(v) for v in vals]
+
+
+def digits_to_inputs(value) -> list[str]:
+    """A stored digits value ([1, 2, 5] or "004217") -> one picker value per position."""
+    if isinstance(value, str):
+        return list(value)
+    return [str(d) for d in value] if isinstance(value, list) else []
 
 
 # ---------------------------------------------------------------- the editor from Task.fields
@@ -77,6 +87,9 @@ def editor_plan(task: Task) -> dict:
     plan: dict = {"sql": None, "digits": None, "slots": []}
     for f in task.fields:
         if f.kind in ("sql", "digits") and plan[f.kind] is None:
+            if f.kind == "digits" and f.length_range[1] > MAX_POSITIONS:
+                raise StudioError(f"Task {task.name}'s field {f.name} has up to {f.length_range[1]} digits; the "
+                                  f"editor shows {MAX_POSITIONS}.", f"Give it max_length {MAX_POSITIONS} or less.")
             plan[f.kind] = f
             continue
         kind = f.kind if f.kind in ("text", "number", "choice", "boolean") else "text"
@@ -112,7 +125,7 @@ def _item(field: Field, text: str, pos: int):
 def from_editor(field: Field, kind: str, raw):
     """An editor component's value -> the field's value (StudioError when it cannot be one)."""
     if field.kind == "digits" and kind == "digits":
-        return bitting_from_inputs(list(raw or []))
+        return digits_from_inputs(list(raw or []), field)
     if kind == "number":
         if raw in (None, ""):
             return None
@@ -164,10 +177,14 @@ def fields_from_editor(task: Task, values: dict, old: dict | None = None) -> dic
 
 
 def digit_setup(task: Task, name: str, fields: dict) -> dict:
-    """How many positions the digits editor shows and which digits each takes (Task.editor_setup)."""
+    """How many positions the digits editor shows and which digits each takes (Task.editor_setup;
+    without one, the field's own alphabet and length)."""
     setup = (task.editor_setup(fields) if hasattr(task, "editor_setup") else {}).get(name) or {}
-    return {"positions": int(setup.get("positions", MAX_POSITIONS)), "min_positions": int(setup.get("min_positions", 0)),
-            "digits": [str(d) for d in setup.get("digits", range(10))]}
+    field = next((f for f in task.fields if f.name == name), None)
+    lo, hi = field.length_range if field is not None else (0, MAX_POSITIONS)
+    alphabet = field.digit_alphabet if field is not None else DIGITS
+    return {"positions": int(setup.get("positions", hi)), "min_positions": int(setup.get("min_positions", lo)),
+            "digits": [str(d) for d in setup.get("digits", alphabet)]}
 
 
 def same_fields(a: dict | None, b: dict | None) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.tasks import api_payload
+from core.tasks import api_payload, metric_spec
 from studio.common import badge, esc
 
 MAX_ENGINES = 3  # each holds a model in memory; beyond this the oldest is dropped
@@ -66,11 +66,18 @@ def verdict_html(ans, task, record: dict | None) -> str:
     body = f"<ul class='ts-issues'>{errs}</ul>" if errs else ""
     if record and task.is_labeled(record) and parsed is not None:
         scores = task.score(parsed, record)
-        body += ('<div class="ts-scores">' + " ".join(badge(f"{k.replace('_', ' ')} {v:.2f}", "info")
+        body += ('<div class="ts-scores">' + " ".join(badge(score_text(task, k, v), "info")
                                                        for k, v in scores.items()) + "</div>")
         if hasattr(task, "diff"):
             body += diff_html(task.diff(parsed, record))
     return f'<div class="ts-verdict">{head}{body}</div>'
+
+
+def score_text(task, name: str, value: float) -> str:
+    """"bitting exact 1.00"; a metric where lower is better says so (Task.metrics), so an error of 0 reads
+    as the good news it is."""
+    lower = not metric_spec(task, name).higher_is_better
+    return f"{name.replace('_', ' ')} {value:.2f}" + (" (lower is better)" if lower else "")
 
 
 def diff_html(diff: dict) -> str:

@@ -97,7 +97,7 @@ def test_key_inputs_follow_the_keyway():
     """The keys task's own editor behaviour, through the generic editor: the keyway sets the digit
     pickers and prefills the brand."""
     from core.tasks import get_task
-    from studio.annotate_logic import bitting_from_inputs, digit_setup, editor_plan, fields_from_editor, live_check
+    from studio.annotate_logic import digit_setup, digits_from_inputs, editor_plan, fields_from_editor, live_check
 
     task = get_task("keys")
     setup = digit_setup(task, "bitting", {"keyway": "SC1"})
@@ -108,9 +108,12 @@ def test_key_inputs_follow_the_keyway():
     assert plan["digits"].name == "bitting" and [(f.name, k) for f, k in plan["slots"]] == [("keyway", "choice"),
                                                                                           ("brand", "text")]
     assert ("SC1 · Schlage · 5 cuts", "SC1") in plan["slots"][0][0].choices
-    assert bitting_from_inputs(["1", "2", "5", "", ""]) == [1, 2, 5]
+    bitting = plan["digits"]
+    assert digits_from_inputs(["1", "2", "5", "", ""], bitting) == [1, 2, 5]
     with pytest.raises(StudioError, match="position 2 is empty"):
-        bitting_from_inputs(["1", "", "5"])
+        digits_from_inputs(["1", "", "5"], bitting)
+    with pytest.raises(StudioError, match="Bitting position 1 is '0', not a digit 1-9"):  # the field's alphabet
+        digits_from_inputs(["0", "2"], bitting)
     fields = fields_from_editor(task, {"keyway": "SC1", "brand": " Schlage ", "bitting": ["1", "2", "5", "3", "7"]})
     assert fields == {"keyway": "SC1", "bitting": [1, 2, 5, 3, 7], "brand": "Schlage"}
     out = live_check(task, fields)

@@ -18,12 +18,15 @@ def add_parser(sub) -> None:
     p = sub.add_parser("dataset", help="import, validate, export and split datasets")
     dsub = p.add_subparsers(dest="dataset_command", required=True)
 
-    imp = dsub.add_parser("import", help="add a folder / zip / dataset_vision.json / Keylike .jsonl")
-    imp.add_argument("src", help="folder of images, .zip, dataset_vision.json or Keylike .jsonl")
+    seeds = _formats_text()
+    imp = dsub.add_parser("import", help="add a folder of images, a .zip or a label file of a task's format")
+    imp.add_argument("src", help="folder of images, .zip, an image, or a label file: " + seeds)
     imp.add_argument("--into", required=True, metavar="DATASET_DIR", help="created if it does not exist")
-    imp.add_argument("--task", help="the task of a new dataset (needed for plain images): " + ", ".join(_task_names()))
+    imp.add_argument("--task", help="the task of a new dataset (needed for plain images; settles a label file two "
+                     "tasks' formats read equally well): " + ", ".join(_task_names()))
     imp.add_argument("--schema", metavar="SCHEMA.json",
-                     help="JSON Schema of the answer, for a new dataset of a task that takes one (--task json)")
+                     help="JSON Schema of the answer, for a new dataset of a task that takes one ("
+                          + ", ".join(f"--task {n}" for n in _task_names(setting="schema")) + ")")
     imp.add_argument("--name", help="display name of a new dataset (default: folder name)")
     imp.add_argument("--json", action="store_true", help="print one JSON object")
     imp.set_defaults(func=cmd_import)
@@ -31,14 +34,14 @@ def add_parser(sub) -> None:
     val = dsub.add_parser("validate", help="report problems per record; changes nothing")
     val.add_argument("dataset_dir")
     val.add_argument("--near", type=int, default=None,
-                     help="near-duplicate distance in perceptual-hash bits (default: the task's, 4 of 64 for photos)")
+                     help="near-duplicate distance in perceptual-hash bits (default: the task's near_duplicate)")
     val.add_argument("--json", action="store_true")
     val.set_defaults(func=cmd_validate)
 
-    exp = dsub.add_parser("export", help="write ghost (dataset_vision.json), keylike (JSONL) or hf")
+    exp = dsub.add_parser("export", help="write a label format of the dataset's task, or hf")
     exp.add_argument("dataset_dir")
-    exp.add_argument("--format", required=True, help="a seed format of the dataset's task (ghost, keylike, ...) or hf")
-    exp.add_argument("--out", required=True, help="file (.json/.jsonl) or folder")
+    exp.add_argument("--format", required=True, help="a format of the dataset's task or hf: " + _export_text())
+    exp.add_argument("--out", required=True, help="a file (with the format's suffix) or a folder")
     exp.add_argument("--force", action="store_true", help="replace an existing export")
     exp.add_argument("--json", action="store_true")
     exp.set_defaults(func=cmd_export)
@@ -54,10 +57,24 @@ def add_parser(sub) -> None:
     spl.set_defaults(func=cmd_split)
 
 
-def _task_names() -> list[str]:
+def _task_names(setting: str | None = None) -> list[str]:
+    """Installed tasks (those that take a per-dataset `setting`, with one)."""
     from core.tasks import all_tasks
 
-    return list(all_tasks())
+    return [n for n, t in all_tasks().items() if setting is None or setting in (getattr(t, "settings", None) or {})]
+
+
+def _formats_text() -> str:
+    """The installed tasks' label formats, for the help (core/label_formats.py)."""
+    from core.label_formats import described
+
+    return described() or "no installed task reads label files"
+
+
+def _export_text() -> str:
+    from core.exporters import seed_formats
+
+    return ", ".join(f"{f.name} ({t})" for t, f in seed_formats()) + ", hf (any task)"
 
 
 def read_schema(path) -> dict:
@@ -66,7 +83,7 @@ def read_schema(path) -> dict:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except OSError as e:
-        raise StudioError(f"Cannot read the schema {p}: {e.strerror or e}.", "Give the path of a .json file.") from e
+        raise StudioError(f"Cannot read the schema {p}: {e.strerror or e}.", "Give the path of the schema file (a JSON document).") from e
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

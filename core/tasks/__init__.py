@@ -13,10 +13,11 @@ import os
 import pkgutil
 
 from core.errors import StudioError
-from core.tasks.base import (FIELD_KINDS, BaseTask, Field, Format, Issue, Parsed, Route, Task,
-                             View)
+from core.tasks.base import (FIELD_KINDS, BaseTask, Field, Format, Issue, Metric, Parsed, Route, Task,
+                             View, metric_spec)
 
-__all__ = ["Field", "Issue", "Parsed", "Task", "BaseTask", "View", "Route", "Format", "FIELD_KINDS",
+__all__ = ["Field", "Issue", "Parsed", "Task", "BaseTask", "View", "Route", "Format", "Metric", "FIELD_KINDS",
+           "metric_spec",
            "get_task", "all_tasks", "task_for_dataset", "register", "load_errors", "reload",
            "api_payload", "api_model"]
 

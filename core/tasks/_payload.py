@@ -1,6 +1,6 @@
 """REST payloads for any task: the task's own Route.build when it has one, else a generic payload.
 
-The server (core/api.py) serves `POST /api/v1/tasks/{name}/analyze` for every installed task and,
+The server (core/api/tasks_routes.py) serves `POST /api/v1/tasks/{name}/analyze` for every installed task and,
 for a task with a Route, that route's path too; both answer `api_payload(task, parsed, meta)`.
 """
 from __future__ import annotations

@@ -151,6 +151,9 @@ class JsonTask(BaseTask):
     # Per-dataset settings (stored in dataset.json), asked for when a dataset is created.
     settings = {"schema": "JSON Schema of the answer: an object whose properties are strings (optionally enum), "
                           "integers/numbers (minimum/maximum), booleans or arrays of those"}
+    example_settings = {"schema": {"type": "object", "title": "parcel label", "properties": {
+        "count": {"type": "integer", "minimum": 0, "maximum": 20}, "colour": {"type": "string", "enum": ["red", "blue"]},
+        "fragile": {"type": "boolean"}}, "required": ["count", "colour"]}}
 
     def __init__(self, schema: dict | None = None):
         self.schema = schema
@@ -264,6 +267,19 @@ class JsonTask(BaseTask):
         data = parsed.data if parsed else {}
         return {k: data[k] for k in self.props if k in data}
 
+    def samples(self, n: int = 2) -> list[dict]:
+        """Records that fit the schema, each on an image that shows its values as text."""
+        from PIL import Image, ImageDraw, ImageFont
+
+        out, font = [], ImageFont.load_default(size=16)
+        for i in range(n if self.schema else 0):
+            fields = {k: v for k, node in self.props.items() if (v := _sample_value(node, i)) is not None}
+            im = Image.new("RGB", (256, 24 + 20 * len(fields)), (250, 250, 245))
+            ImageDraw.Draw(im).multiline_text((8, 8), "\n".join(f"{k}: {v}" for k, v in fields.items()),
+                                              fill=(20, 20, 20), font=font)
+            out.append({"id": f"sample-{i}", "image_obj": im, "fields": fields})
+        return out
+
     def view(self, parsed: Parsed):
         view = super().view(parsed)
         if parsed and parsed.ok:
@@ -273,22 +289,47 @@ class JsonTask(BaseTask):
         return view
 
 
+def _sample_value(node: dict, i: int):
+    """The i-th example value of a schema property (enum values in turn, numbers from the minimum up)."""
+    kind = node.get("type")
+    if "enum" in node:
+        return node["enum"][i % len(node["enum"])]
+    if kind in ("integer", "number"):
+        lo, hi = node.get("minimum", 0), node.get("maximum", 10 ** 6)
+        return min(hi, lo + i + 1)
+    if kind == "boolean":
+        return i % 2 == 0
+    if kind == "string":
+        return f"sample {i + 1}"
+    if kind == "array" and isinstance(node.get("items"), dict):
+        item = _sample_value(node["items"], i)
+        return [] if item is None else [item]
+    return None
+
+
 @lru_cache(maxsize=64)
 def _configured(schema_text: str) -> JsonTask:
     return JsonTask(check_schema(json.loads(schema_text)))
 
 
 # ---- import/export: JSONL lines {"image_path": "...", "output": {...}} ---------------------------
-def _detect(path) -> bool:
+def _detect(path) -> float:
+    """Its lines are {"image_path", "output": {...}}: both on the first line and nothing else 1.0, with
+    other keys too 0.8, an "output" object without image_path 0.5; anything else (or a first line that
+    does not parse) is not this format."""
     if path.suffix.lower() != ".jsonl":
-        return False
+        return 0.0
     from core.importers import first_jsonl_object
 
     try:
         obj = first_jsonl_object(path)
     except (OSError, ValueError):
-        return False
-    return isinstance(obj, dict) and isinstance(obj.get("output"), dict) and "bittings" not in obj
+        return 0.0
+    if not (isinstance(obj, dict) and isinstance(obj.get("output"), dict)):
+        return 0.0
+    if "image_path" not in obj:
+        return 0.5
+    return 1.0 if set(obj) <= {"image_path", "output"} else 0.8
 
 
 def _read(path) -> list:
@@ -315,5 +356,5 @@ def _write(ds, record: dict, image_rel: str) -> dict:
 
 
 FORMATS = [Format("jsonl", "JSON lines {image_path, output}", _detect, _read, _write, suffixes=(".jsonl",),
-                  files=(), default_name="labels.jsonl", lines=True)]
+                  files=("*.jsonl",), default_name="labels.jsonl", lines=True)]
 TASK = JsonTask()

@@ -53,9 +53,9 @@ def build(state, shared: dict) -> dict:
                 force_btn = gr.Button("Save mine over theirs", size="sm", variant="stop", elem_id="ann-force")
             gr.HTML(f'<div class="ts-shortcuts">{SHORTCUTS}</div>')
         # The editor is built from the task's fields (Task.fields): one code editor for a "sql" field,
-        # one keyway-aware row of digit pickers for a "digits" field, and slots for the simple kinds,
-        # each slot holding one component per kind; render() shows the right one, labelled and
-        # id'd after its field (#ann-<field name>).
+        # one row of digit pickers for a "digits" field (its alphabet; Task.editor_setup may make it
+        # follow another field), and slots for the simple kinds, each slot holding one component per
+        # kind; render() shows the right one, labelled and id'd after its field (#ann-<field name>).
         with gr.Column(scale=6, min_width=420, elem_classes="ts-panel"):
             code = gr.Code(language="sql", label="SQL", lines=14, max_lines=30, interactive=True,
                            elem_id="ann-sql", visible=False)
@@ -150,7 +150,7 @@ def build(state, shared: dict) -> dict:
             out[row] = gr.update(visible=2 * r < len(plan["slots"]))
         dig = plan["digits"]
         out[digits_label] = gr.update(visible=dig is not None, value=f"**{dig.label}** — {dig.help}" if dig else "")
-        values = [str(d) for d in (f.get(dig.name) or [])] if dig else []
+        values = L.digits_to_inputs(f.get(dig.name)) if dig else []
         out.update(zip(bits, bit_updates(task, dig.name, f, values) if dig else
                        [gr.update(visible=False, value="") for _ in bits]))
         out.update(check_updates(task, f, sql.name if sql else None))
@@ -207,7 +207,7 @@ def build(state, shared: dict) -> dict:
 
     def on_edit(changed_slot: int | None):
         """The live check after a user edit; a change of a field other fields follow (Task.prefill,
-        Task.editor_setup: the keyway sets the brand and the digit pickers) updates those too."""
+        Task.editor_setup: one field sets another's value or the digit pickers) updates those too."""
         def handler(data):
             c = data[cur] or {}
             if not c.get("path"):
@@ -403,4 +403,7 @@ def build(state, shared: dict) -> dict:
     # another user may have changed the dataset meanwhile).
     show = nav_handler(lambda ds, c: c["id"])
     return {"cur": cur, "render": render, "show": show, "all_inputs": all_inputs, "view_outputs": view_outputs, "on_dataset": on_dataset,
-            "code": code, "slots": slots, "bits": bits, "filter": filt}
+            "code": code, "slots": slots, "bits": bits, "filter": filt,
+            # the handlers behind Save and the live check, and what they read (tests drive them as the page does)
+            "on_save": on_save, "on_edit": on_edit, "editors": editors, "holding": holding, "autosave": autosave,
+            "reviewed": reviewed, "save_msg": save_msg, "check": check}

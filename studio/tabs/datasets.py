@@ -16,9 +16,7 @@ from core.tasks import all_tasks
 from studio.common import badge, dataset_choices, esc, ui_guard, open_dataset
 
 REPORT_HEADERS = ["severity", "record", "problem", "details"]
-EXPORT_FORMATS = [("Hugging Face datasets folder (images + messages)", "hf"),
-                  ("Ghost Architect dataset_vision.json (ui2sql)", "ghost"),
-                  ("Keylike JSONL (keys)", "keylike")]
+SETTING_FILE_TYPES = [".json"]  # a task's per-dataset settings are JSON documents (read_setting), not label files
 
 
 # ---------------------------------------------------------------- pure handlers (unit-tested)
@@ -42,12 +40,27 @@ def overview_html(ds: Dataset | None) -> str:
 
 
 def export_formats(task: str | None) -> list[tuple[str, str]]:
-    """The export formats that fit a dataset's task (its own seed formats, then hf): a keys dataset
-    is not offered Ghost's SQL format."""
-    from core.exporters import format_names, seed_formats
+    """The export formats that fit a dataset's task (its own writable formats, then hf): a dataset is
+    never offered another task's format."""
+    from core.exporters import format_titles
 
-    seeds = seed_formats()
-    return [(getattr(seeds[n][1], "title", n) if n in seeds else EXPORT_FORMATS[0][0], n) for n in format_names(task)]
+    return format_titles(task)
+
+
+def import_help() -> str:
+    """What the import box takes, from the installed tasks' formats (Task.formats)."""
+    from core.label_formats import formats
+
+    seeds = "; ".join(f"{esc(f.title)} (`{'`, `'.join(f.files or f.suffixes)}`, {esc(t)})" for t, f in formats())
+    return ("#### Import into the open dataset\nA folder of images, a zip, or a label file of the dataset's task"
+            + (f": {seeds}." if seeds else ".") + " Bad items are skipped with a reason.")
+
+
+def upload_types() -> list[str]:
+    """The upload box's file types: zips, images, and every label-file suffix an installed task reads."""
+    from core.label_formats import label_suffixes
+
+    return [".zip", *label_suffixes(), "image"]
 
 
 PREVIEW_MAX = 12
@@ -116,7 +129,7 @@ def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, a
     if not sources:
         raise StudioError("Nothing to import.", "Upload a zip, a label file or images, or give a folder on the server.")
     totals = {"imported": 0, "labeled": 0, "labels_added": 0, "duplicates": 0, "ignored": 0}
-    skipped, warnings, hints, split = [], [], [], None
+    skipped, warnings, hints, split, ignored = [], [], [], None, []
     for src in sources:
         name = Path(src).name
         rep = ds.import_source(src, progress=(lambda d, t, n=name: progress(d, t, n)) if progress else None)
@@ -125,8 +138,9 @@ def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, a
         skipped += [{**s, "source": name} for s in rep.get("skipped", [])]
         warnings += rep.get("warnings", [])
         hints += [rep["hint"]] if rep.get("hint") else []
+        ignored += rep.get("ignored_files") or []
         split = rep.get("split") or split
-    head = summary_lines({**totals, "split": split})
+    head = summary_lines({**totals, "split": split, "ignored_files": ignored})
     blocks = ["<br>".join([f"**{head[0]}**", *head[1:], *(f"<b>What to do:</b> {esc(h)}" for h in hints)])]
     many = len(sources) > 1
     for title, entries in ((f"{plural(len(skipped), 'item')} skipped:", skipped),
@@ -188,16 +202,14 @@ def build(state, shared: dict) -> dict:
             with gr.Column(visible=False) as setting_box:
                 setting_text = gr.Code(language="json", lines=8, label="Schema", interactive=True,
                                        elem_id="ds-schema")
-                setting_file = gr.File(label="…or upload it (.json)", file_types=[".json"], type="filepath",
+                setting_file = gr.File(label="…or upload it (.json)", file_types=SETTING_FILE_TYPES, type="filepath",
                                        elem_id="ds-schema-file", height=90)
             create_btn = gr.Button("Create dataset", variant="primary", elem_id="ds-create")
     with gr.Row(equal_height=False):
         with gr.Column(elem_classes="ts-panel"):
-            gr.Markdown("#### Import into the open dataset\nA folder of images, a zip, or a label file of the "
-                        "dataset's task (Ghost Architect's `dataset_vision.json`, a Keylike `.jsonl`, JSON lines "
-                        "`{image_path, output}` for a json dataset). Bad items are skipped with a reason.")
+            gr.Markdown(import_help(), elem_id="ds-import-help")
             files = gr.File(label="Upload", file_count="multiple", type="filepath", elem_id="ds-files",
-                            file_types=[".zip", ".json", ".jsonl", "image"])
+                            file_types=upload_types())
             server_path = gr.Textbox(label="…or a folder / file on this machine", max_lines=1,
                                      visible=not state.demo_mode, placeholder="/data/screenshots")
             import_btn = gr.Button("Import", elem_id="ds-import")
@@ -210,7 +222,7 @@ def build(state, shared: dict) -> dict:
                 test_frac = gr.Slider(0, 0.5, 0.0, step=0.05, label="Test share")
             split_btn = gr.Button("Re-split", elem_id="ds-split")
             gr.Markdown("#### Export")
-            fmt = gr.Dropdown(EXPORT_FORMATS, value="hf", label="Format", elem_id="ds-export-format")
+            fmt = gr.Dropdown(export_formats(None), value="hf", label="Format", elem_id="ds-export-format")
             export_btn = gr.Button("Export labeled records", elem_id="ds-export")
             export_out = gr.Markdown()
             export_file = gr.File(label="Download", visible=False)

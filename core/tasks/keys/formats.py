@@ -14,16 +14,24 @@ from core.tasks.base import Format
 KEYLIKE_KEYS = {"image_path", "bittings", "keyway", "brand"}
 
 
-def detect(path: Path) -> bool:
-    """A .jsonl is Keylike's unless its first object is clearly another format's (no "bittings"
-    but an "output" object, the json task's lines)."""
+def detect(path: Path) -> float:
+    """How sure it is that a .jsonl is Keylike's, from its first object: "bittings" is Keylike's own
+    key (1.0, or 0.9 among keys Keylike does not know); an object with Keylike's keys only is likely an
+    unlabeled first key (0.5); a keyway or brand among other keys, maybe (0.3); a first line that is
+    not an object is reported per record by read() (0.1); an object of other keys is another format's (0)."""
     if path.suffix.lower() != ".jsonl":
-        return False
+        return 0.0
     try:
         obj = first_jsonl_object(path)
     except (OSError, ValueError):
-        return True   # a broken first line is reported per record by read()
-    return not (isinstance(obj, dict) and "bittings" not in obj and isinstance(obj.get("output"), dict))
+        return 0.1
+    if not isinstance(obj, dict):
+        return 0.1
+    if "bittings" in obj:
+        return 1.0 if set(obj) <= KEYLIKE_KEYS else 0.9
+    if obj and set(obj) <= KEYLIKE_KEYS:
+        return 0.5
+    return 0.3 if {"keyway", "brand"} & set(obj) else 0.0
 
 
 def _bitting(value) -> list[int]:

@@ -26,6 +26,7 @@ from core.tasks.base import BaseTask, Field, Issue, Parsed, View
 from core.tasks.keys.app_json import ROUTE, app_json
 
 LABELS = ("KEYWAY", "BITTING", "BRAND", "CONFIDENCE")
+DEPTHS = "123456789"   # the depth digits of the bitting scale (0 is not a cut depth)
 # A label, then ":" or "=" (or a spaced dash). Markdown bold/bullets around it are tolerated.
 _LABEL_RE = re.compile(r"\b(KEYWAY|BITTING|BRAND|CONFIDENCE)\b[*_\s]*(?::|=|\s-\s)[*_\s]*",
                        re.IGNORECASE)
@@ -117,6 +118,9 @@ class KeysTask(BaseTask):
     # The keys seed's format-compliance bands (share of answers carrying every expected field).
     bands = {"format_compliance": (("excellent", 0.90), ("good", 0.75))}
     route = ROUTE
+    # Key photos are one blade on a plain background: an 8x8 hash within 4 bits is a re-saved copy
+    # (the demo's renders are drawn to stay further apart; assets/demo/build_keys.py).
+    near_duplicate = (8, 4)
 
     @property
     def formats(self):
@@ -134,7 +138,7 @@ class KeysTask(BaseTask):
             Field("keyway", "choice", "Keyway", "Sets the number of cuts and the allowed depths. Keyway code "
                   f"from the catalog; {GENERIC} when the key is not in it.", True, choices),
             Field("bitting", "digits", "Bitting", "Cut depths from the bow to the tip, one digit "
-                  "1-9 per position (1 = shallowest), e.g. 1,2,5,3,7.", True),
+                  "1-9 per position (1 = shallowest), e.g. 1,2,5,3,7.", True, alphabet=DEPTHS),
             Field("brand", "text", "Brand", "Prefilled from the keyway's catalog entry. Left empty, "
                   "the keyway's catalog brand is used.", False),
         ]
@@ -277,7 +281,7 @@ class KeysTask(BaseTask):
         which depth digits each takes."""
         kw = find_keyway(fields.get("keyway")) if fields.get("keyway") else None
         if kw is None:
-            return {"bitting": {"positions": 0, "min_positions": 0, "digits": [str(d) for d in range(1, 10)]}}
+            return {"bitting": {"positions": 0, "min_positions": 0, "digits": list(DEPTHS)}}
         return {"bitting": {"positions": kw.max_positions, "min_positions": kw.min_positions,
                             "digits": [str(d) for d in range(kw.min_depth, kw.max_depth + 1)]}}
 

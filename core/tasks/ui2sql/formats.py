@@ -15,8 +15,30 @@ from core.tasks.base import Format
 GHOST_KEYS = {"image_path", "instruction", "output", "domain"}
 
 
-def detect(path: Path) -> bool:
-    return path.suffix.lower() == ".json"
+def _entries(data):
+    """The list of entries: the file's list, or one under "data" / "records" / "items"."""
+    if isinstance(data, dict):
+        return next((v for k, v in data.items() if k in ("data", "records", "items") and isinstance(v, list)), data)
+    return data
+
+
+def detect(path: Path) -> float:
+    """A .json list of {"image_path", "output", ...}: sure when the first entry has image_path with
+    output or instruction (1.0), plausible with image_path alone (0.5) or for an empty list (0.3).
+    Any other .json gets 0.1, so that when no format reads it better, read() says what is wrong with
+    it (not JSON at line L, not a list of records)."""
+    if path.suffix.lower() != ".json":
+        return 0.0
+    try:
+        data = _entries(json.loads(path.read_text(encoding="utf-8-sig")))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return 0.1
+    if isinstance(data, list) and not data:
+        return 0.3
+    first = data[0] if isinstance(data, list) else None
+    if not isinstance(first, dict) or "image_path" not in first:
+        return 0.1
+    return 1.0 if {"output", "instruction"} & set(first) else 0.5
 
 
 def read(path: Path) -> list[Item]:
@@ -26,8 +48,7 @@ def read(path: Path) -> list[Item]:
         raise json_error(path, e) from e
     except (OSError, UnicodeDecodeError) as e:
         raise StudioError(f"{path.name} cannot be read: {e}.", "Check the file is UTF-8 JSON.") from e
-    if isinstance(data, dict):
-        data = next((v for k, v in data.items() if k in ("data", "records", "items") and isinstance(v, list)), data)
+    data = _entries(data)
     if not isinstance(data, list):
         raise StudioError(f"{path.name} is not a list of records.",
                           'Ghost Architect format: [{"image_path": ..., "instruction": ..., "output": ..., "domain": ...}].')
