@@ -7,7 +7,7 @@
 set -u
 call=${1:?diag|unsloth|big}
 t0=$(date +%s)
-left() { echo $(( ${2:-570} - ($(date +%s) - t0) - ${1:-0} )); }
+left() { echo $(( ${BUDGET:-570} - ($(date +%s) - t0) - ${1:-0} )); }
 tar xJf .gpucarry/site.tar.xz -C /tmp && export PYTHONPATH=/tmp/.gpusite:$PWD/.gpucarry/extra:$PWD
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 UNSLOTH_OFFLINE=1 PYTHONUNBUFFERED=1
 A=.gpucarry/anchor_bench.py
