@@ -87,7 +87,7 @@ PLANS = {
             ("job", "warm: unsloth QLoRA (cache cold)", ("4b", {**Q4, "batch_size": 1, "max_steps": 2}, "unsloth", {})),
             ("job", "warm: unsloth QLoRA (cache cold)", ("4b", {**Q4, "batch_size": 4, "max_steps": 2}, "unsloth", {})),
             ("job", "warm: unsloth Trinity (TORCH_LOGS=recompiles)",
-             ("4b", {**TRINITY, "batch_size": 1, "max_steps": 4}, "unsloth", {"TORCH_LOGS": "recompiles"})),
+             ("4b", {**TRINITY, "batch_size": 1, "max_steps": 3}, "unsloth", {"TORCH_LOGS": "recompiles"})),
             ("anchor", "warm: Unsloth anchor D", ("D", "1,4", "1,1")),
         ]),
         ("anchor", "Unsloth QLoRA (anchor D)", ("D", "1,4")),
@@ -296,7 +296,8 @@ def main() -> None:
                     def go(wlabel=wlabel, wdet=wdet):
                         size, over, backend, env = wdet
                         keep("warm", wlabel, run_job(wlabel, size, over, backend, env, root, out, deadline,
-                                                     index=100 + len(threads), limit=max(60, deadline - time.time() - 200)))
+                                                     index=100 + len(threads),
+                                                     limit=min(250, max(60, deadline - time.time() - 200))))
                 threads.append(threading.Thread(target=go))
                 threads[-1].start()
             for t in threads:
