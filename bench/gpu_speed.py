@@ -94,13 +94,20 @@ PLANS = {
         ("job", "job auto QLoRA", ("4b", {**Q4, "batch_size": 1}, "auto", {})),
         ("job", "job unsloth Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "unsloth", {})),
         ("job", "job auto QLoRA", ("4b", {**Q4, "batch_size": 4}, "auto", {})),
+        # the hf path's DoRA, A/B: PEFT's layers around the cached-norm DoRA vs the fused function
+        # (call 3 measured the fused one at 1.17 s against 0.70 s for plain PEFT QLoRA)
+        ("job", "job hf Trinity 4B r64, PEFT layers + fast DoRA", ("4b", {**TRINITY, "batch_size": 1}, "hf",
+                                                                   {"FAST_LORA": "0"})),
         ("job", "job hf Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
-        # the loss curve every fast row is held to: PEFT's own layers, no Liger, no autocast
-        ("job", "job hf QLoRA, plain PEFT (levers off)", ("4b", {**Q4, "batch_size": 1, "liger_kernel": "off"}, "hf",
-                                                         {"FAST_LORA": "0", "FAST_DORA": "0", "TRINITY_AUTOCAST": "0"})),
     # last: the control, PEFT's DoRA compiled by Unsloth (its time may run out)
         ("job", "job unsloth Trinity 4B r64, PEFT's DoRA", ("4b", {**TRINITY, "batch_size": 1}, "unsloth",
                                                             {"FAST_DORA": "0", "TORCH_LOGS": "recompiles"})),
+    ],
+    # the loss curve every fast row is held to: PEFT's own layers, no Liger, no autocast (measured
+    # in call 3, 2026-12-07)
+    "plain_ref": [
+        ("job", "job hf QLoRA, plain PEFT (levers off)", ("4b", {**Q4, "batch_size": 1, "liger_kernel": "off"}, "hf",
+                                                         {"FAST_LORA": "0", "FAST_DORA": "0", "TRINITY_AUTOCAST": "0"})),
     ],
     # the DoRA comparison alone (short call): fused vs PEFT's layers, and plain QLoRA, same data
     "dora": [
