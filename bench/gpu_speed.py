@@ -109,6 +109,15 @@ PLANS = {
         ("job", "job hf QLoRA, plain PEFT (levers off)", ("4b", {**Q4, "batch_size": 1, "liger_kernel": "off"}, "hf",
                                                          {"FAST_LORA": "0", "FAST_DORA": "0", "TRINITY_AUTOCAST": "0"})),
     ],
+    # the hf path's DoRA A/B alone, alternated (issue 24, last call of 2026-12-07)
+    "dora_ab": [
+        ("job", "job hf Trinity 4B r64, PEFT layers + fast DoRA", ("4b", {**TRINITY, "batch_size": 1}, "hf", {"FAST_LORA": "0"})),
+        ("job", "job hf Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
+        ("job", "job hf Trinity 4B r64, PEFT layers + fast DoRA", ("4b", {**TRINITY, "batch_size": 1}, "hf", {"FAST_LORA": "0"})),
+        ("job", "job hf Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
+        ("job", "job hf Trinity 4B r64, PEFT layers + fast DoRA", ("4b", {**TRINITY, "batch_size": 1}, "hf", {"FAST_LORA": "0"})),
+        ("job", "job hf Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
+    ],
     # the DoRA comparison alone (short call): fused vs PEFT's layers, and plain QLoRA, same data
     "dora": [
         ("job", "job hf Trinity (fast LoRA+DoRA)", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
