@@ -79,29 +79,25 @@ PLANS = {
         ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 1}, "hf", {})),
         ("job", "job hf QLoRA, autocast off", ("4b", {**Q4, "batch_size": 1}, "hf", {"TRINITY_AUTOCAST": "0"})),
     ],
-    # 2026-12-07, issue 24, second call: Unsloth. Compiles (1.5-2 min each, CPU-bound) run side by
-    # side first, untimed, into the workspace's compile cache (the job's own) and Unsloth's default
-    # one (the anchor's); then every timed row runs alone on warm caches.
+    # 2026-12-07, issue 24, second call: Unsloth. Compiles (1.5-2 min each, CPU-bound) run first,
+    # untimed and one at a time, into the workspace's compile cache (the job's own) and Unsloth's
+    # default one (the anchor's); then every timed row runs alone on warm caches.
     "unsloth_warm": [
-        ("warm", "compile warm-ups", [
+        ("warm", "compile warm-up", [
             ("job", "warm: unsloth QLoRA (cache cold)", ("4b", {**Q4, "batch_size": 1, "max_steps": 2}, "unsloth", {})),
-            ("job", "warm: unsloth QLoRA (cache cold)", ("4b", {**Q4, "batch_size": 4, "max_steps": 2}, "unsloth", {})),
-            ("job", "warm: unsloth Trinity (TORCH_LOGS=recompiles)",
-             ("4b", {**TRINITY, "batch_size": 1, "max_steps": 3}, "unsloth", {"TORCH_LOGS": "recompiles"})),
-            ("anchor", "warm: Unsloth anchor D", ("D", "1,4", "1,1")),
         ]),
-        ("anchor", "Unsloth QLoRA (anchor D)", ("D", "1,4")),
-        ("job", "job auto QLoRA", ("4b", {**Q4, "batch_size": 1}, "auto", {})),
-        ("job", "job unsloth Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "unsloth", {})),
-        ("job", "job auto QLoRA", ("4b", {**Q4, "batch_size": 4}, "auto", {})),
-        # the hf path's DoRA, A/B: PEFT's layers around the cached-norm DoRA vs the fused function
-        # (call 3 measured the fused one at 1.17 s against 0.70 s for plain PEFT QLoRA)
-        ("job", "job hf Trinity 4B r64, PEFT layers + fast DoRA", ("4b", {**TRINITY, "batch_size": 1}, "hf",
-                                                                   {"FAST_LORA": "0"})),
+        ("anchor", "Unsloth QLoRA (anchor D)", ("D", "1")),  # compiles in its own untimed warm-up steps
+        ("job", "job auto QLoRA", ("4b", {**Q4, "batch_size": 1}, "auto", {})),  # the second run: warm cache
+        # compiles in its first step (untimed: steady steps start at step 3); the log counts recompiles
+        ("job", "job unsloth Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "unsloth", {"TORCH_LOGS": "recompiles"})),
         ("job", "job hf Trinity 4B r64", ("4b", {**TRINITY, "batch_size": 1}, "hf", {})),
-    # last: the control, PEFT's DoRA compiled by Unsloth (its time may run out)
-        ("job", "job unsloth Trinity 4B r64, PEFT's DoRA", ("4b", {**TRINITY, "batch_size": 1}, "unsloth",
-                                                            {"FAST_DORA": "0", "TORCH_LOGS": "recompiles"})),
+    ],
+    # b4 in a call of its own (a new shape compiles again, ~2 min)
+    "unsloth_b4": [
+        ("anchor", "Unsloth QLoRA (anchor D)", ("D", "4")),
+        ("job", "job auto QLoRA", ("4b", {**Q4, "batch_size": 4}, "auto", {})),
+        ("anchor", "HF+PEFT QLoRA (baseline)", ("A", "4")),
+        ("job", "job hf QLoRA", ("4b", {**Q4, "batch_size": 4}, "hf", {})),
     ],
     # the loss curve every fast row is held to: PEFT's own layers, no Liger, no autocast (measured
     # in call 3, 2026-12-07)
@@ -314,10 +310,10 @@ def main() -> None:
                         keep("warm", wlabel, run_job(wlabel, size, over, backend, env, root, out, deadline,
                                                      index=100 + len(threads),
                                                      limit=min(250, max(60, deadline - time.time() - 200))))
-                threads.append(threading.Thread(target=go))
-                threads[-1].start()
-            for t in threads:
-                t.join()
+                # one after another: four Unsloth compiles side by side starved each other on 16 cores
+                # (2026-12-07: 130.6 s for one that takes 83-94 s alone, two never finished)
+                threads.append(go)
+                go()
             if getattr(anchor, "_probed", False):
                 os.environ["PYTHONPATH"] = os.environ.get("PYTHONPATH", "") + os.pathsep + anchor.STUB_DIR
             continue
