@@ -15,35 +15,11 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from core import workspace
+# the decoding settings: one source of truth, the task's generation preset (re-exported here)
+from core.decoding import DEFAULT_MAX_NEW_TOKENS, generation_settings  # noqa: F401
 from core.errors import StudioError
 
 BASE = "base"  # the label side_by_side uses for the base model (adapters disabled)
-
-DEFAULT_MAX_NEW_TOKENS = 256
-
-
-def _preset(task) -> dict:
-    """The task's own generation preset (Task.generation); {} for no task or one not installed."""
-    if task is None or task == "":
-        return {}
-    if isinstance(task, str):
-        from core.tasks import all_tasks
-
-        task = all_tasks().get(task)
-    return dict(getattr(task, "generation", None) or {})
-
-
-def generation_settings(task=None, sample: bool = False, **overrides) -> dict:
-    """Generation kwargs for a task (a Task or its name; its `generation` preset): greedy unless
-    sample=True; overrides win. Greedy is the default everywhere; the preset's temperature and
-    top_p apply when sampling is asked for."""
-    preset = _preset(task)
-    out = {"max_new_tokens": preset.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), "do_sample": sample}
-    if sample:
-        out["temperature"] = preset.get("temperature", 0.3)
-        out["top_p"] = preset.get("top_p", 0.9)
-    out.update({k: v for k, v in overrides.items() if v is not None})
-    return out
 
 
 def chat_messages(prompt: str) -> list[dict]:

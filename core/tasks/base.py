@@ -18,8 +18,10 @@ from typing import Any, Callable, Protocol, runtime_checkable
 # What an annotator can edit; the studio has one editor per kind.
 FIELD_KINDS = ("sql", "choice", "digits", "text", "number", "boolean", "list")
 DEFAULT_SYSTEM = "You read the image and answer exactly in the requested format, with nothing else."
-# Every bundled task samples alike; a task sets only how long its answers may get (max_new_tokens).
-SAMPLING = {"temperature": 0.3, "top_p": 0.9}
+# Every bundled task decodes alike: greedily (do_sample False), as Compare, Evaluate, the API and the
+# exported Modelfile do (core/decoding.py); temperature / top_p apply only when a caller asks to
+# sample. A task sets only how long its answers may get (max_new_tokens).
+SAMPLING = {"do_sample": False, "temperature": 0.3, "top_p": 0.9}
 
 
 @dataclass
@@ -146,7 +148,7 @@ class Task(Protocol):
     name: str                      # registry key, e.g. "ui2sql"
     title: str                     # shown in the UI
     fields: list[Field]            # what the annotator edits
-    generation: dict               # generation preset: max_new_tokens, temperature, top_p
+    generation: dict               # generation preset: max_new_tokens, do_sample, temperature, top_p
     system_prompt: str             # for exported models (model card, Modelfile)
     headline_metric: str           # the metric a run is summarised by
     bands: dict                    # metric -> ((band name, floor), ...), best first
