@@ -143,6 +143,29 @@ class Format:
     lines: bool = True
 
 
+def _spellings(value) -> list[str]:
+    """Ways a field value may be spelled in an answer, longest first."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+        return [s for s in (", ".join(items), ",".join(items), "-".join(items), " ".join(items),
+                            "".join(items)) if s]
+    s = str(value).strip() if value is not None else ""
+    return [s] if s else []
+
+
+def value_spans(text: str, fields: dict) -> dict[str, list[tuple[int, int]]]:
+    """{field: [(start, end)]}: the first place each field's value is spelled in text (a list as
+    "1,2,5", "1, 2, 5", ...); a value not found gets no span."""
+    out = {}
+    for name, value in (fields or {}).items():
+        for s in _spellings(value):
+            at = text.find(s)
+            if at >= 0:
+                out[name] = [(at, at + len(s))]
+                break
+    return out
+
+
 @runtime_checkable
 class Task(Protocol):
     name: str                      # registry key, e.g. "ui2sql"
@@ -226,6 +249,16 @@ class BaseTask:
     def samples(self, n: int = 2) -> list[dict]:
         """Records with a PIL image under "image_obj" to check an export on; none by default."""
         return []
+
+    def field_spans(self, text: str, parsed: Parsed) -> dict[str, list[tuple[int, int]]]:
+        """Where each field's value is written in a parsed answer: {field: [(start, end) character
+        spans]}. core.infer turns them into per-field confidences (the model's probabilities of the
+        tokens spelling the field). By default each value is found by its spelling (value_spans)."""
+        try:
+            fields = self.fields_from_parsed(parsed)
+        except Exception:  # noqa: BLE001 - a task that can't rebuild fields from a half answer: no spans
+            return {}
+        return value_spans(text, fields)
 
     def editor_setup(self, fields: dict) -> dict:
         """Editor settings that follow the label being typed: {digits field: {"positions",
