@@ -17,6 +17,10 @@ from typing import Any, Callable, Protocol, runtime_checkable
 
 # What an annotator can edit; the studio has one editor per kind.
 FIELD_KINDS = ("sql", "choice", "digits", "text", "number", "boolean", "list")
+# Structured kinds, made of sub-fields (Field.subfields, simple kinds): "object" holds one value per
+# sub-field ({"name": ..., "city": ...}); "table" holds rows of them ([{"name", "qty", "price"}, ...]).
+NESTED_KINDS = ("object", "table")
+FIELD_KINDS = FIELD_KINDS + NESTED_KINDS
 DEFAULT_SYSTEM = "You read the image and answer exactly in the requested format, with nothing else."
 # Every bundled task decodes alike: greedily (do_sample False), as Compare, Evaluate, the API and the
 # exported Modelfile do (core/decoding.py); temperature / top_p apply only when a caller asks to
@@ -32,6 +36,7 @@ class Field:
     (label, value) pairs.
     minimum/maximum: bounds of a "number" (or a list's number items); integer: whole numbers only.
     item_kind: for kind "list", the kind of its items ("text", "number", "boolean", "choice").
+    subfields: for kinds "object" and "table", the fields of the object / of each row (simple kinds).
     """
     name: str
     kind: str
@@ -43,15 +48,23 @@ class Field:
     maximum: float | None = None
     item_kind: str | None = None
     integer: bool = False
+    subfields: list["Field"] | None = None
 
     def __post_init__(self):
         if self.kind not in FIELD_KINDS:
             raise ValueError(f"Field {self.name!r}: kind {self.kind!r} is not one of {', '.join(FIELD_KINDS)}.")
         if self.kind == "list" and self.item_kind not in (None, *FIELD_KINDS):
             raise ValueError(f"Field {self.name!r}: item_kind {self.item_kind!r} is not a field kind.")
+        if self.kind in NESTED_KINDS:
+            if not self.subfields or any(f.kind in (*NESTED_KINDS, "sql", "digits") for f in self.subfields):
+                raise ValueError(f"Field {self.name!r}: a {self.kind} needs subfields of simple kinds "
+                                 "(text, number, choice, boolean, list).")
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False) or k == "required"}
+        out = {k: v for k, v in asdict(self).items() if k != "subfields" and (v not in (None, False) or k == "required")}
+        if self.subfields:
+            out["subfields"] = [f.to_dict() for f in self.subfields]
+        return out
 
 
 @dataclass
