@@ -115,7 +115,8 @@ def _item(field: Field, text: str, pos: int):
 def table_columns(field: Field) -> dict:
     """The table editor's shape for an object / table field: headers (the sub-fields' names),
     per-column datatypes, and how many rows it may have."""
-    types = {"number": "number", "boolean": "bool"}
+    # numbers are typed as text and checked here: a "number" column shows an emptied cell as 0
+    types = {"boolean": "bool"}
     return {"headers": [s.name for s in field.subfields or []],
             "datatype": [types.get(s.kind, "str") for s in field.subfields or []],
             "fixed_rows": 1 if field.kind == "object" else None}
@@ -169,7 +170,8 @@ def table_value(field: Field, raw):
         rows.append(row)
     if field.kind == "object":
         return rows[0] if rows else {}
-    return [r for r in rows if r]
+    # a row of empty cells and unticked boxes is the blank row under the table, not an item
+    return [r for r in rows if any(v is not False for v in r.values())]
 
 
 def table_cells(field: Field, value) -> list[list]:

@@ -115,8 +115,9 @@ def test_the_annotate_editor_is_a_table_of_rows():
     assert [(f.name, k) for f, k in plan["slots"]] == [("vendor", "text"), ("items", "table"), ("total", "number"),
                                                        ("shop", "table")]
     items, shop = t.fields[1], t.fields[3]
-    assert L.table_columns(items) == {"headers": ["name", "qty", "price"], "datatype": ["str", "number", "number"],
+    assert L.table_columns(items) == {"headers": ["name", "qty", "price"], "datatype": ["str", "str", "str"],
                                       "fixed_rows": None}
+    assert L.table_columns(shop)["datatype"] == ["str", "bool"] and L.table_columns(shop)["fixed_rows"] == 1
     stored = [{"name": "Tea", "qty": 2, "price": 3.5}]
     cells = L.to_editor(items, "table", stored)
     assert cells == [["Tea", 2, 3.5], ["", "", ""]]  # the rows, then an empty one to type into
@@ -126,6 +127,7 @@ def test_the_annotate_editor_is_a_table_of_rows():
         L.from_editor(items, "table", [["Tea", 2, 3.5], ["Bun", "two", 1]])
     assert L.to_editor(shop, "table", {"city": "Oslo", "open": True}) == [["Oslo", True]]
     assert L.from_editor(shop, "table", [["Oslo", "false"]]) == {"city": "Oslo", "open": False}
+    assert L.from_editor(items, "table", [["", "", "", False]]) == []  # the blank row under a table
     values = {"vendor": "Corner Cafe", "items": typed, "total": 6.5, "shop": [["Oslo", None]]}
     fields = L.fields_from_editor(t, values)
     assert fields["items"][1] == {"name": "Bun", "qty": 1, "price": 2.5} and fields["shop"] == {"city": "Oslo"}
