@@ -92,7 +92,7 @@ def json_content(ans, task, schema: dict | None) -> str:
     parsed = ans.parsed if ans.parsed is not None else task.parse(ans.text)
     raw = (ans.text or "").strip().replace("\n", " ")[:200]
     if not parsed.ok:
-        raise ApiError(422, f"{parsed.error_text()}. Its text: {raw!r}.",
+        raise ApiError(422, f"{parsed.error_text().rstrip('.')}. Its text: {raw!r}.",
                        "Retry, or ask with response_format text to read the raw answer.", code="answer_did_not_parse")
     if schema:
         import jsonschema
