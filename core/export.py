@@ -258,14 +258,24 @@ def _export_gguf(run: Path, cfg: dict, source: Weights, dest: Path, out: Path, q
     result = {"merged": merged_meta, "gguf": gg.describe(text), "mmproj": gg.describe(mmproj),
               "llama_cpp_python": gg.LLAMA_CPP_PYTHON, "notes": [], "layer_pattern_written": fixed_layers}
     report.step("checking the files with llama.cpp")
-    result["verification"] = _verify(gg, text, mmproj, samples, refs) if verify else {"ran": False,
-                                                                                       "reason": "verify=False"}
+    result["verification"] = _verify(gg, text, mmproj, samples, refs) if verify else not_verified()
     tag = ollama_name(run.name, quant)
     atomic_write_text(dest / "Modelfile", modelfile(text.name, mmproj.name, task or cfg.get("task")))
     result["ollama"] = {"name": tag, "commands": ollama_commands(out, tag), "ran": False,
                         "note": OLLAMA_VISION_CAVEAT}
     result["notes"] += [OLLAMA_VISION_CAVEAT]
     return result
+
+
+def not_verified() -> dict:
+    """The verification entry of an export asked not to verify: turned off by choice, or off
+    because the checker (llama-cpp-python) is not installed, with how to install it."""
+    from core import export_gguf as gg
+
+    why = gg.llama_cpp_available()
+    if why is None:
+        return {"ran": False, "reason": "verification was turned off", "hint": "Export again with verification on."}
+    return {"ran": False, "reason": why, "hint": gg.INSTALL_HINT}
 
 
 def _verify(gg, text: Path, mmproj: Path, samples: list, refs: list[dict]) -> dict:
