@@ -102,6 +102,10 @@ def build(state, shared: dict) -> dict:
             run_dd = gr.Dropdown([], label="Run", elem_id="train-run", allow_custom_value=False)
             load_cfg = gr.Button("Load this run's settings into the form", size="sm", elem_id="train-load-config")
             status = gr.HTML(elem_id="train-status-box")
+    with gr.Row(elem_id="train-loss-options"):
+        log_scale = gr.Checkbox(False, label="Loss on a log scale", elem_id="train-loss-log", scale=0, min_width=200)
+        smoothing = gr.Slider(0, 0.99, 0, step=0.01, label="Smoothing (moving average of the train loss)",
+                              elem_id="train-loss-smooth", scale=1)
     with gr.Row():
         loss_plot = gr.Plot(plots.loss_figure([]), show_label=False, elem_id="train-loss")
         mem_plot = gr.Plot(plots.memory_figure([], P.usable_gib(P.DEFAULT_GPU)), show_label=False,
@@ -186,7 +190,7 @@ def build(state, shared: dict) -> dict:
         gr.Info(f"Loaded the settings of {Path(run).name} (trained {Path(cfg.dataset).name}, {cfg.model_id}).")
         return {**form_from(cfg), preset: T.DEFAULTS_PRESET}
 
-    def tick(run, bud, prev):
+    def tick(run, bud, prev, log=False, smooth=0.0):
         st, events = T.live(run)
         if not st:
             return [gr.skip()] * 6 + [prev, gr.skip()]
@@ -196,7 +200,8 @@ def build(state, shared: dict) -> dict:
         if sig == prev:
             return [gr.skip()] * 5 + [log, prev, gr.skip()]
         rows = runs_view()[2]  # the table's step and status move with the status box
-        return [T.status_html(st, events), plots.loss_figure(events), plots.memory_figure(events, P.usable_gib(bud)),
+        return [T.status_html(st, events), plots.loss_figure(events, bool(log), float(smooth or 0)),
+                plots.memory_figure(events, P.usable_gib(bud)),
                 plots.lr_figure(events), plots.throughput_figure(events), log, sig, rows]
 
     def on_load(dataset_path: str | None, wanted_run: str | None = None) -> dict:
@@ -243,8 +248,15 @@ def build(state, shared: dict) -> dict:
     resume_btn.click(on_resume, run_dd, None)
     load_cfg.click(on_load_cfg, run_dd, [model, preset, *knob_list])
     live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last, runs_df]
-    timer.tick(tick, [run_dd, budget, last], live_out, show_progress="hidden", queue=False)
-    run_dd.change(lambda r, b: tick(r, b, {}), [run_dd, budget], live_out, show_progress="hidden")
+    timer.tick(tick, [run_dd, budget, last, log_scale, smoothing], live_out, show_progress="hidden", queue=False)
+    run_dd.change(lambda r, b, lg, sm: tick(r, b, {}, lg, sm), [run_dd, budget, log_scale, smoothing], live_out,
+                  show_progress="hidden")
+
+    def on_loss_options(run, log, smooth):
+        return plots.loss_figure(T.live(run)[1] if run else [], bool(log), float(smooth or 0))
+
+    gr.on([log_scale.change, smoothing.release], on_loss_options, [run_dd, log_scale, smoothing], loss_plot,
+          show_progress="hidden")
     runs_df.select(on_run_row, None, run_dd)
     for btn in (stop_btn, resume_btn):
         btn.click(refresh_runs, run_dd, [run_dd, runs_df])
