@@ -22,13 +22,30 @@ RUN_HEADERS = ["run", "status", "model", "task", "step", "loss", "eval loss"]
 OPEN_GROUPS = ("What to train", "How much")
 
 
-def _model_choices(demo_mode: bool) -> list[tuple[str, str]]:
+def _model_choices(demo_mode: bool, extra: str | None = None) -> list[tuple[str, str]]:
+    """The registry's models, plus `extra` (a custom folder or hub id in use) when it is not one."""
     out = []
     for mid, info in models.MODELS.items():
         if demo_mode and mid != models.DEMO_ID:
             continue
         out.append((f"{mid}  ·  {info.size_note.split(';')[0]}", mid))
+    if extra and extra not in models.MODELS and not demo_mode:
+        name = Path(extra).name if Path(extra).is_absolute() else extra
+        out.append((f"{name}  ·  custom ({extra})", extra))
     return out
+
+
+def custom_model_html(ref: str) -> tuple[str | None, str]:
+    """(model id or None, message) for the custom base model field: checked (core.model_check)."""
+    from core.model_check import check_base_model, describe
+
+    try:
+        info = check_base_model(ref)
+    except StudioError as e:
+        return None, (f'<div class="ts-msg ts-msg-warn" id="train-custom-result">✗ {esc(e.message)} '
+                      f'<span class="ts-muted">{esc(e.hint)}</span></div>')
+    return info.id, (f'<div class="ts-msg ts-msg-ok" id="train-custom-result">✓ {esc(describe(info))}: '
+                     f"<code>{esc(info.id)}</code> is the base model now.</div>")
 
 
 def _knob(name: str, value, method: str):
@@ -78,6 +95,12 @@ def build(state, shared: dict) -> dict:
                 preset = gr.Dropdown([T.DEFAULTS_PRESET, *C.PRESETS], value=T.DEFAULTS_PRESET, label="Preset",
                                      elem_id="train-preset", scale=2,
                                      info="The two seed documents' settings, or sensible defaults for the model.")
+            with gr.Row(visible=not state.demo_mode, equal_height=False, elem_id="train-custom-row"):
+                custom = gr.Textbox(label="Custom base model", max_lines=1, scale=4, elem_id="train-custom-model",
+                                    placeholder="a model folder on this machine, or a hub id (owner/name)",
+                                    info="A Gemma 3 / 3n vision model; its config.json is checked before it is used.")
+                custom_btn = gr.Button("Check and use", scale=1, min_width=140, elem_id="train-custom-check")
+            custom_msg = gr.HTML(elem_id="train-custom-msg")
             preset_note = gr.Markdown(P.preset_note(None), elem_id="train-preset-note")
             for group, names in T.grouped_fields().items():
                 with gr.Accordion(group, open=group in OPEN_GROUPS, elem_id=f"train-group-{group.split()[0].lower()}"):
@@ -142,8 +165,8 @@ def build(state, shared: dict) -> dict:
         vals = T.knob_values(cfg)
         out = {knobs[n]: gr.update(value=vals[n], interactive=not (cfg.method == "full" and n in T.LORA_ONLY))
                for n in knobs}
-        if with_model and not state.demo_mode:
-            out[model] = cfg.model_id
+        if with_model and not state.demo_mode:  # a run's custom base joins the list, so it can show
+            out[model] = gr.update(choices=_model_choices(False, cfg.model_id), value=cfg.model_id)
         return out
 
     def on_preset(p, m):
@@ -243,6 +266,15 @@ def build(state, shared: dict) -> dict:
     preset.input(on_preset, [preset, model], [model, *knob_list])
     model.input(lambda m: {**on_preset(T.DEFAULTS_PRESET, m), preset: T.DEFAULTS_PRESET}, model,
                 [model, preset, *knob_list])
+    def on_custom(ref):
+        mid, msg = custom_model_html(ref)
+        if mid is None:
+            return {custom_msg: msg}
+        out = {**on_preset(T.DEFAULTS_PRESET, mid), preset: T.DEFAULTS_PRESET, custom_msg: msg}
+        out[model] = gr.update(choices=_model_choices(False, mid), value=mid)
+        return out
+
+    gr.on([custom_btn.click, custom.submit], on_custom, custom, [custom_msg, model, preset, *knob_list])
     start_btn.click(on_start, inputs_all, [run_dd, runs_df, last])
     stop_btn.click(on_stop, run_dd, None)
     resume_btn.click(on_resume, run_dd, None)
