@@ -125,12 +125,13 @@ def build(state, shared: dict) -> dict:
             run_dd = gr.Dropdown([], label="Run", elem_id="train-run", allow_custom_value=False)
             load_cfg = gr.Button("Load this run's settings into the form", size="sm", elem_id="train-load-config")
             status = gr.HTML(elem_id="train-status-box")
-    with gr.Row(elem_id="train-loss-options"):
-        log_scale = gr.Checkbox(False, label="Loss on a log scale", elem_id="train-loss-log", scale=0, min_width=200)
-        smoothing = gr.Slider(0, 0.99, 0, step=0.01, label="Smoothing (moving average of the train loss)",
-                              elem_id="train-loss-smooth", scale=1)
     with gr.Row():
-        loss_plot = gr.Plot(plots.loss_figure([]), show_label=False, elem_id="train-loss")
+        with gr.Column(min_width=320):
+            loss_plot = gr.Plot(plots.loss_figure([]), show_label=False, elem_id="train-loss")
+            with gr.Row(elem_id="train-loss-options"):  # the loss plot's own: under it
+                log_scale = gr.Checkbox(False, label="Log scale", elem_id="train-loss-log", scale=0, min_width=140)
+                smoothing = gr.Slider(0, 0.99, 0, step=0.01, label="Smoothing (train loss)",
+                                      elem_id="train-loss-smooth", scale=1)
         mem_plot = gr.Plot(plots.memory_figure([], P.usable_gib(P.DEFAULT_GPU)), show_label=False,
                            elem_id="train-mem")
     with gr.Row():
@@ -287,8 +288,8 @@ def build(state, shared: dict) -> dict:
     def on_loss_options(run, log, smooth):
         return plots.loss_figure(T.live(run)[1] if run else [], bool(log), float(smooth or 0))
 
-    gr.on([log_scale.change, smoothing.release], on_loss_options, [run_dd, log_scale, smoothing], loss_plot,
-          show_progress="hidden")
+    gr.on([log_scale.change, smoothing.change], on_loss_options, [run_dd, log_scale, smoothing], loss_plot,
+          show_progress="hidden", trigger_mode="always_last")
     runs_df.select(on_run_row, None, run_dd)
     for btn in (stop_btn, resume_btn):
         btn.click(refresh_runs, run_dd, [run_dd, runs_df])
