@@ -14,7 +14,8 @@ from studio.common import badge, esc
 
 MAX_POSITIONS = 12   # positions of the digits editor (core.tasks.base.MAX_DIGITS)
 MAX_SLOTS = 12       # simple fields (text, number, choice, boolean, list) one task can show
-SLOT_KINDS = ("text", "number", "choice", "boolean", "list", "multi")
+SLOT_KINDS = ("text", "number", "choice", "boolean", "list", "multi", "table")
+BLANK_ROWS = 1       # empty rows under a table's rows, to type a new one into (more: the table's row menu)
 FILTERS = ("all", "unlabeled", "labeled", "reviewed")
 
 
@@ -93,6 +94,8 @@ def editor_plan(task: Task) -> dict:
             plan[f.kind] = f
             continue
         kind = f.kind if f.kind in ("text", "number", "choice", "boolean") else "text"
+        if f.kind in ("object", "table"):  # structured kinds: a table of their sub-fields (one row: an object)
+            kind = "table"
         if f.kind == "list":
             kind = "multi" if f.item_kind == "choice" and f.choices else "list"
         if len(plan["slots"]) >= MAX_SLOTS:
@@ -103,7 +106,7 @@ def editor_plan(task: Task) -> dict:
 
 
 def _empty(v) -> bool:
-    return v is None or v == "" or v == []
+    return v is None or v == "" or v == [] or v == {}
 
 
 def _item(field: Field, text: str, pos: int):
@@ -122,8 +125,84 @@ def _item(field: Field, text: str, pos: int):
     return text
 
 
+def table_columns(field: Field) -> dict:
+    """The table editor's shape for an object / table field: headers (the sub-fields' names),
+    per-column datatypes, and how many rows it may have."""
+    # numbers are typed as text and checked here: a "number" column shows an emptied cell as 0
+    types = {"boolean": "bool"}
+    return {"headers": [s.name for s in field.subfields or []],
+            "datatype": [types.get(s.kind, "str") for s in field.subfields or []],
+            "fixed_rows": 1 if field.kind == "object" else None}
+
+
+def _cell(field: Field, sub: Field, raw, row: int | None):
+    """One table cell -> the sub-field's value (None when empty)."""
+    where = f"{field.label}, {sub.name}" + (f" in row {row}" if row else "")
+    if raw is None or (isinstance(raw, float) and raw != raw) or (isinstance(raw, str) and not raw.strip()):
+        return None  # empty (a NaN is what an emptied number cell reads as)
+    if sub.kind == "number":
+        try:
+            num = float(raw)
+        except (TypeError, ValueError):
+            raise StudioError(f"{where}: '{raw}' is not a number.", "Type digits, e.g. 2 or 3.50.") from None
+        return int(num) if sub.integer and num.is_integer() else num
+    if sub.kind == "boolean":
+        if isinstance(raw, bool):
+            return raw
+        low = str(raw).strip().lower()
+        if low not in ("true", "false", "yes", "no", "1", "0"):
+            raise StudioError(f"{where}: '{raw}' is not true or false.", "Tick the box, or type true / false.")
+        return low in ("true", "yes", "1")
+    if sub.kind == "list":
+        return [x.strip() for x in str(raw).split(",") if x.strip()]
+    return str(raw).strip()
+
+
+def _table_rows(raw) -> list[list]:
+    if raw is None:
+        return []
+    if hasattr(raw, "values") and hasattr(raw, "columns"):  # a pandas DataFrame
+        return raw.values.tolist()
+    if isinstance(raw, dict):
+        return list(raw.get("data") or [])
+    return [list(r) for r in raw]
+
+
+def table_value(field: Field, raw):
+    """The table editor's rows -> an object (kind "object": its one row) or a list of row objects
+    (kind "table"; wholly empty rows are left out). Empty cells are left out of their row."""
+    subs = field.subfields or []
+    rows = []
+    for n, cells in enumerate(_table_rows(raw), 1):
+        cells = list(cells) + [None] * (len(subs) - len(cells))
+        row = {}
+        for sub, cell in zip(subs, cells):
+            value = _cell(field, sub, cell, n if field.kind == "table" else None)
+            if value not in (None, "", []):
+                row[sub.name] = value
+        rows.append(row)
+    if field.kind == "object":
+        return rows[0] if rows else {}
+    # a row of empty cells and unticked boxes is the blank row under the table, not an item
+    return [r for r in rows if any(v is not False for v in r.values())]
+
+
+def table_cells(field: Field, value) -> list[list]:
+    """A stored object / list of objects -> the table editor's rows (plus BLANK_ROWS empty rows to
+    type a new one into, for a list)."""
+    subs = field.subfields or []
+    show = lambda v: "" if v is None else (", ".join(map(str, v)) if isinstance(v, list) else v)  # noqa: E731
+    if field.kind == "object":
+        obj = value if isinstance(value, dict) else {}
+        return [[show(obj.get(s.name)) for s in subs]]
+    rows = [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+    return [[show(r.get(s.name)) for s in subs] for r in rows] + [["" for _ in subs] for _ in range(BLANK_ROWS)]
+
+
 def from_editor(field: Field, kind: str, raw):
     """An editor component's value -> the field's value (StudioError when it cannot be one)."""
+    if kind == "table":
+        return table_value(field, raw)
     if field.kind == "digits" and kind == "digits":
         return digits_from_inputs(list(raw or []), field)
     if kind == "number":
@@ -145,6 +224,8 @@ def from_editor(field: Field, kind: str, raw):
 
 def to_editor(field: Field, kind: str, value):
     """A stored field value -> what its editor component shows."""
+    if kind == "table":
+        return table_cells(field, value)
     if kind == "number":
         return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
     if kind == "boolean":

@@ -1,5 +1,5 @@
 """Builds the studio's Blocks: a header with the open dataset, then one tab per step of the flow
-(Datasets -> Annotate -> Train -> Compare -> Evaluate -> Export). Launch settings (theme, CSS,
+(Datasets -> Annotate -> Train -> Compare -> Playground -> Evaluate -> Export). Launch settings (theme, CSS,
 shortcuts) come from launch_kwargs(); app.py serves it next to the REST API."""
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import gradio as gr
 from core.errors import StudioError
 from studio import api_endpoints, theme
 from studio.common import StudioState, dataset_choices, esc, run_choices, seed_demo_datasets
-from studio.tabs import annotate, compare, datasets, evaluate, export, train
+from studio.tabs import annotate, compare, datasets, evaluate, export, playground, train
 
 # The tabs in the flow's order: id (also ?tab= in the address) -> (label, the module that builds it)
 PAGES = {"datasets": ("Datasets", datasets), "annotate": ("Annotate", annotate), "train": ("Train", train),
-         "compare": ("Compare", compare), "evaluate": ("Evaluate", evaluate), "export": ("Export", export)}
+         "compare": ("Compare", compare), "playground": ("Playground", playground), "evaluate": ("Evaluate", evaluate),
+         "export": ("Export", export)}
 TABS = tuple(PAGES)
 
 
@@ -57,7 +58,8 @@ def build_app(state: StudioState) -> gr.Blocks:
             for tab_id, (label, page) in PAGES.items():
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}") as tab_blocks[tab_id]:
                     uis[tab_id] = page.build(state, shared)
-        ds_ui, ann_ui, train_ui, cmp_ui, eval_ui, export_ui = (uis[t] for t in TABS)
+        ds_ui, ann_ui, train_ui, cmp_ui, eval_ui, export_ui = (
+            uis[t] for t in ("datasets", "annotate", "train", "compare", "evaluate", "export"))
 
         def on_load(request: gr.Request):
             """A reload opens the same place: ?dataset=, ?run= and ?tab= from the address (written
@@ -100,6 +102,8 @@ def build_app(state: StudioState) -> gr.Blocks:
                                                                             ann_ui["filter"]])
         tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"])
         tab_blocks["compare"].select(cmp_ui["refresh"], cmp_ui["refresh_inputs"], cmp_ui["dataset_outputs"])
+        tab_blocks["playground"].select(uis["playground"]["refresh"], uis["playground"]["target"],
+                                        uis["playground"]["target"])
         tab_blocks["evaluate"].select(eval_ui["refresh"], None, eval_ui["run"])
         tab_blocks["export"].select(export_ui["refresh"], None, export_ui["run"])
         api_endpoints.register(state)  # named endpoints for gradio_client: check_sql, compare

@@ -35,16 +35,38 @@ def _empty_note(fig: go.Figure, text: str = "waiting for the first log…") -> g
     return fig
 
 
-def loss_figure(events: list[dict]) -> go.Figure:
-    fig = _base("Loss", "loss")
+def smooth(ys: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the first points are not
+    pulled towards 0. weight 0 = the raw values, towards 1 = smoother."""
+    weight = min(max(float(weight or 0), 0.0), 0.999)
+    out, avg = [], 0.0
+    for i, y in enumerate(ys, 1):
+        avg = weight * avg + (1 - weight) * y
+        out.append(avg / (1 - weight ** i) if weight else y)
+    return out
+
+
+def loss_figure(events: list[dict], log_scale: bool = False, smoothing: float = 0.0) -> go.Figure:
+    """Train loss (smoothed on demand, the raw values faint behind it) and eval loss; a log y axis
+    keeps the late steps readable once the loss is near 0."""
+    fig = _base("Loss", "loss" + (" (log scale)" if log_scale else ""))
     xs, ys = _xy(events, "log", "loss")
     ex, ey = _xy(events, "eval", "eval_loss")
     if xs:
-        fig.add_scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 40 else "lines", name="train loss",
-                        line={"color": INDIGO, "width": 2}, marker={"size": 5})
+        mode = "lines+markers" if len(xs) < 40 else "lines"
+        if smoothing:
+            fig.add_scatter(x=xs, y=ys, mode="lines", name="train loss (raw)", opacity=0.3,
+                            line={"color": INDIGO, "width": 1})
+            fig.add_scatter(x=xs, y=smooth(ys, smoothing), mode="lines", name=f"train loss (smoothed {smoothing:.2f})",
+                            line={"color": INDIGO, "width": 2})
+        else:
+            fig.add_scatter(x=xs, y=ys, mode=mode, name="train loss", line={"color": INDIGO, "width": 2},
+                            marker={"size": 5})
     if ex:
         fig.add_scatter(x=ex, y=ey, mode="lines+markers", name="eval loss",
                         line={"color": AMBER, "width": 2, "dash": "dot"}, marker={"size": 7})
+    if log_scale:
+        fig.update_yaxes(type="log", exponentformat="power")
     return fig if xs or ex else _empty_note(fig)
 
 

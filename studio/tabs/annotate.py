@@ -81,6 +81,9 @@ def build(state, shared: dict) -> dict:
                                 "list": gr.Textbox(visible=False, lines=3, elem_id=f"ann-slot{i}-list"),
                                 "multi": gr.Dropdown([], multiselect=True, visible=False,
                                                      elem_id=f"ann-slot{i}-multi"),
+                                # an object (one row) or a list of objects (rows): its sub-fields as columns
+                                "table": gr.Dataframe(visible=False, interactive=True, type="array", wrap=True,
+                                                      max_height=320, elem_id=f"ann-slot{i}-table"),
                             })
             digits_label = gr.Markdown(visible=False, elem_classes="ts-label")
             with gr.Row(elem_classes="ts-bits"):
@@ -134,6 +137,17 @@ def build(state, shared: dict) -> dict:
                     out[comp] = gr.update(visible=False, elem_id=f"ann-slot{i}-{k}")
                     continue
                 extra, info = {}, field.help or ""
+                if k == "table":  # a Dataframe has no info line: the help goes into the label
+                    shape = L.table_columns(field)
+                    rows = L.to_editor(field, k, f.get(field.name))
+                    label = field.label + ("" if field.required else " (optional)") + (f" — {info}" if info else "")
+                    out[comp] = gr.update(visible=True, label=label, headers=shape["headers"],
+                                          datatype=shape["datatype"], column_count=len(shape["headers"]),
+                                          row_count=len(rows),
+                                          row_limits=(1, 1) if shape["fixed_rows"] else None,
+                                          value={"headers": shape["headers"], "data": rows},
+                                          elem_id=f"ann-{field.name}")
+                    continue
                 if k in ("choice", "multi"):
                     extra["choices"] = list(field.choices or [])
                 if k == "number":
