@@ -313,15 +313,28 @@ class Engine:
             fields = task.fields_from_parsed(answer.parsed)
         except Exception:  # a task that can't rebuild fields from a half answer: keep the mean
             return
-        spans = self._token_spans(answer.token_ids)
+        tokens = self._field_tokens(answer, fields or {})
         picked: set[int] = set()
-        for name, value in (fields or {}).items():
-            idx = _tokens_for_value(answer.text, spans, value)
-            if idx:
-                answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
-                picked |= set(idx)
+        for name, idx in tokens.items():
+            answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
+            picked |= set(idx)
         if picked:
             answer.confidence = round(sum(answer.token_probs[i] for i in picked) / len(picked), 6)
+
+    def field_confidence(self, answer: Answer, fields: dict) -> dict[str, float]:
+        """The mean probability of the tokens that spell each field's value in the answer, also for an
+        answer that did not parse as a whole (a field not found in the text is left out)."""
+        return {name: round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
+                for name, idx in self._field_tokens(answer, fields).items()}
+
+    def _field_tokens(self, answer: Answer, fields: dict) -> dict[str, list[int]]:
+        spans = self._token_spans(answer.token_ids)
+        out = {}
+        for name, value in fields.items():
+            idx = _tokens_for_value(answer.text, spans, value)
+            if idx:
+                out[name] = idx
+        return out
 
     def _token_spans(self, ids: list[int]) -> list[tuple[int, int]]:
         """Character span of each token in the decoded text (prefix decoding handles merged bytes)."""
