@@ -264,3 +264,33 @@ def test_kill9_of_a_pass_leaves_valid_records_and_the_rerun_goes_on(run_a, works
     assert state["status"] == "completed" and state["resumed_at"] == len(answered) and state["done"] == 12
     assert all(ds.get(k)["suggestions"]["run_a"]["at"] == v for k, v in answered.items())
     assert {r["id"]: r["fields"] for r in ds.records(status="labeled")} == labels
+
+
+def test_after_enough_reviews_the_studio_offers_to_train_again(run_a, workspace):
+    import os
+    import signal
+
+    from core import label_loop, prelabel
+    from core.suggestions import editor_fields
+
+    ds = keys_dataset(workspace / "datasets" / "k", labeled=3, unlabeled=3)
+    prelabel.run_pass(ds, str(run_a))
+    assert label_loop.offer(ds, every=2) is None  # nothing reviewed yet
+    a, b, _ = (r["id"] for r in ds.records(status="suggested"))
+    for rid, change in ((a, {}), (b, {"brand": "Other"})):
+        fields, shown, _ = editor_fields(ds.task, ds.get(rid))
+        ds.set_fields(rid, {**fields, **change}, shown_suggestion=shown)
+    got = label_loop.offer(ds, every=2)
+    assert got["run"] == "run_a" and got["reviewed"] == 2 and got["resume"] is False
+    assert label_loop.rate_series(ds) == {"runs": ["run_a"], "reviewed": [2], "unchanged": [0.5],
+                                          "fields": {"keyway": [1.0], "bitting": [1.0], "brand": [0.5]}}
+    with pytest.raises(StudioError, match="Run 'run_a' has nothing left to resume"):
+        label_loop.train_again(ds, str(run_a), "resume")
+    new = label_loop.train_again(ds, str(run_a), "new")
+    try:
+        old_cfg, new_cfg = (json.loads((p / "config.json").read_text()) for p in (run_a, new))
+        assert new != run_a and new_cfg["dataset"] == str(ds.path)
+        assert {k: v for k, v in new_cfg.items() if k != "dataset"} == {k: v for k, v in old_cfg.items() if k != "dataset"}
+        assert label_loop.offer(ds, every=2) is None  # trained again already
+    finally:
+        os.killpg(int((new / "pid").read_text()), signal.SIGKILL)
