@@ -30,7 +30,7 @@ def overview_html(ds: Dataset | None) -> str:
     done = st["labeled"] + st["reviewed"]
     pct = 100 * done / total if total else 0
     cards = [("Images", total, ""), ("Labeled", st["labeled"], "ok"), ("Reviewed", st["reviewed"], "info"),
-             ("Unlabeled", st["unlabeled"], "warn")]
+             ("Unlabeled", st["unlabeled"], "warn")] + ([("Suggested", st["suggested"], "warn")] if st.get("suggested") else [])
     splits = " ".join(badge(f"{k} {v}", "neutral") for k, v in sp.items())
     return (f'<div class="ts-overview"><div class="ts-ds-title">{esc(ds.name)} {badge(ds.task.name, "info")}'
             f'<span class="ts-muted"> · {esc(ds.task.title)}</span></div>'
@@ -153,6 +153,11 @@ def report_rows(ds: Dataset) -> tuple[str, list[list]]:
             f"{badge(plural(rep['warnings'], 'warning'), 'warn' if rep['warnings'] else 'ok')}"
             + ("" if rows else " · No problems found.")
             + ("<br><span class='ts-muted'>Click a row to open that record in Annotate.</span>" if rows else ""))
+    from core.suggestions import format_stats
+
+    found = format_stats(rep.get("suggestions") or {})  # what each run's suggestions were worth
+    if found:
+        head += "\n\n" + "<br>".join(esc(line.strip()) for line in found)
     return head, rows
 
 
