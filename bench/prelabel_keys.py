@@ -78,12 +78,14 @@ def review(ds, truth: dict) -> dict:
     """The simulated person: every suggested record opened as the editor opens it, each field kept
     when it is right and corrected when it is not, then saved with the suggestion shown. Returns
     the confidence the model gave the kept and the corrected fields."""
-    from core.suggestions import LOW_CONFIDENCE, editor_fields, same_value
+    from core.suggestions import LOW_CONFIDENCE, editor_fields, order, same_value
 
     calib = {"kept": [], "corrected": []}
-    for rec in ds.records(status="suggested"):
+    needed = []  # in the queue's "lowest confidence first" order: did the record need a correction?
+    for rec in order(ds.records(status="suggested"), "confidence"):
         fields, shown, conf = editor_fields(ds.task, rec)
         right = truth[rec["image"]]
+        needed.append(not all(same_value(fields.get(f.name), right.get(f.name)) for f in ds.task.fields))
         for name, value in list(fields.items()):
             if name in conf:
                 calib["kept" if same_value(value, right.get(name)) else "corrected"].append(conf[name])
@@ -92,7 +94,9 @@ def review(ds, truth: dict) -> dict:
     for rec in ds.records(status="unlabeled"):  # answers that parsed into no field: labeled by hand
         ds.set_fields(rec["id"], truth[rec["image"]], expected_updated=rec["updated"])
     low = lambda xs: sum(1 for c in xs if c < LOW_CONFIDENCE)  # noqa: E731
-    return {"kept": len(calib["kept"]), "corrected": len(calib["corrected"]),
+    quarter = needed[:max(1, len(needed) // 4)]
+    return {"needing_correction": round(sum(needed) / max(1, len(needed)), 4),
+            "needing_correction_first_quarter": round(sum(quarter) / len(quarter), 4),"kept": len(calib["kept"]), "corrected": len(calib["corrected"]),
             "corrected_marked_low": low(calib["corrected"]), "kept_marked_low": low(calib["kept"]),
             "mean_conf_kept": round(sum(calib["kept"]) / max(1, len(calib["kept"])), 4),
             "mean_conf_corrected": round(sum(calib["corrected"]) / max(1, len(calib["corrected"])), 4),

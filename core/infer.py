@@ -321,10 +321,12 @@ class Engine:
         if picked:
             answer.confidence = round(sum(answer.token_probs[i] for i in picked) / len(picked), 6)
 
-    def field_confidence(self, answer: Answer, fields: dict) -> dict[str, float]:
-        """The mean probability of the tokens that spell each field's value in the answer, also for an
-        answer that did not parse as a whole (a field not found in the text is left out)."""
-        return {name: round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
+    def field_confidence(self, answer: Answer, fields: dict, reduce: str = "mean") -> dict[str, float]:
+        """The probability of the tokens that spell each field's value in the answer ("mean", or "min":
+        the least sure token), also for an answer that did not parse as a whole (a field not found in
+        the text is left out)."""
+        pick = min if reduce == "min" else (lambda ps: sum(ps) / len(ps))
+        return {name: round(pick([answer.token_probs[i] for i in idx]), 6)
                 for name, idx in self._field_tokens(answer, fields).items()}
 
     def _field_tokens(self, answer: Answer, fields: dict) -> dict[str, list[int]]:

@@ -20,7 +20,7 @@ import math
 from datetime import datetime, timezone
 
 SUGGESTIONS, SHOWN, PROVENANCE = "suggestions", "suggested_by", "prelabel"
-LOW_CONFIDENCE = 0.8  # a field the model wrote with a lower mean token probability is marked doubtful
+LOW_CONFIDENCE = 0.8  # a field whose least sure token the model wrote with less probability is doubtful
 LABELED = ("labeled", "reviewed")
 
 

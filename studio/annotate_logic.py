@@ -14,7 +14,7 @@ from studio.common import badge, esc
 MAX_POSITIONS = 12   # cut positions of the digits editor
 MAX_SLOTS = 12       # simple fields (text, number, choice, boolean, list) one task can show
 SLOT_KINDS = ("text", "number", "choice", "boolean", "list", "multi")
-FILTERS = ("all", "unlabeled", "labeled", "reviewed")
+FILTERS = ("all", "unlabeled", "suggested", "labeled", "reviewed")
 
 
 # ---------------------------------------------------------------- queue and navigation
@@ -198,14 +198,16 @@ class StampBook:
 
 
 def save(ds: Dataset, rid: str, fields: dict, expected_updated: str | None,
-         reviewed: bool = False, force: bool = False) -> tuple[dict, str]:
+         reviewed: bool = False, force: bool = False, shown_suggestion: str | None = None) -> tuple[dict, str]:
     """Saves fields. Labels with errors are kept as a draft (status unlabeled) so nothing is lost.
     Raises StudioError when someone else saved the record since expected_updated (unless force).
+    shown_suggestion: the run whose suggestion the editor showed (the label records what was kept).
     Returns (record, message)."""
     probe = {**ds.get(rid), "fields": {**(ds.get(rid).get("fields") or {}), **fields}}
     errors = [i for i in ds.task.validate(probe) if i.severity == "error"]
     status = "unlabeled" if errors else ("reviewed" if reviewed else "labeled")
-    rec = ds.set_fields(rid, fields, status=status, expected_updated=None if force else expected_updated)
+    rec = ds.set_fields(rid, fields, status=status, expected_updated=None if force else expected_updated,
+                        shown_suggestion=shown_suggestion)
     if errors:
         first = errors[0]
         where = f" (line {first.line}, column {first.column})" if first.line else ""

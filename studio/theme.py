@@ -51,6 +51,7 @@ SHORTCUTS_JS = """
     else if (e.altKey && k === 'arrowright') id = 'ann-next';
     else if (e.altKey && k === 'arrowleft') id = 'ann-prev';
     else if (e.altKey && k === 'u') id = 'ann-next-unlabeled';
+    else if (e.altKey && k === 'a') id = 'ann-accept';
     if (id && click(id)) { e.preventDefault(); e.stopPropagation(); }
   }, true);
 }

@@ -1,7 +1,10 @@
 """Annotate tab: a queue of images, the current one large, an editor built from the dataset task's
 fields (Task.fields), Prev / Next /
 Save / next unlabeled (with keyboard shortcuts), autosave on leaving a record, a progress counter,
-drafts for invalid labels and a warning when someone else saved the same record meanwhile."""
+drafts for invalid labels and a warning when someone else saved the same record meanwhile.
+A model's suggestion (core/suggestions.py; the pre-label panel, studio/tabs/prelabel_panel.py) opens
+in the editor with its doubtful fields marked; Accept (Alt+A) saves it as the label, and a field
+edited first is the person's."""
 from __future__ import annotations
 
 
@@ -9,13 +12,17 @@ import gradio as gr
 import pandas as pd
 
 from core.errors import StudioError
+from core import suggestions as S
 from studio import annotate_logic as L
+from studio import prelabel_logic as P
 from studio.common import badge, esc, open_dataset, warn
+from studio.tabs import prelabel_panel
 
 GALLERY_MAX = 300
 AUTOSAVE_S = 15  # an edit left alone this long is saved, even if the record is never left
 SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd> previous · "
-             "<kbd>Alt</kbd>+<kbd>U</kbd> next unlabeled · <kbd>Ctrl</kbd>+<kbd>S</kbd> save")
+             "<kbd>Alt</kbd>+<kbd>U</kbd> next unlabeled · <kbd>Ctrl</kbd>+<kbd>S</kbd> save · "
+             "<kbd>Alt</kbd>+<kbd>A</kbd> accept the suggestion")
 
 
 def build(state, shared: dict) -> dict:
@@ -27,15 +34,23 @@ def build(state, shared: dict) -> dict:
     # leaves the editor as it is, so it cannot put the stored values back over what was typed
     # meanwhile, which the next save would then write over the user's own acknowledged save.
     on_screen: dict[str, tuple[str, str | None, str | None]] = {}
+    # session -> (the fields the editor was filled with, the run whose suggestion they hold): what a
+    # render that leaves the editor alone keeps in `cur`, so a save compares against what is shown
+    filled: dict[str, tuple[dict, str | None]] = {}
     cur = gr.State({})
+    panel = prelabel_panel.build(state, ds_dd)  # full width above the queue, folded until opened
     with gr.Row(equal_height=False):
         with gr.Column(scale=2, min_width=250, elem_classes="ts-panel"):
-            filt = gr.Dropdown(list(L.FILTERS), value="all", label="Queue", elem_id="ann-filter")
+            with gr.Row():
+                filt = gr.Dropdown(list(L.FILTERS), value="all", label="Queue", elem_id="ann-filter", min_width=110)
+                order = gr.Dropdown([("dataset order", P.ORDER_DATASET)], value=P.ORDER_DATASET, label="Order",
+                                    elem_id="ann-order", min_width=130)
             gallery = gr.Gallery(columns=2, height=640, allow_preview=False, show_label=False,
                                  object_fit="cover", elem_id="ann-gallery", interactive=False)
         with gr.Column(scale=5, min_width=360):
             counter = gr.HTML(elem_id="ann-counter")
             header = gr.HTML(elem_id="ann-header")
+            suggestion = gr.HTML(elem_id="ann-suggestion")
             image = gr.Image(type="filepath", interactive=False, show_label=False, height=440,
                              buttons=["fullscreen", "download"], elem_id="ann-image")
             with gr.Row():
@@ -43,6 +58,8 @@ def build(state, shared: dict) -> dict:
                 next_btn = gr.Button("Next →", elem_id="ann-next", size="sm")
                 unl_btn = gr.Button("Next unlabeled ⇥", elem_id="ann-next-unlabeled", size="sm")
                 save_btn = gr.Button("Save", variant="primary", elem_id="ann-save", size="sm")
+                accept_btn = gr.Button("Accept suggestion ✓", variant="primary", elem_id="ann-accept", size="sm",
+                                       visible=False)
             with gr.Row():
                 autosave = gr.Checkbox(True, label=f"Autosave (every {AUTOSAVE_S} s and on leaving a record)",
                                        elem_id="ann-autosave")
@@ -100,7 +117,7 @@ def build(state, shared: dict) -> dict:
     editors = [code, *slot_comps, *bits]
     checks = [check, target, preview, table]
     view_outputs = [cur, gallery, image, header, counter, code, digits_label, *slot_rows, *slot_comps, *bits, *checks,
-                    holding, save_msg, conflict_row]
+                    holding, save_msg, conflict_row, suggestion, accept_btn, order]
 
     # -------------------------------------------------------------- rendering
     def bit_updates(task, name: str, fields: dict, values: list) -> list:
@@ -120,12 +137,15 @@ def build(state, shared: dict) -> dict:
                 preview: out["preview"],
                 table: gr.update(value=pd.DataFrame(out["rows"], columns=out["headers"] or None))}
 
-    def editor_updates(task, f: dict) -> dict:
-        """Every editor component shown, labelled and filled for this task's fields."""
+    def editor_updates(task, f: dict, notes: dict | None = None) -> dict:
+        """Every editor component shown, labelled and filled for this task's fields; notes: a suffix of
+        a field's label (the model's doubt about a suggested value, or that the value is the person's)."""
         plan = L.editor_plan(task)
+        notes = notes or {}
         out: dict = {}
         sql = plan["sql"]
-        out[code] = (gr.update(visible=True, label=sql.label, value=f.get(sql.name) or "", elem_id=f"ann-{sql.name}")
+        out[code] = (gr.update(visible=True, label=sql.label + notes.get(sql.name, ""), value=f.get(sql.name) or "",
+                               elem_id=f"ann-{sql.name}")
                      if sql else gr.update(visible=False, value="", elem_id="ann-sql"))
         for i, slot in enumerate(slots):
             field, kind = plan["slots"][i] if i < len(plan["slots"]) else (None, None)
@@ -143,51 +163,64 @@ def build(state, shared: dict) -> dict:
                     if field.minimum is not None or field.maximum is not None:
                         rng = f"{'' if field.minimum is None else field.minimum}–{'' if field.maximum is None else field.maximum}"
                         info = f"{info} ({rng})".strip()
-                out[comp] = gr.update(visible=True, label=field.label + ("" if field.required else " (optional)"),
+                out[comp] = gr.update(visible=True, label=field.label + ("" if field.required else " (optional)")
+                                      + notes.get(field.name, ""),
                                       info=info or None, value=L.to_editor(field, k, f.get(field.name)),
                                       elem_id=f"ann-{field.name}", **extra)
         for r, row in enumerate(slot_rows):
             out[row] = gr.update(visible=2 * r < len(plan["slots"]))
         dig = plan["digits"]
-        out[digits_label] = gr.update(visible=dig is not None, value=f"**{dig.label}** — {dig.help}" if dig else "")
+        out[digits_label] = gr.update(visible=dig is not None,
+                                      value=f"**{dig.label}**{notes.get(dig.name, '')} — {dig.help}" if dig else "")
         values = [str(d) for d in (f.get(dig.name) or [])] if dig else []
         out.update(zip(bits, bit_updates(task, dig.name, f, values) if dig else
                        [gr.update(visible=False, value="") for _ in bits]))
         out.update(check_updates(task, f, sql.name if sql else None))
         return out
 
-    def render(path, rid, filter_, session) -> dict:
+    def render(path, rid, filter_, session, order_=P.ORDER_DATASET, refill: bool = False) -> dict:
         ds = open_dataset(state, path)
         recs = ds.records()
-        q = L.queue(ds, filter_)
+        choices = P.order_choices(recs)
+        order_ = order_ if order_ in {v for _, v in choices} else P.ORDER_DATASET
+        q = P.ordered(L.queue(ds, filter_), order_)
         if rid not in {r["id"] for r in recs}:
             rid = L.next_unlabeled(recs, None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
         seen = on_screen.pop(session, None)
-        out = {counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False)}
+        out = {counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False),
+               order: gr.update(choices=choices, value=order_)}
         shown = q[:GALLERY_MAX]
-        items = [(str(ds.image_path(r)), f"{'✓' if r.get('status') != 'unlabeled' else '○'} {r['id'][:8]}")
-                 for r in shown]
+        items = [(str(ds.image_path(r)), f"{P.mark(r)} {r['id'][:8]}") for r in shown]
         ids = [r["id"] for r in shown]
         out[gallery] = gr.update(value=items, selected_index=ids.index(rid) if rid in ids else None)
         if rid is None:
             out.update(editor_updates(ds.task, {}))
-            out.update({holding: "", cur: {"path": str(ds.path), "id": None, "ids": ids}, image: None,
+            out.update({holding: "", cur: {"path": str(ds.path), "id": None, "ids": ids, "order": order_}, image: None,
+                        suggestion: "", accept_btn: gr.update(visible=False),
                         header: '<div class="ts-empty">This dataset has no images yet. Import some in Datasets.</div>'})
             return out
         rec = ds.get(rid)
         book.put(session, str(ds.path), rid, rec.get("updated"))
         on_screen[session] = (str(ds.path), rid, rec.get("updated"))
-        kept = seen == on_screen[session]
-        f = rec.get("fields") or {}
+        kept = seen == on_screen[session] and not refill
+        # a waiting suggestion fills the fields the person left empty (core.suggestions.editor_fields)
+        f, shown_run, conf = S.editor_fields(ds.task, rec)
+        if kept and session in filled:
+            f, shown_run = filled[session]  # the editor still holds what it was filled with
+            conf = S.editor_fields(ds.task, rec)[2] if shown_run else {}
+        filled[session] = (f, shown_run)
         out[cur] = {"path": str(ds.path), "id": rid, "updated": rec.get("updated"), "fields": f, "ids": ids,
-                    "task": ds.task.name}
+                    "task": ds.task.name, "suggestion": shown_run, "order": order_}
         out[image] = str(ds.image_path(rec))
         status = rec.get("status", "unlabeled")
         kind = {"labeled": "ok", "reviewed": "info"}.get(status, "warn")
         out[header] = (f'<div class="ts-rec-head"><code>{esc(rid)}</code> {badge(status, kind)} '
                        f'{badge("split: " + str(rec.get("split") or "none"), "neutral")}</div>')
+        out[suggestion] = P.suggestion_html(ds.task, rec, shown_run, conf)
+        out[accept_btn] = gr.update(visible=bool(shown_run))
         if not kept:
-            out.update(editor_updates(ds.task, f))
+            edited = P.edited_fields(rec)
+            out.update(editor_updates(ds.task, f, {n: P.field_note(n, conf, edited) for n in {*conf, *edited}}))
             out[holding] = rid
         return out
 
@@ -243,7 +276,8 @@ def build(state, shared: dict) -> dict:
         ds = open_dataset(state, c["path"])
         expected = book.get(session, c["path"], c["id"], c.get("updated"))
         try:
-            rec, msg = L.save(ds, c["id"], fields_of(data, c), expected, reviewed=data[reviewed], force=force)
+            rec, msg = L.save(ds, c["id"], fields_of(data, c), expected, reviewed=data[reviewed], force=force,
+                              shown_suggestion=c.get("suggestion"))
         except StudioError as e:
             if "changed by someone else" in e.message or "deleted by someone else" in e.message:
                 warn(e)
@@ -251,9 +285,12 @@ def build(state, shared: dict) -> dict:
                         conflict_row: gr.update(visible=True), "_conflict": True}
             raise
         book.put(session, c["path"], c["id"], rec["updated"])
+        # what the editor holds now: the saved label (a draft may still hold the suggestion's other fields)
+        held, shown_run, _ = S.editor_fields(ds.task, rec)
         if on_screen.get(session, (None, None))[:2] == (c["path"], c["id"]):
             on_screen[session] = (c["path"], c["id"], rec["updated"])  # the editor holds what it saved
-        c.update(updated=rec["updated"], fields=rec.get("fields"))
+            filled[session] = (held, shown_run)
+        c.update(updated=rec["updated"], fields=held, suggestion=shown_run)
         kind = "warn" if "draft" in msg else "ok"
         return {cur: c, save_msg: f'<div class="ts-msg ts-msg-{kind}">{esc(msg)}</div>',
                 conflict_row: gr.update(visible=False)}
@@ -261,21 +298,27 @@ def build(state, shared: dict) -> dict:
     def navigate(data: dict, session: str, target_of) -> dict:
         c = data[cur] or {}
         if not c.get("id"):
-            return render(data[ds_dd], None, data[filt], session)
+            return render(data[ds_dd], None, data[filt], session, data[order])
         pre: dict = {}
-        if data[autosave] and data[holding] == c["id"]:  # else the editor never showed this record
+        untouched = False  # the editor holds exactly what it was filled with
+        if data[holding] == c["id"]:  # else the editor never showed this record
             try:
                 dirty = not L.same_fields(fields_of(data, c), c.get("fields"))
             except StudioError as e:  # an unsaveable editor state: stay, say why
-                warn(e)
-                return {save_msg: f'<div class="ts-msg ts-msg-warn">Not saved: {esc(e.message)}</div>'}
-            if dirty:
+                if not data[autosave]:
+                    dirty = True
+                else:
+                    warn(e)
+                    return {save_msg: f'<div class="ts-msg ts-msg-warn">Not saved: {esc(e.message)}</div>'}
+            untouched = not dirty
+            if dirty and data[autosave]:
                 pre = do_save(data, session)
                 if pre.pop("_conflict", False):
                     return pre
         ds = open_dataset(state, c["path"])
         rid = target_of(ds, c)
-        out = render(c["path"], rid, data[filt], session)
+        # staying on an untouched record refills its editor: a suggestion that arrived meanwhile shows
+        out = render(c["path"], rid, data[filt], session, data[order], refill=untouched and rid == c["id"])
         if pre.get(save_msg) and rid == c["id"]:
             out[save_msg] = pre[save_msg]
         elif pre.get(save_msg):
@@ -295,7 +338,7 @@ def build(state, shared: dict) -> dict:
             warn(e)
             return {header: f'<div class="ts-empty">{esc(e.message)}</div>'}
 
-    all_inputs = {cur, ds_dd, filt, autosave, reviewed, holding, *editors}
+    all_inputs = {cur, ds_dd, filt, order, autosave, reviewed, holding, *editors}
 
     def nav_handler(target_of):
         def handler(data, request: gr.Request):
@@ -309,8 +352,8 @@ def build(state, shared: dict) -> dict:
     def by_step(delta):
         return lambda ds, c: L.step(c.get("ids") or [r["id"] for r in ds.records()], c["id"], delta)
 
-    def unlabeled(ds, c):
-        rid = L.next_unlabeled(ds.records(), c["id"])
+    def unlabeled(ds, c):  # in the queue's order; a suggested record waits for review too
+        rid = P.next_to_review(P.ordered(ds.records(), c.get("order")), c["id"])
         if rid is None:
             gr.Info("Every record is labeled.")
             return c["id"]
@@ -325,7 +368,7 @@ def build(state, shared: dict) -> dict:
         out.pop("_conflict", None)
         if cur in out:  # refresh the badges and the counter
             c = out[cur]
-            fresh = render(c["path"], c["id"], data[filt], session_of(request))
+            fresh = render(c["path"], c["id"], data[filt], session_of(request), data[order])
             fresh[save_msg] = out[save_msg]
             for comp in editors:  # keep what is in the editor exactly as typed
                 fresh.pop(comp, None)
@@ -345,7 +388,7 @@ def build(state, shared: dict) -> dict:
 
     def on_reload(data, request: gr.Request):
         c = data[cur] or {}
-        return render(c.get("path"), c.get("id"), data[filt], session_of(request))
+        return render(c.get("path"), c.get("id"), data[filt], session_of(request), data[order])
 
     def on_gallery(data, evt: gr.SelectData, request: gr.Request):
         ids = (data[cur] or {}).get("ids") or []
@@ -353,8 +396,45 @@ def build(state, shared: dict) -> dict:
         target_id = ids[idx] if 0 <= idx < len(ids) else None
         return nav_handler(lambda ds, c: target_id or c["id"])(data, request)
 
+    def on_accept(data, request: gr.Request):
+        """Alt+A: the suggestion shown (with any field edited first: then that field is the person's)
+        becomes the label, and the next record to review opens. An incomplete one is refused."""
+        c = data[cur] or {}
+        if not c.get("suggestion"):
+            gr.Info("This record has no suggestion to accept.")
+            return {}
+        try:
+            ds = open_dataset(state, c["path"])
+            fields = fields_of(data, c)
+            errors = [i for i in ds.task.validate({"fields": fields}) if i.severity == "error"]
+            if errors:
+                raise StudioError(f"The suggestion is incomplete: {errors[0].message}",
+                                  "Fill in what is missing, then accept (or save) it.")
+            out = do_save(data, session_of(request))
+            if out.pop("_conflict", False):
+                return out
+            c2 = out[cur]
+            nxt = P.next_to_review(P.ordered(L.queue(ds, data[filt]), data[order]), c2["id"]) or c2["id"]
+            fresh = render(c2["path"], nxt, data[filt], session_of(request), data[order])
+            fresh[save_msg] = out[save_msg].replace("Saved", f"Accepted {esc(c2['id'][:8])}: saved", 1)
+            return fresh
+        except StudioError as e:
+            warn(e)
+            return {save_msg: f'<div class="ts-msg ts-msg-warn">Not accepted: {esc(e.message)}</div>'}
+
+    def on_pass_end(data, request: gr.Request):
+        """A pre-label pass ended: the queue's marks, counts and orders, not the editor."""
+        c = data[cur] or {}
+        if not c.get("path"):
+            return {}
+        out = render(c["path"], c.get("id"), data[filt], session_of(request), data[order])
+        return {k: v for k, v in out.items() if k in (gallery, counter, order)}
+
     ds_dd.change(on_dataset, [ds_dd, filt], view_outputs)
     filt.change(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs)
+    order.input(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs)
+    accept_btn.click(on_accept, all_inputs, view_outputs)
+    panel["finished"].change(on_pass_end, all_inputs, [gallery, counter, order])
     prev_btn.click(nav_handler(by_step(-1)), all_inputs, view_outputs)
     next_btn.click(nav_handler(by_step(+1)), all_inputs, view_outputs)
     unl_btn.click(nav_handler(unlabeled), all_inputs, view_outputs)
