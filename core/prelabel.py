@@ -206,16 +206,22 @@ def to_suggestion(task, answer, engine=None) -> dict:
     names = {f.name for f in task.fields}
     fields = {k: v for k, v in fields.items() if k in names and not sug._empty(v)}
     try:
-        flagged = {i.field for i in task.check(fields) if i.severity == "error" and i.field}
+        issues = [i for i in task.check(fields) if i.severity == "error" and i.field]
     except Exception:  # noqa: BLE001 - a check that fails on a partial answer keeps nothing it cannot vouch for
-        flagged = set(fields)
-    fields = {k: v for k, v in fields.items() if k not in flagged}
+        issues = []
+        dropped = {k: "the task could not check it" for k in fields}
+    else:
+        dropped = {}
+        for i in issues:  # the first reason per field: what the person sees beside the empty field
+            if i.field in fields:
+                dropped.setdefault(i.field, i.message)
+    fields = {k: v for k, v in fields.items() if k not in dropped}
     # A field is as doubtful as its least sure token: one wrong digit makes a bitting wrong, and the
     # mean over a field's tokens hid that (bench/RESULTS.md, "Model-assisted labeling": below 0.8 the
     # minimum marked 59 of 104 wrong bittings and 22 of 112 right ones; the mean marked none).
     conf = engine.field_confidence(answer, fields, reduce="min") if engine is not None else {}
     return {"fields": fields, "confidence": {k: float(conf.get(k, answer.confidence)) for k in fields},
-            "overall": float(answer.confidence), "text": answer.text[:MAX_TEXT], "at": _now()}
+            "dropped": dropped, "overall": float(answer.confidence), "text": answer.text[:MAX_TEXT], "at": _now()}
 
 
 def run_pass(ds, run: str | None, *, model: str = "demo", which: str = "unlabeled",

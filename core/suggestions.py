@@ -4,7 +4,7 @@ until a person accepts or corrects it, and what that says about the run.
 A suggestion never touches `fields` (the human label): it lives beside it, so nothing that reads
 labels (training, evaluation, export, the live check) can take it for one.
 
-    "suggestions":  {run: {"fields", "confidence": {field: p}, "overall", "text", "at"}}
+    "suggestions":  {run: {"fields", "confidence": {field: p}, "dropped": {field: why}, "overall", "text", "at"}}
                     every pass's answer on this record (the disagreement between two runs)
     "suggested_by": the run whose suggestion the editor shows (the latest pass that parsed a field)
     "prelabel":     once a shown suggestion is saved as a label: {"run", "fields" (as suggested),
@@ -90,11 +90,14 @@ def doubtful(conf: dict, threshold: float = LOW_CONFIDENCE) -> list[str]:
 
 
 def record_confidence(record: dict, run: str | None = None) -> float | None:
-    """The shown (or run's) suggestion's least sure field: a record is as doubtful as its worst field."""
+    """The shown (or run's) suggestion's least sure field: a record is as doubtful as its worst field,
+    and one whose answer had a field the task's check refused (left empty for the person) is 0."""
     found = suggestion(record, run)
     if found is None:
         return None
     _, sug = found
+    if sug.get("dropped"):
+        return 0.0
     values = [float(v) for k, v in (sug.get("confidence") or {}).items() if k in (sug.get("fields") or {})]
     return min(values) if values else float(sug.get("overall") or 0.0)
 

@@ -70,6 +70,10 @@ def suggestion_html(task, record: dict, shown: str | None, conf: dict) -> str:
         chips = " ".join(badge(f"{labels.get(n, n)} {p:.2f}", "warn" if n in doubt else "ok") for n, p in conf.items())
         check = (f' <span class="ts-sug-doubt">Check {esc(", ".join(labels.get(n, n) for n in doubt))}: the model '
                  "was not sure.</span>" if doubt else "")
+        found = S.suggestion(record, shown)
+        dropped = (found[1].get("dropped") or {}) if found else {}
+        check += "".join(f'<br><span class="ts-sug-doubt">{esc(labels.get(n, n))} left empty: the model wrote a '
+                         f"value the check refused ({esc(why)})</span>" for n, why in dropped.items())
         return (f'<div class="ts-suggestion" id="ann-suggestion-box" data-run="{esc(shown)}">'
                 f'{badge("suggestion", "warn")} by <code>{esc(shown)}</code>, not a label yet. {chips}{check}'
                 '<br><span class="ts-muted"><kbd>Alt</kbd>+<kbd>A</kbd> (or Accept) saves it as the label; '

@@ -432,7 +432,11 @@ def build(state, shared: dict) -> dict:
 
     ds_dd.change(on_dataset, [ds_dd, filt], view_outputs)
     filt.change(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs)
-    order.input(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs)
+    def on_order(data, request: gr.Request):  # a new order starts at its first record to review
+        first = lambda ds, c: P.next_to_review(P.ordered(L.queue(ds, data[filt]), data[order]), None) or c["id"]  # noqa: E731
+        return nav_handler(first)(data, request)
+
+    order.input(on_order, all_inputs, view_outputs)
     accept_btn.click(on_accept, all_inputs, view_outputs)
     panel["finished"].change(on_pass_end, all_inputs, [gallery, counter, order])
     prev_btn.click(nav_handler(by_step(-1)), all_inputs, view_outputs)

@@ -42,7 +42,7 @@ def build(state, ds_dd) -> dict:
     finished = gr.Number(0, visible=False, elem_id="ann-pl-finished")  # bumped when a pass ends: refresh the queue
     offered = gr.State(None)
 
-    def panel(path, bump=None) -> dict:
+    def panel(path, bump=None, runs: bool = True) -> dict:
         """Everything the panel shows for the dataset, fresh from disk."""
         from core import label_loop, prelabel
 
@@ -55,7 +55,9 @@ def build(state, ds_dd) -> dict:
         out = {status: P.pass_html(st), offer: P.offer_html(got), offered: got,
                offer_row: gr.update(visible=bool(got)), resume: gr.update(visible=bool(got and got["resume"])),
                plot: accept_rate_figure(label_loop.rate_series(ds)),
-               run: gr.update(choices=choices), timer: gr.Timer(active=st["status"] in prelabel.ACTIVE_STATUSES)}
+               timer: gr.Timer(active=st["status"] in prelabel.ACTIVE_STATUSES)}
+        if runs:  # not while polling: the choice the person made stays
+            out[run] = gr.update(choices=choices)
         if bump is not None:
             out[finished] = bump
         return out
@@ -98,7 +100,7 @@ def build(state, ds_dd) -> dict:
         st = prelabel.status(ds)
         if st["status"] in prelabel.ACTIVE_STATUSES:
             return {status: P.pass_html(st)}
-        return panel(path, (bump or 0) + 1)  # it ended: counts, offer, plot, and the queue (via `finished`)
+        return panel(path, (bump or 0) + 1, runs=False)  # it ended: counts, offer, plot, and the queue (via `finished`)
 
     def train_again(how):
         def handler(path, got):
