@@ -9,6 +9,7 @@ import threading
 from core.dataset import Dataset
 from core.errors import StudioError
 from core.tasks import Field, Parsed, Task
+from core.tasks.base import normalize_fields
 from studio.common import badge, esc
 
 MAX_POSITIONS = 12   # cut positions of the digits editor
@@ -170,9 +171,50 @@ def digit_setup(task: Task, name: str, fields: dict) -> dict:
             "digits": [str(d) for d in setup.get("digits", range(10))]}
 
 
-def same_fields(a: dict | None, b: dict | None) -> bool:
-    norm = lambda f: {k: v for k, v in (f or {}).items() if v not in ("", None, [])}  # noqa: E731
-    return norm(a) == norm(b)
+def shown_values(task: Task, fields: dict | None) -> dict:
+    """{field name: editor value} as the editor shows a stored label: what the page sends back
+    when nobody touched it. The digits editor shows only the digits its keyway takes."""
+    plan, fields = editor_plan(task), fields or {}
+    out = {f.name: to_editor(f, kind, fields.get(f.name)) for f, kind in plan["slots"]}
+    if plan["sql"]:
+        out[plan["sql"].name] = fields.get(plan["sql"].name) or ""
+    dig = plan["digits"]
+    if dig is not None:
+        allowed = digit_setup(task, dig.name, fields)["digits"]
+        out[dig.name] = [d if d in allowed else "" for d in (str(v) for v in (fields.get(dig.name) or []))]
+    return out
+
+
+def _normalized(task: Task, fields: dict) -> dict:
+    return (getattr(task, "normalize_fields", None) or normalize_fields)(fields)
+
+
+def unchanged(task: Task, values: dict, stored: dict | None) -> bool:
+    """Whether the editor's values (read from the page) are the stored label, as the task compares
+    labels (Task.normalize_fields) after both went through the editor: the page's editors drop a
+    trailing newline, show no boolean as unticked, a whole number as 3.0. Only a changed label is
+    saved, so looking at a record (opening it, paging past it) never rewrites it. Raises StudioError
+    when the values cannot be a label at all (and differ from what was shown)."""
+    stored = stored or {}
+    shown = shown_values(task, stored)
+    if all(_same_raw(values.get(k), v) for k, v in shown.items()):
+        return True
+    now = fields_from_editor(task, values, stored)
+    try:
+        then = fields_from_editor(task, shown, stored)
+    except StudioError:  # a stored label the editor cannot show as is: compare with it directly
+        then = {k: v for k, v in stored.items() if k in now}
+    return _normalized(task, now) == _normalized(task, then)
+
+
+def _same_raw(a, b) -> bool:
+    blank = (None, "", [])
+    if a in blank and b in blank:
+        return True
+    if isinstance(a, list) and isinstance(b, list):  # the digit pickers: trailing blanks are no digits
+        strip = lambda xs: [str(x) for x in xs][:max((i + 1 for i, x in enumerate(xs) if x not in blank), default=0)]  # noqa: E731
+        return strip(a) == strip(b)
+    return a == b
 
 
 # ---------------------------------------------------------------- saving

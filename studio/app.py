@@ -73,9 +73,11 @@ def build_app(state: StudioState) -> gr.Blocks:
                 out[dd] = gr.update(choices=finished, value=run)
             if qp.get("tab") in TABS:
                 out[tabs] = gr.Tabs(selected=qp["tab"])
+            out[ann_ui["want"]] = qp.get("record") or None  # the record the annotator had open
             return out
 
-        loaded = blocks.load(on_load, None, [ds_dd, tabs, eval_ui["run"], export_ui["run"], *train_ui["load_outputs"]])
+        loaded = blocks.load(on_load, None, [ds_dd, tabs, eval_ui["run"], export_ui["run"], ann_ui["want"],
+                                             *train_ui["load_outputs"]])
         loaded.then(None, ds_dd, None, js=theme.set_param_js("dataset", ready=True))
         loaded.then(cmp_ui["refresh"], cmp_ui["refresh_inputs"], cmp_ui["dataset_outputs"])
         ds_dd.change(None, ds_dd, None, js=theme.set_param_js("dataset"))
@@ -96,9 +98,9 @@ def build_app(state: StudioState) -> gr.Blocks:
             out[ann_ui["filter"]] = "all"
             return out
 
-        ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]], [*ann_ui["view_outputs"], tabs,
-                                                                            ann_ui["filter"]])
-        tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"])
+        ann_ui["after"](ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]],
+                                               [*ann_ui["view_outputs"], tabs, ann_ui["filter"]]))
+        ann_ui["after"](tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"]))
         tab_blocks["compare"].select(cmp_ui["refresh"], cmp_ui["refresh_inputs"], cmp_ui["dataset_outputs"])
         tab_blocks["evaluate"].select(eval_ui["refresh"], None, eval_ui["run"])
         tab_blocks["export"].select(export_ui["refresh"], None, export_ui["run"])

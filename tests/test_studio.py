@@ -308,3 +308,46 @@ def test_an_empty_keyway_line_reads_as_empty():
     messages = [e.message for e in parsed.errors]
     assert "The KEYWAY line names no keyway." in messages
     assert not any("Keyway ''" in m for m in messages)
+
+
+def _as_the_page_sends(values: dict) -> dict:
+    """What the browser's editors send back for values they were given: the code editor drops a
+    trailing newline, a number comes back as a float, an empty dropdown as None."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, str) and "\n" in v:
+            v = v.rstrip("\n")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        out[k] = v
+    return out
+
+
+def test_an_untouched_editor_is_the_stored_label_for_every_record(state):
+    """Issue 27: looking at a record rewrote it. The editor's values for a stored label, as the page
+    sends them back, compare as unchanged for every demo record and a json record with an unset
+    boolean and number; any real edit is a change."""
+    from core.tasks import task_for_dataset
+    from studio.annotate_logic import shown_values, unchanged
+
+    for name in ("keys", "ui2sql"):
+        ds = Dataset.open(state.datasets_dir / name)
+        for rec in ds.records():
+            sent = _as_the_page_sends(shown_values(ds.task, rec["fields"]))
+            assert unchanged(ds.task, sent, rec["fields"]), (name, rec["id"])
+    ds = Dataset.open(state.datasets_dir / "ui2sql")
+    rec = next(r for r in ds.records() if r["fields"]["sql"].endswith("\n"))
+    sent = shown_values(ds.task, rec["fields"])
+    assert unchanged(ds.task, {**sent, "sql": rec["fields"]["sql"].rstrip() + "  \r\n"}, rec["fields"])
+    assert not unchanged(ds.task, {**sent, "sql": rec["fields"]["sql"].replace("INTEGER", "BIGINT", 1)}, rec["fields"])
+    assert not unchanged(ds.task, {**sent, "domain": "shop"}, rec["fields"])
+
+    task = task_for_dataset({"task": "json", "name": "m", "schema": {
+        "type": "object", "properties": {"reading": {"type": "integer"}, "ok": {"type": "boolean"},
+                                         "dials": {"type": "array", "items": {"type": "number"}}}}})
+    stored = {"reading": 12}  # "ok" and "dials" never set: the page shows an unticked box, an empty list
+    sent = _as_the_page_sends(shown_values(task, stored))
+    assert sent["ok"] is False and unchanged(task, sent, stored)
+    assert not unchanged(task, {**sent, "ok": True}, stored)
+    assert not unchanged(task, {**sent, "reading": 13.0}, stored)
+    assert not unchanged(task, {**sent, "dials": "1.5\n2"}, stored)
