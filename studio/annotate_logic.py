@@ -16,6 +16,7 @@ MAX_POSITIONS = 12   # cut positions of the digits editor
 MAX_SLOTS = 12       # simple fields (text, number, choice, boolean, list) one task can show
 SLOT_KINDS = ("text", "number", "choice", "boolean", "list", "multi")
 FILTERS = ("all", "unlabeled", "labeled", "reviewed")
+NO_PREVIEW = '<div class="ts-empty" id="ann-no-preview">The preview shows once the label is complete and valid.</div>'
 
 
 # ---------------------------------------------------------------- queue and navigation
@@ -147,6 +148,17 @@ def to_editor(field: Field, kind: str, value):
     return value if isinstance(value, str) else ("" if value is None else json.dumps(value))
 
 
+def range_hint(field: Field) -> str:
+    """A number field's bounds in words for its hint: "0–99999", "at least 0", "at most 9", or ""."""
+    num = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lo, hi = field.minimum, field.maximum
+    if lo is not None and hi is not None:
+        return f"{num(lo)}–{num(hi)}"
+    if lo is not None:
+        return f"at least {num(lo)}"
+    return f"at most {num(hi)}" if hi is not None else ""
+
+
 def fields_from_editor(task: Task, values: dict, old: dict | None = None) -> dict:
     """{field name: editor value} -> the record's fields. An empty field is left out unless the record
     had it (then it is cleared)."""
@@ -267,10 +279,10 @@ def live_check(task: Task, fields: dict) -> dict:
     """What the editor shows while a person types: {"status" (HTML), "target" (the training text),
     "preview" (the task's view HTML), "headers", "rows" (its table)}."""
     if all(_empty(v) or v is False for v in (fields or {}).values()):
-        view = task.view(Parsed(ok=False))
+        view = task.view(Parsed(ok=False))  # only its table's headers: an empty label is no failed answer
         return {"status": f'<div class="ts-check" id="ann-check-box">{badge("empty", "neutral")} Fill in the '
                           "fields; they are checked as you type.</div>",
-                "target": "", "preview": view.html, "headers": view.headers, "rows": []}
+                "target": "", "preview": NO_PREVIEW, "headers": view.headers, "rows": []}
     issues = task.check(fields)
     errors = [i for i in issues if i.severity == "error"]
     warnings = [i for i in issues if i.severity != "error"]
@@ -279,6 +291,9 @@ def live_check(task: Task, fields: dict) -> dict:
     except Exception:  # noqa: BLE001 - an incomplete label has no target yet; check() says why
         target = ""
     view = task.view(task.parse(target)) if target else task.view(Parsed(ok=False))
+    # A label with errors is the annotator's, not a model's answer that "did not parse": the preview
+    # waits for a valid label (the check says what to fix; the table keeps what already parses)
+    preview = NO_PREVIEW if errors or not target else view.html
     if errors:
         head = badge(f"{len(errors)} error{'s' * (len(errors) != 1)}", "err")
     else:
@@ -286,7 +301,7 @@ def live_check(task: Task, fields: dict) -> dict:
         head = badge("valid", "ok") + (f' <span class="ts-muted">{esc(summary)}</span>' if summary else "")
     items = _issue_items(errors + warnings)
     status = f'<div class="ts-check" id="ann-check-box">{head}' + (f"<ul>{items}</ul>" if items else "") + "</div>"
-    return {"status": status, "target": target, "preview": view.html, "headers": view.headers, "rows": view.rows}
+    return {"status": status, "target": target, "preview": preview, "headers": view.headers, "rows": view.rows}
 
 
 def sql_check(task: Task, sql: str, name: str = "sql", others: dict | None = None) -> tuple[str, list, str]:

@@ -147,9 +147,8 @@ def build(state, shared: dict) -> dict:
                     # The range goes into the hint, not into gr.Number's own bounds: an out-of-range value
                     # then reaches the task's check and is explained there, instead of a Gradio error.
                     extra["precision"] = 0 if field.integer else None
-                    if field.minimum is not None or field.maximum is not None:
-                        rng = f"{'' if field.minimum is None else field.minimum}–{'' if field.maximum is None else field.maximum}"
-                        info = f"{info} ({rng})".strip()
+                    if L.range_hint(field):
+                        info = f"{info} ({L.range_hint(field)})".strip()
                 out[comp] = gr.update(visible=True, label=field.label + ("" if field.required else " (optional)"),
                                       info=info or None, value=shown[field.name],
                                       elem_id=f"ann-{field.name}", **extra)
