@@ -53,8 +53,7 @@ def validate_dataset(ds, progress=None, near_threshold: int | None = None, max_p
         issues.append({"record": record, "severity": severity, "code": code, "reason": reason, **more})
 
     for n, text in ds.bad_lines():
-        add(f"line {n}", "error", "bad_line",
-            f"records.jsonl line {n} is not a JSON object (kept as is): {text[:80]!r}")
+        add(f"records.jsonl line {n}", "error", "bad_line", f"not a JSON object (kept as is): {text[:80]!r}")
 
     recs = ds.records()
     id_counts = Counter(r.get("id") for r in recs)

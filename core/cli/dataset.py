@@ -1,6 +1,7 @@
 """python -m core dataset import|validate|export|split|prelabel ...
 
 import: exit 0 when the import ran (even with skipped records), 2 when SRC itself is unusable.
+validate: exit 0 with no errors (warnings are fine), 1 with errors, 2 when the folder is not a dataset.
 --json prints exactly one JSON object on stdout (on exit 2 too: {"error", "hint"}).
 """
 from __future__ import annotations
@@ -28,7 +29,10 @@ def add_parser(sub) -> None:
     imp.add_argument("--json", action="store_true", help="print one JSON object")
     imp.set_defaults(func=cmd_import)
 
-    val = dsub.add_parser("validate", help="report problems per record; changes nothing")
+    val = dsub.add_parser("validate", help="report problems per record; changes nothing",
+                          description="Report problems per record; changes nothing.",
+                          epilog="exit status: 0 no errors (warnings are fine), 1 errors found, "
+                                 "2 the folder is not a dataset (or cannot be read)")
     val.add_argument("dataset_dir")
     val.add_argument("--near", type=int, default=None,
                      help="near-duplicate distance in perceptual-hash bits (default: the task's, 4 of 64 for photos)")
@@ -184,7 +188,7 @@ def cmd_validate(args) -> int:
     finally:
         progress.close()
     print(json.dumps(report, ensure_ascii=False) if args.json else format_report(report))
-    return 0
+    return 1 if report["errors"] else 0  # so a script or CI step fails on a broken dataset
 
 
 @_json_errors

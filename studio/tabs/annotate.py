@@ -11,10 +11,12 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from core.errors import StudioError
 from core import suggestions as S
+from core.errors import StudioError
+from studio import annotate_drafts as D
 from studio import annotate_logic as L
 from studio import prelabel_logic as P
+from studio import theme
 from studio.common import badge, esc, open_dataset, warn
 from studio.tabs import prelabel_panel
 
@@ -83,6 +85,11 @@ def build(state, shared: dict) -> dict:
             # the editor's initial, empty values with the new record's `cur`). A save goes through
             # only when the page says its editor holds `cur`'s record.
             holding = gr.Textbox("", visible=False, elem_id="ann-holding")
+            # The record and stamp the editor's typing is based on (studio/annotate_drafts.py), and the
+            # drafts themselves, kept in the browser so a reload loses no typing.
+            held_at = gr.Textbox("", visible=False, elem_id="ann-held")
+            drafts = gr.BrowserState({}, storage_key=D.STORAGE_KEY, secret=D.secret(state.workspace))
+            want = gr.State(None)  # the record named in the address (?record=), opened on the first render
             slots: list[dict] = []
             slot_rows = []  # one row per two slots, hidden when neither is used
             for r in range(0, L.MAX_SLOTS, 2):
@@ -117,7 +124,7 @@ def build(state, shared: dict) -> dict:
     editors = [code, *slot_comps, *bits]
     checks = [check, target, preview, table]
     view_outputs = [cur, gallery, image, header, counter, code, digits_label, *slot_rows, *slot_comps, *bits, *checks,
-                    holding, save_msg, conflict_row, suggestion, accept_btn, order]
+                    holding, held_at, drafts, save_msg, conflict_row, suggestion, accept_btn, order]
 
     # -------------------------------------------------------------- rendering
     def bit_updates(task, name: str, fields: dict, values: list) -> list:
@@ -140,11 +147,11 @@ def build(state, shared: dict) -> dict:
     def editor_updates(task, f: dict, notes: dict | None = None) -> dict:
         """Every editor component shown, labelled and filled for this task's fields; notes: a suffix of
         a field's label (the model's doubt about a suggested value, or that the value is the person's)."""
-        plan = L.editor_plan(task)
+        plan, shown = L.editor_plan(task), L.shown_values(task, f)  # what L.unchanged compares with
         notes = notes or {}
         out: dict = {}
         sql = plan["sql"]
-        out[code] = (gr.update(visible=True, label=sql.label + notes.get(sql.name, ""), value=f.get(sql.name) or "",
+        out[code] = (gr.update(visible=True, label=sql.label + notes.get(sql.name, ""), value=shown[sql.name],
                                elem_id=f"ann-{sql.name}")
                      if sql else gr.update(visible=False, value="", elem_id="ann-sql"))
         for i, slot in enumerate(slots):
@@ -160,32 +167,51 @@ def build(state, shared: dict) -> dict:
                     # The range goes into the hint, not into gr.Number's own bounds: an out-of-range value
                     # then reaches the task's check and is explained there, instead of a Gradio error.
                     extra["precision"] = 0 if field.integer else None
-                    if field.minimum is not None or field.maximum is not None:
-                        rng = f"{'' if field.minimum is None else field.minimum}–{'' if field.maximum is None else field.maximum}"
-                        info = f"{info} ({rng})".strip()
+                    if L.range_hint(field):
+                        info = f"{info} ({L.range_hint(field)})".strip()
                 out[comp] = gr.update(visible=True, label=field.label + ("" if field.required else " (optional)")
                                       + notes.get(field.name, ""),
-                                      info=info or None, value=L.to_editor(field, k, f.get(field.name)),
+                                      info=info or None, value=shown[field.name],
                                       elem_id=f"ann-{field.name}", **extra)
         for r, row in enumerate(slot_rows):
             out[row] = gr.update(visible=2 * r < len(plan["slots"]))
         dig = plan["digits"]
         out[digits_label] = gr.update(visible=dig is not None,
                                       value=f"**{dig.label}**{notes.get(dig.name, '')} — {dig.help}" if dig else "")
-        values = [str(d) for d in (f.get(dig.name) or [])] if dig else []
-        out.update(zip(bits, bit_updates(task, dig.name, f, values) if dig else
+        out.update(zip(bits, bit_updates(task, dig.name, f, shown[dig.name]) if dig else
                        [gr.update(visible=False, value="") for _ in bits]))
         out.update(check_updates(task, f, sql.name if sql else None))
         return out
 
-    def render(path, rid, filter_, session, order_=P.ORDER_DATASET, refill: bool = False) -> dict:
+    def restore(task, f: dict, values: list) -> dict | None:
+        """The editor updates that put a draft's values back (None when they are the stored label)."""
+        data = dict(zip(editors, values))
+        try:
+            if L.unchanged(task, editor_values(task, data), f):
+                return None
+            fields = L.fields_from_editor(task, editor_values(task, data), f)
+        except StudioError:
+            fields = None  # half-typed (a gap in the cuts): shown as typed; the check says what is missing
+        out = editor_updates(task, fields if fields is not None else f)
+        for comp, v in data.items():
+            out[comp] = {**out[comp], "value": v}
+        if fields is None:
+            out[check] = (f'<div class="ts-check" id="ann-check-box">{badge("incomplete", "warn")} '
+                          "Finish the label; it is checked as you type.</div>")
+        out[save_msg] = ('<div class="ts-msg ts-msg-info">Restored what you typed here before the page was '
+                         "reloaded. Not saved yet: it saves like any edit.</div>")
+        return out
+
+    def render(path, rid, filter_, session, drafts_now=None, order_=P.ORDER_DATASET, refill: bool = False) -> dict:
+        """refill: the editor is untouched, so it is filled again even when it holds this record (a
+        suggestion that arrived meanwhile then shows)."""
         ds = open_dataset(state, path)
         recs = ds.records()
         choices = P.order_choices(recs)
         order_ = order_ if order_ in {v for _, v in choices} else P.ORDER_DATASET
         q = P.ordered(L.queue(ds, filter_), order_)
         if rid not in {r["id"] for r in recs}:
-            rid = L.next_unlabeled(recs, None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
+            rid = P.next_to_review(P.ordered(recs, order_), None) or (q[0]["id"] if q else (recs[0]["id"] if recs else None))
         seen = on_screen.pop(session, None)
         out = {counter: L.progress_html(recs, rid), save_msg: "", conflict_row: gr.update(visible=False),
                order: gr.update(choices=choices, value=order_)}
@@ -195,8 +221,8 @@ def build(state, shared: dict) -> dict:
         out[gallery] = gr.update(value=items, selected_index=ids.index(rid) if rid in ids else None)
         if rid is None:
             out.update(editor_updates(ds.task, {}))
-            out.update({holding: "", cur: {"path": str(ds.path), "id": None, "ids": ids, "order": order_}, image: None,
-                        suggestion: "", accept_btn: gr.update(visible=False),
+            out.update({holding: "", held_at: "", cur: {"path": str(ds.path), "id": None, "ids": ids, "order": order_},
+                        image: None, suggestion: "", accept_btn: gr.update(visible=False),
                         header: '<div class="ts-empty">This dataset has no images yet. Import some in Datasets.</div>'})
             return out
         rec = ds.get(rid)
@@ -219,9 +245,14 @@ def build(state, shared: dict) -> dict:
         out[suggestion] = P.suggestion_html(ds.task, rec, shown_run, conf)
         out[accept_btn] = gr.update(visible=bool(shown_run))
         if not kept:
+            draft = D.draft_values(drafts_now, str(ds.path), rid, rec.get("updated"), len(editors))
             edited = P.edited_fields(rec)
-            out.update(editor_updates(ds.task, f, {n: P.field_note(n, conf, edited) for n in {*conf, *edited}}))
+            notes = {n: P.field_note(n, conf, edited) for n in {*conf, *edited}}
+            out.update((draft is not None and restore(ds.task, f, draft)) or editor_updates(ds.task, f, notes))
             out[holding] = rid
+            out[held_at] = D.held(str(ds.path), rid, rec.get("updated"))
+        else:
+            out.pop(save_msg)  # the editor is left as it is, and so is what was said about it
         return out
 
     def editor_values(task, data: dict) -> dict:
@@ -234,9 +265,10 @@ def build(state, shared: dict) -> dict:
             values[plan["digits"].name] = [data[b] for b in bits]
         return values
 
-    def fields_of(data: dict, c: dict) -> dict:
+    def unchanged(data: dict, c: dict) -> bool:
+        """The editor holds the label it was loaded with (or last saved), as the task compares them."""
         task = open_dataset(state, c["path"]).task
-        return L.fields_from_editor(task, editor_values(task, data), c.get("fields"))
+        return L.unchanged(task, editor_values(task, data), c.get("fields"))
 
     def on_edit(changed_slot: int | None):
         """The live check after a user edit; a change of a field other fields follow (Task.prefill,
@@ -267,16 +299,25 @@ def build(state, shared: dict) -> dict:
             return out
         return handler
 
-    def do_save(data: dict, session: str, force: bool = False) -> dict:
-        """Saves the editor; returns updates (cur, message, conflict row). StudioError on conflict."""
+    def do_save(data: dict, session: str, force: bool = False, accept: bool = False) -> dict:
+        """Saves the editor when its label differs from the stored one (L.unchanged, the task's own
+        comparison); returns updates (cur, message, conflict row), with "_unchanged" when nothing was
+        written. A Save click on an unchanged record only marks it reviewed, when asked to.
+        StudioError on conflict. accept: the shown suggestion is saved as the label even when untouched."""
         c = dict(data[cur])
         if data[holding] != c.get("id"):
             raise StudioError("The editor is still loading this record, so nothing was saved. "
                               "Save again once its labels show.")
         ds = open_dataset(state, c["path"])
+        values = editor_values(ds.task, data)
+        fields = {}
+        if accept or not L.unchanged(ds.task, values, c.get("fields")):
+            fields = L.fields_from_editor(ds.task, values, c.get("fields"))
+        elif not (data[reviewed] and ds.get(c["id"]).get("status") == "labeled"):
+            return {save_msg: '<div class="ts-msg ts-msg-info">No changes to save.</div>', "_unchanged": True}
         expected = book.get(session, c["path"], c["id"], c.get("updated"))
         try:
-            rec, msg = L.save(ds, c["id"], fields_of(data, c), expected, reviewed=data[reviewed], force=force,
+            rec, msg = L.save(ds, c["id"], fields, expected, reviewed=data[reviewed], force=force,
                               shown_suggestion=c.get("suggestion"))
         except StudioError as e:
             if "changed by someone else" in e.message or "deleted by someone else" in e.message:
@@ -287,38 +328,47 @@ def build(state, shared: dict) -> dict:
         book.put(session, c["path"], c["id"], rec["updated"])
         # what the editor holds now: the saved label (a draft may still hold the suggestion's other fields)
         held, shown_run, _ = S.editor_fields(ds.task, rec)
+        out = {}
         if on_screen.get(session, (None, None))[:2] == (c["path"], c["id"]):
             on_screen[session] = (c["path"], c["id"], rec["updated"])  # the editor holds what it saved
             filled[session] = (held, shown_run)
+            out[held_at] = D.held(c["path"], c["id"], rec["updated"], after=expected)  # its draft moves along
         c.update(updated=rec["updated"], fields=held, suggestion=shown_run)
         kind = "warn" if "draft" in msg else "ok"
-        return {cur: c, save_msg: f'<div class="ts-msg ts-msg-{kind}">{esc(msg)}</div>',
+        return {**out, cur: c, save_msg: f'<div class="ts-msg ts-msg-{kind}">{esc(msg)}</div>',
                 conflict_row: gr.update(visible=False)}
 
     def navigate(data: dict, session: str, target_of) -> dict:
         c = data[cur] or {}
         if not c.get("id"):
-            return render(data[ds_dd], None, data[filt], session, data[order])
+            return render(data[ds_dd], data[want], data[filt], session, data[drafts], data[order])
         pre: dict = {}
-        untouched = False  # the editor holds exactly what it was filled with
-        if data[holding] == c["id"]:  # else the editor never showed this record
-            try:
-                dirty = not L.same_fields(fields_of(data, c), c.get("fields"))
-            except StudioError as e:  # an unsaveable editor state: stay, say why
-                if not data[autosave]:
-                    dirty = True
-                else:
-                    warn(e)
-                    return {save_msg: f'<div class="ts-msg ts-msg-warn">Not saved: {esc(e.message)}</div>'}
-            untouched = not dirty
-            if dirty and data[autosave]:
-                pre = do_save(data, session)
-                if pre.pop("_conflict", False):
-                    return pre
         ds = open_dataset(state, c["path"])
         rid = target_of(ds, c)
+        untouched = False  # the editor holds exactly what it was filled with
+        if data[holding] == c["id"]:
+            try:
+                untouched = unchanged(data, c)
+            except StudioError:
+                untouched = False
+        if data[autosave] and data[holding] == c["id"]:  # else the editor never showed this record
+            try:
+                dirty = not unchanged(data, c)
+            except StudioError as e:  # an unsaveable editor state: stay, say why
+                warn(e)
+                return {save_msg: f'<div class="ts-msg ts-msg-warn">Not saved: {esc(e.message)}</div>'}
+            if dirty:
+                pre = do_save(data, session)
+                pre.pop("_unchanged", None)
+                if pre.pop("_conflict", False):
+                    return pre
+        elif data[holding] == c["id"] and rid != c["id"]:
+            pre[drafts] = D.without(data[drafts], c["path"], c["id"])  # left unsaved with autosave off: dropped
         # staying on an untouched record refills its editor: a suggestion that arrived meanwhile shows
-        out = render(c["path"], rid, data[filt], session, data[order], refill=untouched and rid == c["id"])
+        out = render(c["path"], rid, data[filt], session, data[drafts], data[order],
+                     refill=untouched and rid == c["id"])
+        if drafts in pre:
+            out[drafts] = pre[drafts]
         if pre.get(save_msg) and rid == c["id"]:
             out[save_msg] = pre[save_msg]
         elif pre.get(save_msg):
@@ -329,16 +379,21 @@ def build(state, shared: dict) -> dict:
     def session_of(request: gr.Request | None) -> str:
         return getattr(request, "session_hash", None) or "local"
 
-    def on_dataset(path, filter_, request: gr.Request):
+    def on_dataset(path, filter_, c, wanted, drafts_now, request: gr.Request):
         if not path:
             return {header: '<div class="ts-empty">Pick or create a dataset.</div>'}
+        c = c or {}
         try:
-            return render(path, None, filter_, session_of(request))
+            # the page's first render opens the record in the address (a reload comes back to it); the
+            # tab's own render may have come first, on this dataset: then its record stays
+            here = str(open_dataset(state, path).path)
+            rid = c["id"] if c.get("id") and c.get("path") == here else (None if c.get("id") else wanted)
+            return render(path, rid, filter_, session_of(request), drafts_now)
         except StudioError as e:
             warn(e)
             return {header: f'<div class="ts-empty">{esc(e.message)}</div>'}
 
-    all_inputs = {cur, ds_dd, filt, order, autosave, reviewed, holding, *editors}
+    all_inputs = {cur, ds_dd, filt, order, autosave, reviewed, holding, want, drafts, *editors}
 
     def nav_handler(target_of):
         def handler(data, request: gr.Request):
@@ -366,10 +421,13 @@ def build(state, shared: dict) -> dict:
             warn(e)
             return {save_msg: f'<div class="ts-msg ts-msg-warn">Not saved: {esc(e.message)}</div>'}
         out.pop("_conflict", None)
+        out.pop("_unchanged", None)
         if cur in out:  # refresh the badges and the counter
             c = out[cur]
-            fresh = render(c["path"], c["id"], data[filt], session_of(request), data[order])
+            fresh = render(c["path"], c["id"], data[filt], session_of(request), order_=data[order])
             fresh[save_msg] = out[save_msg]
+            if held_at in out:
+                fresh[held_at] = out[held_at]
             for comp in editors:  # keep what is in the editor exactly as typed
                 fresh.pop(comp, None)
             for comp in checks:
@@ -384,17 +442,30 @@ def build(state, shared: dict) -> dict:
             warn(e)
             return {}
         out.pop("_conflict", None)
+        out.pop("_unchanged", None)
         return out
 
     def on_reload(data, request: gr.Request):
         c = data[cur] or {}
-        return render(c.get("path"), c.get("id"), data[filt], session_of(request), data[order])
+        out = render(c.get("path"), c.get("id"), data[filt], session_of(request),  # theirs; my draft is dropped
+                     order_=data[order])
+        out[drafts] = D.without(data[drafts], c.get("path") or "", c.get("id") or "")
+        return out
 
     def on_gallery(data, evt: gr.SelectData, request: gr.Request):
         ids = (data[cur] or {}).get("ids") or []
         idx = evt.index if isinstance(evt.index, int) else (evt.index or [0])[0]
         target_id = ids[idx] if 0 <= idx < len(ids) else None
         return nav_handler(lambda ds, c: target_id or c["id"])(data, request)
+
+    draft_inputs = [drafts, holding, held_at, *editors]
+
+    def after(event):
+        """What follows an answer that may have set the editor: the draft moves to a saved stamp, and
+        the address names the record (?record=), so a reload opens it again."""
+        event.then(None, [drafts, holding, held_at], [drafts], js=D.MOVE_JS, show_progress="hidden")
+        event.then(None, holding, None, js=theme.set_param_js("record"), show_progress="hidden")
+        return event
 
     def on_accept(data, request: gr.Request):
         """Alt+A: the suggestion shown (with any field edited first: then that field is the person's)
@@ -405,55 +476,64 @@ def build(state, shared: dict) -> dict:
             return {}
         try:
             ds = open_dataset(state, c["path"])
-            fields = fields_of(data, c)
+            fields = L.fields_from_editor(ds.task, editor_values(ds.task, data), c.get("fields"))
             errors = [i for i in ds.task.validate({"fields": fields}) if i.severity == "error"]
             if errors:
                 raise StudioError(f"The suggestion is incomplete: {errors[0].message}",
                                   "Fill in what is missing, then accept (or save) it.")
-            out = do_save(data, session_of(request))
+            out = do_save(data, session_of(request), accept=True)
             if out.pop("_conflict", False):
                 return out
             c2 = out[cur]
             nxt = P.next_to_review(P.ordered(L.queue(ds, data[filt]), data[order]), c2["id"]) or c2["id"]
-            fresh = render(c2["path"], nxt, data[filt], session_of(request), data[order])
+            fresh = render(c2["path"], nxt, data[filt], session_of(request), data[drafts], data[order])
             fresh[save_msg] = out[save_msg].replace("Saved", f"Accepted {esc(c2['id'][:8])}: saved", 1)
             return fresh
         except StudioError as e:
             warn(e)
             return {save_msg: f'<div class="ts-msg ts-msg-warn">Not accepted: {esc(e.message)}</div>'}
 
+    def on_order(data, request: gr.Request):  # a new order starts at its first record to review
+        first = lambda ds, c: P.next_to_review(P.ordered(L.queue(ds, data[filt]), data[order]), None) or c["id"]  # noqa: E731
+        return nav_handler(first)(data, request)
+
     def on_pass_end(data, request: gr.Request):
         """A pre-label pass ended: the queue's marks, counts and orders, not the editor."""
         c = data[cur] or {}
         if not c.get("path"):
             return {}
-        out = render(c["path"], c.get("id"), data[filt], session_of(request), data[order])
+        out = render(c["path"], c.get("id"), data[filt], session_of(request), order_=data[order])
         return {k: v for k, v in out.items() if k in (gallery, counter, order)}
 
-    ds_dd.change(on_dataset, [ds_dd, filt], view_outputs)
-    filt.change(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs)
-    def on_order(data, request: gr.Request):  # a new order starts at its first record to review
-        first = lambda ds, c: P.next_to_review(P.ordered(L.queue(ds, data[filt]), data[order]), None) or c["id"]  # noqa: E731
-        return nav_handler(first)(data, request)
-
-    order.input(on_order, all_inputs, view_outputs)
-    accept_btn.click(on_accept, all_inputs, view_outputs)
+    after(ds_dd.change(on_dataset, [ds_dd, filt, cur, want, drafts], view_outputs))
+    after(order.input(on_order, all_inputs, view_outputs))
+    after(accept_btn.click(on_accept, all_inputs, view_outputs))
     panel["finished"].change(on_pass_end, all_inputs, [gallery, counter, order])
-    prev_btn.click(nav_handler(by_step(-1)), all_inputs, view_outputs)
-    next_btn.click(nav_handler(by_step(+1)), all_inputs, view_outputs)
-    unl_btn.click(nav_handler(unlabeled), all_inputs, view_outputs)
-    gallery.select(on_gallery, all_inputs, view_outputs)
-    save_btn.click(on_save, all_inputs, view_outputs)
-    force_btn.click(on_force, all_inputs, view_outputs)
-    reload_btn.click(on_reload, all_inputs, view_outputs)
+    after(filt.change(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs))
+    after(prev_btn.click(nav_handler(by_step(-1)), all_inputs, view_outputs))
+    after(next_btn.click(nav_handler(by_step(+1)), all_inputs, view_outputs))
+    after(unl_btn.click(nav_handler(unlabeled), all_inputs, view_outputs))
+    after(gallery.select(on_gallery, all_inputs, view_outputs))
+    after(save_btn.click(on_save, all_inputs, view_outputs))
+    after(force_btn.click(on_force, all_inputs, view_outputs))
+    after(reload_btn.click(on_reload, all_inputs, view_outputs))
     edit_inputs = {cur, *editors}
     edit_outputs = [*slot_comps, *bits, *checks]
-    code.input(on_edit(None), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
+
+    def on_input(comp, handler):
+        # the draft is written by the page at once (a reload a moment later keeps the typing), and
+        # again after the check's answer, which may have filled other fields (the keyway's brand)
+        comp.input(None, draft_inputs, [drafts], js=D.WRITE_JS, show_progress="hidden")
+        comp.input(handler, edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden").then(
+            None, draft_inputs, [drafts], js=D.WRITE_JS, show_progress="hidden")
+
+    on_input(code, on_edit(None))
     for i, slot in enumerate(slots):
         for comp in slot.values():
-            comp.input(on_edit(i), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
+            on_input(comp, on_edit(i))
     for comp in bits:
-        comp.input(on_edit(None), edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden")
+        on_input(comp, on_edit(None))
+
     def on_timer(data, request: gr.Request):
         """Saves an edit nobody has saved yet, quietly; a record someone else changed meanwhile is
         left to the Save button, which shows the conflict (a timer must not warn every 15 s).
@@ -465,7 +545,7 @@ def build(state, shared: dict) -> dict:
             return gr.skip()
         session = session_of(request)
         try:
-            if L.same_fields(fields_of(data, c), c.get("fields")):
+            if unchanged(data, c):
                 return gr.skip()
             ds = open_dataset(state, c["path"])
             if ds.get(c["id"]).get("updated") != book.get(session, c["path"], c["id"], c.get("updated")):
@@ -473,18 +553,20 @@ def build(state, shared: dict) -> dict:
             out = do_save(data, session)
         except StudioError:
             return gr.skip()  # an editor state that cannot be saved yet: Save says why
+        if out.pop("_unchanged", False):
+            return gr.skip()
         out.pop("_conflict", None)
         # the timer never moves the editor: a Next click may have landed meanwhile, and the session's
         # stamp book (not `cur`) already knows the stamp this save wrote
-        out = {k: v for k, v in out.items() if k in (save_msg, conflict_row)}
+        out = {k: v for k, v in out.items() if k in (save_msg, conflict_row, held_at)}
         if save_msg in out:
             out[save_msg] = out[save_msg].replace("Saved", "Autosaved", 1)
         return out
 
-    gr.Timer(AUTOSAVE_S).tick(on_timer, all_inputs, [save_msg, conflict_row], show_progress="hidden",
-                              trigger_mode="always_last", queue=False)
+    after(gr.Timer(AUTOSAVE_S).tick(on_timer, all_inputs, [save_msg, conflict_row, held_at], show_progress="hidden",
+                                    trigger_mode="always_last", queue=False))
     # Coming back to the tab: autosave if needed, then show the record fresh from disk (an import or
     # another user may have changed the dataset meanwhile).
     show = nav_handler(lambda ds, c: c["id"])
     return {"cur": cur, "render": render, "show": show, "all_inputs": all_inputs, "view_outputs": view_outputs, "on_dataset": on_dataset,
-            "code": code, "slots": slots, "bits": bits, "filter": filt}
+            "code": code, "slots": slots, "bits": bits, "filter": filt, "want": want, "after": after}

@@ -133,7 +133,8 @@ def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, a
                            (f"{plural(len(warnings), 'warning')}:", warnings)):
         if not entries:
             continue
-        rows = [f"- {esc(item_name(s))}" + (f" of `{esc(s['source'])}`" if many and s.get("source") else "")
+        rows = [f"- {esc(item_name(s))}" + (f" of `{esc(s['source'])}`" if many and s.get("source")
+                                            and s["source"] != item_name(s) else "")
                 + (f" (`{esc(s['image_path'])}`)" if s.get("image_path") and s["image_path"] != s.get("record") else "")
                 + f": {esc(s.get('reason'))}" for s in entries[:50]]
         if len(entries) > 50:
@@ -201,8 +202,9 @@ def build(state, shared: dict) -> dict:
             gr.Markdown("#### Import into the open dataset\nA folder of images, a zip, or a label file of the "
                         "dataset's task (Ghost Architect's `dataset_vision.json`, a Keylike `.jsonl`, JSON lines "
                         "`{image_path, output}` for a json dataset). Bad items are skipped with a reason.")
-            files = gr.File(label="Upload", file_count="multiple", type="filepath", elem_id="ds-files",
-                            file_types=[".zip", ".json", ".jsonl", "image"])
+            # no file_types: Gradio's own refusal of a .txt ("Invalid file type") left the upload empty, and
+            # Import then said "Nothing to import"; the importer names the file and what it takes instead
+            files = gr.File(label="Upload", file_count="multiple", type="filepath", elem_id="ds-files")
             server_path = gr.Textbox(label="…or a folder / file on this machine", max_lines=1,
                                      visible=not state.demo_mode, placeholder="/data/screenshots")
             import_btn = gr.Button("Import", elem_id="ds-import")
