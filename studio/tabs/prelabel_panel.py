@@ -57,7 +57,8 @@ def build(state, ds_dd) -> dict:
                plot: accept_rate_figure(label_loop.rate_series(ds)),
                timer: gr.Timer(active=st["status"] in prelabel.ACTIVE_STATUSES)}
         if runs:  # not while polling: the choice the person made stays
-            out[run] = gr.update(choices=choices)
+            trained = [v for _, v in choices if v != "base"]  # newest first
+            out[run] = gr.update(choices=choices, value=trained[0] if trained else "base")
         if bump is not None:
             out[finished] = bump
         return out
