@@ -294,3 +294,38 @@ def test_after_enough_reviews_the_studio_offers_to_train_again(run_a, workspace)
         assert label_loop.offer(ds, every=2) is None  # trained again already
     finally:
         os.killpg(int((new / "pid").read_text()), signal.SIGKILL)
+
+
+SQL = "CREATE TABLE users (\n  id INT PRIMARY KEY,\n  email TEXT NOT NULL\n);"  # test_api's run: one training
+
+
+def _images_only(path: Path, task: str, n: int, config: dict | None = None) -> Dataset:
+    rows = [json.loads(x) for x in (DEMO / "records.jsonl").read_text().splitlines() if x.strip()][:n]
+    ds = Dataset.create(path, task, config=config)
+    ds.add_stored([(ds.store_image((DEMO / r["image"]).read_bytes())[0], None, None, None) for r in rows])
+    return ds
+
+
+def test_every_task_goes_through_the_protocol(trained_run, workspace):
+    """The same pass on a ui2sql dataset (its run writes the SQL field) and on a json-schema dataset
+    answered by the base model (which writes no JSON: every answer parses into no field, said so)."""
+    from core import prelabel
+    from core.suggestions import editor_fields
+
+    run = trained_run(SQL, task="ui2sql", seed=3, steps=120, into=workspace / "runs" / "sql_run")
+    ds = _images_only(workspace / "datasets" / "pages", "ui2sql", 2)
+    state = prelabel.run_pass(ds, str(run))
+    assert state["written"] == 2 and state["no_fields"] == 0
+    rec = ds.records(status="suggested")[0]
+    fields, shown, conf = editor_fields(ds.task, rec)
+    assert shown == "sql_run" and fields["sql"] == ds.task.fields_from_parsed(ds.task.parse(SQL))["sql"]
+    assert ds.set_fields(rec["id"], fields, shown_suggestion=shown)["prelabel"]["edited"] == []
+    with pytest.raises(StudioError, match="answers the 'ui2sql' task, but dataset k is a 'keys' dataset"):
+        prelabel.source_for(keys_dataset(workspace / "datasets" / "k", 1, 1), str(run))
+
+    schema = {"type": "object", "properties": {"count": {"type": "integer", "minimum": 0}}, "required": ["count"]}
+    js = _images_only(workspace / "datasets" / "meters", "json", 2, {"schema": schema})
+    state = prelabel.run_pass(js, "base")
+    assert state["run"] == "base:demo" and state["done"] == 2 and state["no_fields"] == 2
+    assert js.counts()["status"]["unlabeled"] == 2  # an answer with no field is no suggestion
+    assert all(r["suggestions"]["base:demo"]["text"] for r in js.records())  # what it said is kept
