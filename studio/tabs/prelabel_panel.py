@@ -4,6 +4,8 @@ reloaded or left), follow its progress, stop it; then the offer to train again a
 the accept-unchanged rate moves from run to run. No ML and no task knowledge here."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from core.errors import StudioError
@@ -57,8 +59,11 @@ def build(state, ds_dd) -> dict:
                plot: accept_rate_figure(label_loop.rate_series(ds)),
                timer: gr.Timer(active=st["status"] in prelabel.ACTIVE_STATUSES)}
         if runs:  # not while polling: the choice the person made stays
+            # a pass that stopped early is what "Pre-label" goes on with; else the newest finished run
+            left = [v for _, v in choices if st["status"] in ("stopped", "interrupted", "failed")
+                    and (Path(v).name == st.get("run") or (v == "base" and str(st.get("run", "")).startswith("base:")))]
             trained = [v for _, v in choices if v != "base"]  # newest first
-            out[run] = gr.update(choices=choices, value=trained[0] if trained else "base")
+            out[run] = gr.update(choices=choices, value=(left or trained or ["base"])[0])
         if bump is not None:
             out[finished] = bump
         return out
