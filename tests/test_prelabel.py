@@ -4,7 +4,9 @@ stops, resumes and never overwrites a human label; bad input gets one clear mess
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -186,7 +188,7 @@ def test_bad_input_gets_one_clear_message_each(run_a, workspace):
             prelabel.start(ds, str(untrained))
     finally:
         stop_run(untrained)
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)  # the job runs in its own session
         proc.wait(30)
     assert prelabel.status(ds)["status"] == "none"  # nothing was started by any of them
 
@@ -238,8 +240,6 @@ def test_cli_prelabel(run_a, workspace, capsys):
 def test_kill9_of_a_pass_leaves_valid_records_and_the_rerun_goes_on(run_a, workspace, tmp_path):
     """The CLI pass killed with SIGKILL between batches: records.jsonl stays valid JSON lines, every
     human label is kept, the state reads "interrupted", and the rerun answers only the rest."""
-    import os
-    import signal
     import time
 
     ds = keys_dataset(workspace / "datasets" / "k", labeled=3, unlabeled=12)
@@ -267,8 +267,6 @@ def test_kill9_of_a_pass_leaves_valid_records_and_the_rerun_goes_on(run_a, works
 
 
 def test_after_enough_reviews_the_studio_offers_to_train_again(run_a, workspace):
-    import os
-    import signal
 
     from core import label_loop, prelabel
     from core.suggestions import editor_fields
