@@ -101,8 +101,9 @@ def build_app(state: StudioState) -> gr.Blocks:
             return out
 
         ann_ui["after"](ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]],
-                                               [*ann_ui["view_outputs"], tabs, ann_ui["filter"]]))
-        ann_ui["after"](tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"]))
+                                               [*ann_ui["view_outputs"], tabs, ann_ui["filter"]], **ann_ui["serial"]))
+        ann_ui["after"](tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"],
+                                                      **ann_ui["serial"]))
         tab_blocks["compare"].select(cmp_ui["refresh"], cmp_ui["refresh_inputs"], cmp_ui["dataset_outputs"])
         tab_blocks["evaluate"].select(eval_ui["refresh"], [eval_ui["run"], ds_dd], eval_ui["run"])
         tab_blocks["export"].select(export_ui["refresh"], [export_ui["run"], ds_dd], export_ui["run"])

@@ -1,7 +1,8 @@
 """Annotate tab: a queue of images, the current one large, an editor built from the dataset task's
-fields (Task.fields), Prev / Next /
-Save / next unlabeled (with keyboard shortcuts), autosave on leaving a record, a progress counter,
-drafts for invalid labels and a warning when someone else saved the same record meanwhile.
+fields (Task.fields), Prev / Next / Next unlabeled / Save / Save and next (with keyboard shortcuts),
+autosave on leaving a record, a progress counter, drafts for invalid labels, typing kept in the
+browser across a reload, and a warning when someone else saved the same record meanwhile. Only a
+changed label is ever written.
 A model's suggestion (core/suggestions.py; the pre-label panel, studio/tabs/prelabel_panel.py) opens
 in the editor with its doubtful fields marked; Accept (Alt+A) saves it as the label, and a field
 edited first is the person's."""
@@ -21,10 +22,13 @@ from studio.common import badge, esc, open_dataset, warn
 from studio.tabs import prelabel_panel
 
 GALLERY_MAX = 300
+# The events that render a record into the editor or answer an edit of it run one at a time, so an
+# edit's answer and a render never cross (the edit's handler then sees that the editor moved on).
+SERIAL = {"concurrency_id": "annotate-editor", "concurrency_limit": 1}
 AUTOSAVE_S = 15  # an edit left alone this long is saved, even if the record is never left
-SHORTCUTS = ("<kbd>Alt</kbd>+<kbd>→</kbd> next · <kbd>Alt</kbd>+<kbd>←</kbd> previous · "
-             "<kbd>Alt</kbd>+<kbd>U</kbd> next unlabeled · <kbd>Ctrl</kbd>+<kbd>S</kbd> save · "
-             "<kbd>Alt</kbd>+<kbd>A</kbd> accept the suggestion")
+SHORTCUTS = ("<kbd>Ctrl</kbd>+<kbd>Enter</kbd> save and next · <kbd>Alt</kbd>+<kbd>→</kbd> next · "
+             "<kbd>Alt</kbd>+<kbd>←</kbd> previous · <kbd>Alt</kbd>+<kbd>U</kbd> next unlabeled · "
+             "<kbd>Ctrl</kbd>+<kbd>S</kbd> save · <kbd>Alt</kbd>+<kbd>A</kbd> accept the suggestion")
 
 
 def build(state, shared: dict) -> dict:
@@ -59,7 +63,8 @@ def build(state, shared: dict) -> dict:
                 prev_btn = gr.Button("← Prev", elem_id="ann-prev", size="sm")
                 next_btn = gr.Button("Next →", elem_id="ann-next", size="sm")
                 unl_btn = gr.Button("Next unlabeled ⇥", elem_id="ann-next-unlabeled", size="sm")
-                save_btn = gr.Button("Save", variant="primary", elem_id="ann-save", size="sm")
+                save_btn = gr.Button("Save", elem_id="ann-save", size="sm")
+                save_next_btn = gr.Button("Save and next ⏎", variant="primary", elem_id="ann-save-next", size="sm")
                 accept_btn = gr.Button("Accept suggestion ✓", variant="primary", elem_id="ann-accept", size="sm",
                                        visible=False)
             with gr.Row():
@@ -273,9 +278,14 @@ def build(state, shared: dict) -> dict:
     def on_edit(changed_slot: int | None):
         """The live check after a user edit; a change of a field other fields follow (Task.prefill,
         Task.editor_setup: the keyway sets the brand and the digit pickers) updates those too."""
-        def handler(data):
+        def handler(data, request: gr.Request):
             c = data[cur] or {}
             if not c.get("path"):
+                return {}
+            # The editor moved on since this edit (Save and next right after typing): an answer about
+            # the last record's pickers must not land on the next record's (its save would write them).
+            # The annotate events run one at a time (SERIAL), so this check sees every render before it.
+            if on_screen.get(session_of(request), (None, None))[:2] != (c["path"], data[holding]):
                 return {}
             task = open_dataset(state, c["path"]).task
             plan = L.editor_plan(task)
@@ -313,6 +323,9 @@ def build(state, shared: dict) -> dict:
         fields = {}
         if accept or not L.unchanged(ds.task, values, c.get("fields")):
             fields = L.fields_from_editor(ds.task, values, c.get("fields"))
+        elif c.get("suggestion"):  # looking at a suggestion is not accepting it
+            return {save_msg: '<div class="ts-msg ts-msg-info">No changes to save: this is the model\'s suggestion. '
+                              "Accept (Alt+A) makes it the label.</div>", "_unchanged": True}
         elif not (data[reviewed] and ds.get(c["id"]).get("status") == "labeled"):
             return {save_msg: '<div class="ts-msg ts-msg-info">No changes to save.</div>', "_unchanged": True}
         expected = book.get(session, c["path"], c["id"], c.get("updated"))
@@ -338,7 +351,9 @@ def build(state, shared: dict) -> dict:
         return {**out, cur: c, save_msg: f'<div class="ts-msg ts-msg-{kind}">{esc(msg)}</div>',
                 conflict_row: gr.update(visible=False)}
 
-    def navigate(data: dict, session: str, target_of) -> dict:
+    def navigate(data: dict, session: str, target_of, save: bool = False) -> dict:
+        """Leaves the record for target_of's: saved first when autosave is on and the label changed,
+        or, with save (Save and next), as the Save button saves it, whatever autosave says."""
         c = data[cur] or {}
         if not c.get("id"):
             return render(data[ds_dd], data[want], data[filt], session, data[drafts], data[order])
@@ -351,17 +366,17 @@ def build(state, shared: dict) -> dict:
                 untouched = unchanged(data, c)
             except StudioError:
                 untouched = False
-        if data[autosave] and data[holding] == c["id"]:  # else the editor never showed this record
+        if (data[autosave] or save) and data[holding] == c["id"]:  # else the editor never showed this record
             try:
-                dirty = not unchanged(data, c)
-            except StudioError as e:  # an unsaveable editor state: stay, say why
+                if save or not unchanged(data, c):  # do_save itself writes only a changed label
+                    pre = do_save(data, session)
+            except StudioError as e:  # an unsaveable editor state, a failed write: stay, say why
                 warn(e)
                 return {save_msg: f'<div class="ts-msg ts-msg-warn">Not saved: {esc(e.message)}</div>'}
-            if dirty:
-                pre = do_save(data, session)
-                pre.pop("_unchanged", None)
-                if pre.pop("_conflict", False):
-                    return pre
+            if pre.pop("_unchanged", False):
+                pre.pop(save_msg, None)  # nothing was written: nothing to say on the next record
+            if pre.pop("_conflict", False):
+                return pre
         elif data[holding] == c["id"] and rid != c["id"]:
             pre[drafts] = D.without(data[drafts], c["path"], c["id"])  # left unsaved with autosave off: dropped
         # staying on an untouched record refills its editor: a suggestion that arrived meanwhile shows
@@ -395,10 +410,10 @@ def build(state, shared: dict) -> dict:
 
     all_inputs = {cur, ds_dd, filt, order, autosave, reviewed, holding, want, drafts, *editors}
 
-    def nav_handler(target_of):
+    def nav_handler(target_of, save: bool = False):
         def handler(data, request: gr.Request):
             try:
-                return navigate(data, session_of(request), target_of)
+                return navigate(data, session_of(request), target_of, save)
             except StudioError as e:
                 warn(e)
                 return {}
@@ -505,26 +520,28 @@ def build(state, shared: dict) -> dict:
         out = render(c["path"], c.get("id"), data[filt], session_of(request), order_=data[order])
         return {k: v for k, v in out.items() if k in (gallery, counter, order)}
 
-    after(ds_dd.change(on_dataset, [ds_dd, filt, cur, want, drafts], view_outputs))
-    after(order.input(on_order, all_inputs, view_outputs))
-    after(accept_btn.click(on_accept, all_inputs, view_outputs))
-    panel["finished"].change(on_pass_end, all_inputs, [gallery, counter, order])
-    after(filt.change(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs))
-    after(prev_btn.click(nav_handler(by_step(-1)), all_inputs, view_outputs))
-    after(next_btn.click(nav_handler(by_step(+1)), all_inputs, view_outputs))
-    after(unl_btn.click(nav_handler(unlabeled), all_inputs, view_outputs))
-    after(gallery.select(on_gallery, all_inputs, view_outputs))
-    after(save_btn.click(on_save, all_inputs, view_outputs))
-    after(force_btn.click(on_force, all_inputs, view_outputs))
-    after(reload_btn.click(on_reload, all_inputs, view_outputs))
-    edit_inputs = {cur, *editors}
+    after(ds_dd.change(on_dataset, [ds_dd, filt, cur, want, drafts], view_outputs, **SERIAL))
+    after(order.input(on_order, all_inputs, view_outputs, **SERIAL))
+    after(accept_btn.click(on_accept, all_inputs, view_outputs, **SERIAL))
+    panel["finished"].change(on_pass_end, all_inputs, [gallery, counter, order], **SERIAL)
+    after(filt.change(nav_handler(lambda ds, c: c["id"]), all_inputs, view_outputs, **SERIAL))
+    after(prev_btn.click(nav_handler(by_step(-1)), all_inputs, view_outputs, **SERIAL))
+    after(next_btn.click(nav_handler(by_step(+1)), all_inputs, view_outputs, **SERIAL))
+    after(unl_btn.click(nav_handler(unlabeled), all_inputs, view_outputs, **SERIAL))
+    after(save_next_btn.click(nav_handler(by_step(+1), save=True), all_inputs, view_outputs, **SERIAL))
+    after(gallery.select(on_gallery, all_inputs, view_outputs, **SERIAL))
+    after(save_btn.click(on_save, all_inputs, view_outputs, **SERIAL))
+    after(force_btn.click(on_force, all_inputs, view_outputs, **SERIAL))
+    after(reload_btn.click(on_reload, all_inputs, view_outputs, **SERIAL))
+    edit_inputs = {cur, holding, *editors}
     edit_outputs = [*slot_comps, *bits, *checks]
 
     def on_input(comp, handler):
         # the draft is written by the page at once (a reload a moment later keeps the typing), and
         # again after the check's answer, which may have filled other fields (the keyway's brand)
         comp.input(None, draft_inputs, [drafts], js=D.WRITE_JS, show_progress="hidden")
-        comp.input(handler, edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden").then(
+        comp.input(handler, edit_inputs, edit_outputs, trigger_mode="always_last", show_progress="hidden",
+                   **SERIAL).then(
             None, draft_inputs, [drafts], js=D.WRITE_JS, show_progress="hidden")
 
     on_input(code, on_edit(None))
@@ -569,4 +586,5 @@ def build(state, shared: dict) -> dict:
     # another user may have changed the dataset meanwhile).
     show = nav_handler(lambda ds, c: c["id"])
     return {"cur": cur, "render": render, "show": show, "all_inputs": all_inputs, "view_outputs": view_outputs, "on_dataset": on_dataset,
-            "code": code, "slots": slots, "bits": bits, "filter": filt, "want": want, "after": after}
+            "code": code, "slots": slots, "bits": bits, "filter": filt, "want": want, "after": after,
+            "serial": SERIAL}

@@ -264,3 +264,30 @@ def test_a_reload_keeps_what_was_typed(page, server):
         assert "Restored" not in pg.inner_text("#ann-save-msg")
     finally:
         pg.check("#ann-autosave input")
+
+
+def test_save_and_next_with_one_key(page, server):
+    """The peers' "save and next" (issue 27): Ctrl+Enter, shown on the page, saves the record as the
+    Save button does (autosave off too) and opens the next one; on an untouched record it only moves."""
+    pg, ws = page, server["ws"]
+    path = ws / "datasets" / "keys" / "records.jsonl"
+    open_tab(pg, server["url"], "keys", "Annotate")
+    rid = _on_screen(pg, ws)
+    assert "Ctrl+Enter save and next" in pg.inner_text(".ts-shortcuts")
+    pg.uncheck("#ann-autosave input")
+    try:
+        _type_brand(pg, "Saved with one key")
+        pg.keyboard.press("Control+Enter")
+        pg.wait_for_function(f"document.querySelector('#ann-header code')?.innerText !== {rid!r}", timeout=30_000)
+        nxt = _on_screen(pg, ws)
+        assert f"Saved {rid[:8]}" in pg.inner_text("#ann-save-msg")
+        assert _record_on_disk(ws, rid)["fields"]["brand"] == "Saved with one key"
+        before = path.read_bytes()
+        pg.keyboard.press("Control+Enter")  # untouched: moves on, writes nothing, says nothing
+        pg.wait_for_function(f"document.querySelector('#ann-header code')?.innerText !== {nxt!r}", timeout=30_000)
+        _on_screen(pg, ws)
+        changed = [(a, b) for a, b in zip(before.decode().splitlines(), path.read_text().splitlines()) if a != b]
+        assert path.read_bytes() == before, changed
+        assert "Saved" not in pg.inner_text("#ann-save-msg") and "No changes" not in pg.inner_text("#ann-save-msg")
+    finally:
+        pg.check("#ann-autosave input")
