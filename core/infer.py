@@ -302,15 +302,38 @@ class Engine:
                       else value_spans(answer.text, task.fields_from_parsed(answer.parsed)))
         except Exception:  # noqa: BLE001 - a task that cannot locate its fields: keep the token mean
             return
-        spans = self._token_spans(answer.token_ids)
+        tokens = self._field_tokens(answer, fields or {})
         picked: set[int] = set()
-        for name, chars in (fields or {}).items():
-            idx = [i for i, (a, b) in enumerate(spans) if b > a and any(a < end and b > start for start, end in chars)]
-            if idx:
-                answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
-                picked |= set(idx)
+        for name, idx in tokens.items():
+            answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
+            picked |= set(idx)
         if picked:
             answer.confidence = round(sum(answer.token_probs[i] for i in picked) / len(picked), 6)
+
+    def field_confidence(self, answer: Answer, fields: dict, reduce: str = "mean", task=None) -> dict[str, float]:
+        """The probability of the tokens that spell each field's value in the answer ("mean", or "min":
+        the least sure token), also for an answer that did not parse as a whole (a field not found in
+        the text is left out). With the task, its field_spans locate the values it can (nested json)."""
+        spans = value_spans(answer.text, fields)
+        finder = getattr(task, "field_spans", None)
+        if callable(finder) and answer.parsed is not None:
+            try:
+                spans.update({k: v for k, v in (finder(answer.text, answer.parsed) or {}).items() if k in fields})
+            except Exception:  # noqa: BLE001 - a task that cannot locate its fields: the spellings found
+                pass
+        pick = min if reduce == "min" else (lambda ps: sum(ps) / len(ps))
+        return {name: round(pick([answer.token_probs[i] for i in idx]), 6)
+                for name, idx in self._field_tokens(answer, spans).items()}
+
+    def _field_tokens(self, answer: Answer, spans: dict) -> dict[str, list[int]]:
+        """{field: indices of the tokens overlapping its character spans ({field: [(start, end)]})}."""
+        tokens = self._token_spans(answer.token_ids)
+        out = {}
+        for name, chars in spans.items():
+            idx = [i for i, (a, b) in enumerate(tokens) if b > a and any(a < end and b > start for start, end in chars)]
+            if idx:
+                out[name] = idx
+        return out
 
     def _token_spans(self, ids: list[int]) -> list[tuple[int, int]]:
         """Character span of each token in the decoded text (prefix decoding handles merged bytes)."""

@@ -9,14 +9,15 @@ import threading
 from core.dataset import Dataset
 from core.errors import StudioError
 from core.tasks import Field, Parsed, Task
-from core.tasks.base import DIGITS
+from core.tasks.base import DIGITS, normalize_fields
 from studio.common import badge, esc
 
 MAX_POSITIONS = 12   # positions of the digits editor (core.tasks.base.MAX_DIGITS)
 MAX_SLOTS = 12       # simple fields (text, number, choice, boolean, list) one task can show
 SLOT_KINDS = ("text", "number", "choice", "boolean", "list", "multi", "table")
 BLANK_ROWS = 1       # empty rows under a table's rows, to type a new one into (more: the table's row menu)
-FILTERS = ("all", "unlabeled", "labeled", "reviewed")
+FILTERS = ("all", "unlabeled", "suggested", "labeled", "reviewed")
+NO_PREVIEW = '<div class="ts-empty" id="ann-no-preview">The preview shows once the label is complete and valid.</div>'
 
 
 # ---------------------------------------------------------------- queue and navigation
@@ -240,6 +241,17 @@ def to_editor(field: Field, kind: str, value):
     return value if isinstance(value, str) else ("" if value is None else json.dumps(value))
 
 
+def range_hint(field: Field) -> str:
+    """A number field's bounds in words for its hint: "0–99999", "at least 0", "at most 9", or ""."""
+    num = lambda v: f"{v:g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lo, hi = field.minimum, field.maximum
+    if lo is not None and hi is not None:
+        return f"{num(lo)}–{num(hi)}"
+    if lo is not None:
+        return f"at least {num(lo)}"
+    return f"at most {num(hi)}" if hi is not None else ""
+
+
 def fields_from_editor(task: Task, values: dict, old: dict | None = None) -> dict:
     """{field name: editor value} -> the record's fields. An empty field is left out unless the record
     had it (then it is cleared)."""
@@ -268,9 +280,52 @@ def digit_setup(task: Task, name: str, fields: dict) -> dict:
             "digits": [str(d) for d in setup.get("digits", alphabet)]}
 
 
-def same_fields(a: dict | None, b: dict | None) -> bool:
-    norm = lambda f: {k: v for k, v in (f or {}).items() if v not in ("", None, [])}  # noqa: E731
-    return norm(a) == norm(b)
+def shown_values(task: Task, fields: dict | None) -> dict:
+    """{field name: editor value} as the editor shows a stored label: what the page sends back
+    when nobody touched it. The digits editor shows only the digits its keyway takes."""
+    plan, fields = editor_plan(task), fields or {}
+    out = {f.name: to_editor(f, kind, fields.get(f.name)) for f, kind in plan["slots"]}
+    if plan["sql"]:
+        out[plan["sql"].name] = fields.get(plan["sql"].name) or ""
+    dig = plan["digits"]
+    if dig is not None:
+        allowed = digit_setup(task, dig.name, fields)["digits"]
+        out[dig.name] = [d if d in allowed else "" for d in digits_to_inputs(fields.get(dig.name))]
+    return out
+
+
+def _normalized(task: Task, fields: dict) -> dict:
+    return (getattr(task, "normalize_fields", None) or normalize_fields)(fields)
+
+
+def unchanged(task: Task, values: dict, stored: dict | None) -> bool:
+    """Whether the editor's values (read from the page) are the stored label, as the task compares
+    labels (Task.normalize_fields) after both went through the editor: the page's editors drop a
+    trailing newline, show no boolean as unticked, a whole number as 3.0. Only a changed label is
+    saved, so looking at a record (opening it, paging past it) never rewrites it. Raises StudioError
+    when the values cannot be a label at all (and differ from what was shown)."""
+    stored = stored or {}
+    shown = shown_values(task, stored)
+    if all(_same_raw(values.get(k), v) for k, v in shown.items()):
+        return True
+    now = fields_from_editor(task, values, stored)
+    try:
+        then = fields_from_editor(task, shown, stored)
+    except StudioError:  # a stored label the editor cannot show as is: compare with it directly
+        then = {k: v for k, v in stored.items() if k in now}
+    return _normalized(task, now) == _normalized(task, then)
+
+
+def _same_raw(a, b) -> bool:
+    blank = (None, "", [])
+    if hasattr(a, "columns") or isinstance(a, dict):  # a table editor's value (DataFrame / {"data": rows})
+        a = _table_rows(a)
+    if a in blank and b in blank:
+        return True
+    if isinstance(a, list) and isinstance(b, list):  # the digit pickers: trailing blanks are no digits
+        strip = lambda xs: [str(x) for x in xs][:max((i + 1 for i, x in enumerate(xs) if x not in blank), default=0)]  # noqa: E731
+        return strip(a) == strip(b)
+    return a == b
 
 
 # ---------------------------------------------------------------- saving
@@ -296,14 +351,16 @@ class StampBook:
 
 
 def save(ds: Dataset, rid: str, fields: dict, expected_updated: str | None,
-         reviewed: bool = False, force: bool = False) -> tuple[dict, str]:
+         reviewed: bool = False, force: bool = False, shown_suggestion: str | None = None) -> tuple[dict, str]:
     """Saves fields. Labels with errors are kept as a draft (status unlabeled) so nothing is lost.
     Raises StudioError when someone else saved the record since expected_updated (unless force).
+    shown_suggestion: the run whose suggestion the editor showed (the label records what was kept).
     Returns (record, message)."""
     probe = {**ds.get(rid), "fields": {**(ds.get(rid).get("fields") or {}), **fields}}
     errors = [i for i in ds.task.validate(probe) if i.severity == "error"]
     status = "unlabeled" if errors else ("reviewed" if reviewed else "labeled")
-    rec = ds.set_fields(rid, fields, status=status, expected_updated=None if force else expected_updated)
+    rec = ds.set_fields(rid, fields, status=status, expected_updated=None if force else expected_updated,
+                        shown_suggestion=shown_suggestion)
     if errors:
         first = errors[0]
         where = f" (line {first.line}, column {first.column})" if first.line else ""
@@ -323,10 +380,10 @@ def live_check(task: Task, fields: dict) -> dict:
     """What the editor shows while a person types: {"status" (HTML), "target" (the training text),
     "preview" (the task's view HTML), "headers", "rows" (its table)}."""
     if all(_empty(v) or v is False for v in (fields or {}).values()):
-        view = task.view(Parsed(ok=False))
+        view = task.view(Parsed(ok=False))  # only its table's headers: an empty label is no failed answer
         return {"status": f'<div class="ts-check" id="ann-check-box">{badge("empty", "neutral")} Fill in the '
                           "fields; they are checked as you type.</div>",
-                "target": "", "preview": view.html, "headers": view.headers, "rows": []}
+                "target": "", "preview": NO_PREVIEW, "headers": view.headers, "rows": []}
     issues = task.check(fields)
     errors = [i for i in issues if i.severity == "error"]
     warnings = [i for i in issues if i.severity != "error"]
@@ -335,6 +392,9 @@ def live_check(task: Task, fields: dict) -> dict:
     except Exception:  # noqa: BLE001 - an incomplete label has no target yet; check() says why
         target = ""
     view = task.view(task.parse(target)) if target else task.view(Parsed(ok=False))
+    # A label with errors is the annotator's, not a model's answer that "did not parse": the preview
+    # waits for a valid label (the check says what to fix; the table keeps what already parses)
+    preview = NO_PREVIEW if errors or not target else view.html
     if errors:
         head = badge(f"{len(errors)} error{'s' * (len(errors) != 1)}", "err")
     else:
@@ -342,7 +402,7 @@ def live_check(task: Task, fields: dict) -> dict:
         head = badge("valid", "ok") + (f' <span class="ts-muted">{esc(summary)}</span>' if summary else "")
     items = _issue_items(errors + warnings)
     status = f'<div class="ts-check" id="ann-check-box">{head}' + (f"<ul>{items}</ul>" if items else "") + "</div>"
-    return {"status": status, "target": target, "preview": view.html, "headers": view.headers, "rows": view.rows}
+    return {"status": status, "target": target, "preview": preview, "headers": view.headers, "rows": view.rows}
 
 
 def sql_check(task: Task, sql: str, name: str = "sql", others: dict | None = None) -> tuple[str, list, str]:

@@ -116,3 +116,22 @@ def throughput_figure(events: list[dict]) -> go.Figure:
         fig.add_scatter(x=xs, y=ys, mode="lines+markers", name="samples/s", line={"color": TEAL, "width": 2})
         return fig
     return _empty_note(fig)
+
+
+def accept_rate_figure(series: dict) -> go.Figure:
+    """The share of a run's suggestions accepted unchanged, run by run (core.label_loop.rate_series):
+    one line per field and one for whole records, so retraining on more labels shows as a rise."""
+    fig = _base("Suggestions accepted unchanged, run by run", "accepted unchanged", height=280)
+    runs = series.get("runs") or []
+    fig.update_layout(xaxis={"title": {"text": "run (in the order they pre-labeled)", "font": {"size": 11}},
+                             "type": "category"}, yaxis={"range": [0, 1.05], "tickformat": ".0%"})
+    if not runs:
+        return _empty_note(fig, "accept or correct a few suggestions to see how good each run is")
+    colours = [TEAL, AMBER, ROSE, SLATE]
+    labels = [f"{r} ({n})" for r, n in zip(runs, series.get("reviewed") or [0] * len(runs))]
+    for i, (name, ys) in enumerate((series.get("fields") or {}).items()):
+        fig.add_scatter(x=labels, y=ys, mode="lines+markers", name=name, connectgaps=True,
+                        line={"color": colours[i % len(colours)], "width": 1.5, "dash": "dot"}, marker={"size": 6})
+    fig.add_scatter(x=labels, y=series.get("unchanged") or [], mode="lines+markers", name="whole record",
+                    line={"color": INDIGO, "width": 3}, marker={"size": 8})
+    return fig

@@ -94,3 +94,30 @@ def test_loss_plot_log_scale_and_smoothing():
     assert list(smoothed.y) == pytest.approx(smooth([2.0 / s for s in range(1, 51)], 0.6))
     assert smooth([1.0, 1.0, 1.0], 0.9) == pytest.approx([1.0, 1.0, 1.0])  # debiased: a constant stays itself
     assert smooth([4.0, 0.0], 0.5) == pytest.approx([4.0, 4.0 / 3])
+
+
+def test_the_live_loss_plot_keeps_the_log_scale_the_user_chose(tmp_path):
+    """The Train tab's timer redraws the loss plot with the checkbox's value: a run with a log tail
+    stays on a linear axis until Log scale is ticked (the tail's text once stood in for the tick)."""
+    import json
+
+    import gradio as gr
+
+    from studio.common import make_state
+    from studio.tabs import train
+
+    state = make_state(tmp_path / "ws")
+    run = state.workspace / "runs" / "r1"
+    run.mkdir(parents=True)
+    events = [{"type": "start", "time": 1.0, "max_steps": 20}] + [
+        {"type": "log", "time": 1.0 + s, "step": s, "loss": 2.0 / s} for s in range(1, 21)] + [
+        {"type": "end", "time": 30.0, "status": "completed"}]
+    (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    (run / "log.txt").write_text("step 20 loss 0.1\n", encoding="utf-8")
+    with gr.Blocks():
+        tab = train.build(state, {"dataset": gr.Dropdown([], value=None)})
+    budget = tab["budget"].value
+    linear = tab["tick"](str(run), budget, {}, False, 0.0)
+    assert linear[1].layout.yaxis.type in (None, "linear", "-") and "step 20" in linear[5]
+    log = tab["tick"](str(run), budget, {}, True, 0.0)
+    assert log[1].layout.yaxis.type == "log"

@@ -214,6 +214,23 @@ class Task(Protocol):
     def is_labeled(self, record: dict) -> bool: ...
 
 
+def normalize_fields(fields: dict) -> dict:
+    """The default of Task.normalize_fields: the label in the form two labels are compared in. The
+    same form means the same label, so the studio saves a record only when this changes (looking at
+    a record never rewrites it). Empty values (None, "", []) are dropped, and text loses its
+    surrounding whitespace and its line-ending style ("a\r\n" and "a" are one label); numbers
+    compare as numbers (1 == 1.0)."""
+    def norm(v):
+        if isinstance(v, str):
+            return v.replace("\r\n", "\n").strip()
+        if isinstance(v, list):
+            return [norm(x) for x in v]
+        if isinstance(v, dict):
+            return normalize_fields(v)
+        return v
+    return {k: norm(v) for k, v in (fields or {}).items() if v not in (None, "", [])}
+
+
 class BaseTask:
     """Defaults for the optional parts of the protocol; a task overrides what it knows better."""
     name = ""
@@ -262,6 +279,10 @@ class BaseTask:
 
     def is_labeled(self, record: dict) -> bool:
         return not any(i.severity == "error" for i in self.validate(record))
+
+    def normalize_fields(self, fields: dict) -> dict:
+        """The label in the form two labels are compared in (see normalize_fields above)."""
+        return normalize_fields(fields)
 
     def fields_from_parsed(self, parsed: Parsed) -> dict:
         data = parsed.data if parsed else {}

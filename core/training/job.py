@@ -371,6 +371,9 @@ def run_job(run_dir: str | os.PathLike, resume: bool = False, progress: bool | N
     if not (run_dir / "config.json").is_file():
         raise StudioError(f"{run_dir} is not a run folder (no config.json).",
                           "Create a run with `python -m core train --dataset DIR`.")
+    from core.quiet import silence_known_warnings
+
+    silence_known_warnings()  # the job's log is what the Train tab shows
     writer = EventWriter(run_dir)
     if writer.enabled:
         (run_dir / "STOP").unlink(missing_ok=True)  # a stale STOP from the last stop must not end this one

@@ -55,7 +55,7 @@ def build(state, shared: dict) -> dict:
         except StudioError:
             return gr.update(choices=[], value=None), gr.update(choices=[]), gr.update(choices=[])
         recs = ds.records()
-        labeled = [r for r in recs if r.get("status") != "unlabeled"] or recs
+        labeled = [r for r in recs if r.get("status") in ("labeled", "reviewed")] or recs
         first = next((r for r in labeled if r.get("split") in ("val", "test")), labeled[0] if labeled else None)
         if rid and any(r["id"] == rid for r in recs):
             first = {"id": rid}

@@ -66,7 +66,7 @@ def build(state, shared: dict) -> dict:
             # 0, not empty: Gradio sends an emptied number box as 0, which must mean "all", not an error
             limit = gr.Number(0, label="Only the first N records (0 = all)", precision=0, minimum=0,
                               elem_id="eval-limit")
-            on_refresh, go = run_buttons(state, run, "eval", "Evaluate")
+            on_refresh, go = run_buttons(state, run, "eval", "Evaluate", dataset=shared["dataset"])
         with gr.Column(scale=5, elem_classes="ts-panel"):
             summary = gr.Markdown("Pick a run and press Evaluate.", elem_id="eval-summary")
             rows = gr.Dataframe(headers=ROW_HEADERS, value=[], interactive=False, wrap=True, max_height=420)

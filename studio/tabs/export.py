@@ -144,7 +144,7 @@ def build(state, shared: dict) -> dict:
             note = gr.HTML("", elem_id="export-gguf-note", padding=False, container=False)
             folder = gr.Textbox(label="Folder (under RUN/export/)", max_lines=1, elem_id="export-folder",
                                 info="A free name is proposed, so exporting again never overwrites.")
-            on_refresh, go = run_buttons(state, run, "export", "Export")
+            on_refresh, go = run_buttons(state, run, "export", "Export", dataset=shared["dataset"])
         with gr.Column(scale=5, elem_classes="ts-panel"):
             where = gr.Markdown("Pick a finished run.", elem_id="export-where")
             verdict = gr.HTML("", elem_id="export-verdict")
@@ -155,7 +155,7 @@ def build(state, shared: dict) -> dict:
                                   max_lines=30, elem_id="export-summary")
     from studio import serve_panel  # serving a run over the API: its own module
 
-    serve_panel.build(state)
+    serve = serve_panel.build(state)
 
     @ui_guard
     def on_go(r, f, q, v, name, progress=gr.Progress()):
@@ -188,4 +188,4 @@ def build(state, shared: dict) -> dict:
     quant.change(lambda r, f, q: free_folder(r, f, q), [run, fmt, quant], folder)
     go.click(on_go, [run, fmt, quant, verify, folder], [where, verdict, note, download, summary, folder],
              concurrency_limit=1, concurrency_id="models")
-    return {"refresh": on_refresh, "run": run}
+    return {"refresh": on_refresh, "run": run, "serve": serve}

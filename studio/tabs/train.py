@@ -110,12 +110,13 @@ def build(state, shared: dict) -> dict:
             command = gr.Code(label="The same run from a shell", language="shell", interactive=False, lines=3,
                               elem_id="train-command")
         with gr.Column(scale=3, elem_classes="ts-panel"):
-            budget = gr.Dropdown(P.GPU_BUDGETS, value=P.DEFAULT_GPU, label="GPU budget", elem_id="train-budget",
-                                 info="What the run must fit in (the seeds train on a 16 GB T4).")
-            gauge = gr.HTML(P.planner_html(None, P.DEFAULT_GPU), elem_id="train-gauge")
+            budget = gr.Dropdown(P.budget_choices(hw), value=P.default_budget(hw), label="Memory budget",
+                                 elem_id="train-budget",
+                                 info="What the run must fit in: this machine, or a GPU (the seeds train on a 16 GB T4).")
+            gauge = gr.HTML(P.planner_html(None, P.default_budget(hw)), elem_id="train-gauge")
             gctl = P.gpu_control(hw)
             gpus = gr.Slider(1, max(2, gctl["maximum"]), value=1, step=1, label="GPUs", info=gctl["info"],
-                             interactive=gctl["interactive"], elem_id="train-gpus")
+                             interactive=gctl["interactive"], visible=gctl["visible"], elem_id="train-gpus")
             backend_note = gr.HTML(elem_id="train-backend")
             target = gr.HTML(elem_id="train-target")
             with gr.Row():
@@ -132,7 +133,7 @@ def build(state, shared: dict) -> dict:
                 log_scale = gr.Checkbox(False, label="Log scale", elem_id="train-loss-log", scale=0, min_width=140)
                 smoothing = gr.Slider(0, 0.99, 0, step=0.01, label="Smoothing (train loss)",
                                       elem_id="train-loss-smooth", scale=1)
-        mem_plot = gr.Plot(plots.memory_figure([], P.usable_gib(P.DEFAULT_GPU)), show_label=False,
+        mem_plot = gr.Plot(plots.memory_figure([], P.usable_gib(P.default_budget(hw))), show_label=False,
                            elem_id="train-mem")
     with gr.Row():
         lr_plot = gr.Plot(plots.lr_figure([]), show_label=False, elem_id="train-lr")
@@ -214,19 +215,21 @@ def build(state, shared: dict) -> dict:
         gr.Info(f"Loaded the settings of {Path(run).name} (trained {Path(cfg.dataset).name}, {cfg.model_id}).")
         return {**form_from(cfg), preset: T.DEFAULTS_PRESET}
 
-    def tick(run, bud, prev, log=False, smooth=0.0):
+    def tick(run, bud, prev, log_scale_on=False, smooth=0.0):
         st, events = T.live(run)
         if not st:
-            return [gr.skip()] * 6 + [prev, gr.skip()]
+            return [gr.skip()] * 6 + [prev, gr.skip(), gr.skip()]
         sig = {"run": run, "n": len(events), "status": st.get("status"), "budget": bud,
                "stop": st.get("stop_requested"), "phase": T.phase_text(st.get("status", ""), events)}
-        log = T.log_tail(run)
+        tail = T.log_tail(run)
         if sig == prev:
-            return [gr.skip()] * 5 + [log, prev, gr.skip()]
-        rows = runs_view()[2]  # the table's step and status move with the status box
-        return [T.status_html(st, events), plots.loss_figure(events, bool(log), float(smooth or 0)),
+            return [gr.skip()] * 5 + [tail, prev, gr.skip(), gr.skip()]
+        _, choices, rows = runs_view()  # the table's step and status move with the status box
+        # the picker's labels ("run · running") follow a changed status; its value is the user's
+        labels = gr.update(choices=choices) if st.get("status") != (prev or {}).get("status") else gr.skip()
+        return [T.status_html(st, events), plots.loss_figure(events, bool(log_scale_on), float(smooth or 0)),
                 plots.memory_figure(events, P.usable_gib(bud)),
-                plots.lr_figure(events), plots.throughput_figure(events), log, sig, rows]
+                plots.lr_figure(events), plots.throughput_figure(events), tail, sig, rows, labels]
 
     def on_load(dataset_path: str | None, wanted_run: str | None = None) -> dict:
         """After a page (re)load: the run asked for (URL) or the running / newest one, and the form
@@ -280,7 +283,7 @@ def build(state, shared: dict) -> dict:
     stop_btn.click(on_stop, run_dd, None)
     resume_btn.click(on_resume, run_dd, None)
     load_cfg.click(on_load_cfg, run_dd, [model, preset, *knob_list])
-    live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last, runs_df]
+    live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last, runs_df, run_dd]
     timer.tick(tick, [run_dd, budget, last, log_scale, smoothing], live_out, show_progress="hidden", queue=False)
     run_dd.change(lambda r, b, lg, sm: tick(r, b, {}, lg, sm), [run_dd, budget, log_scale, smoothing], live_out,
                   show_progress="hidden")
@@ -294,4 +297,4 @@ def build(state, shared: dict) -> dict:
     for btn in (stop_btn, resume_btn):
         btn.click(refresh_runs, run_dd, [run_dd, runs_df])
     return {"on_load": on_load, "load_outputs": [run_dd, runs_df, model, *knob_list], "run": run_dd,
-            "knobs": knobs, "model": model}
+            "knobs": knobs, "model": model, "tick": tick, "budget": budget}

@@ -79,6 +79,20 @@ def test_imported_labels_get_a_split_and_the_messages_count_right(page, server, 
     assert "Upload a zip that holds dataset_vision.json and its images" in msg and "path box" in msg
     assert "item 1" in msg and "item 2" in msg and "item 0" not in msg and "2 items skipped" in msg
 
+    # issue 27: a .txt gets one clear message (Gradio's "Invalid file type" and then "Nothing to import"
+    # contradicted each other)
+    txt = tmp_path / "notes.txt"
+    txt.write_text("not an image\n")
+    pg.evaluate("() => document.querySelectorAll('.toast-close').forEach(b => b.click())")
+    pg.locator("#ds-files input[type=file]").set_input_files(str(txt))
+    pg.wait_for_timeout(1500)
+    assert toasts(pg) == ""  # the upload itself says nothing
+    pg.click("#ds-import")
+    pg.wait_for_selector(".toast-body :text('Cannot import notes.txt')", timeout=30_000)
+    pg.wait_for_timeout(1000)
+    assert pg.locator(".toast-body").count() == 1, toasts(pg)
+    assert "Nothing to import" not in toasts(pg) and "Invalid file type" not in toasts(pg)
+
 
 def _wait_status(pg, word: str, timeout: int):
     pg.wait_for_selector(f"#train-status :text('{word}')", timeout=timeout)
