@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 STORAGE_KEY = "trinity-annotate-drafts"
-MAX_DRAFTS = 100  # the newest are kept; a draft is only a safety net between saves
+MAX_DRAFTS = 20  # the newest are kept: a safety net between saves, sent with each annotate event
 
 
 def key(path: str, rid: str) -> str:

@@ -390,3 +390,26 @@ def test_an_untouched_editor_is_the_stored_label_for_every_record(state):
     assert not unchanged(task, {**sent, "ok": True}, stored)
     assert not unchanged(task, {**sent, "reading": 13.0}, stored)
     assert not unchanged(task, {**sent, "dials": "1.5\n2"}, stored)
+
+
+def test_a_draft_comes_back_only_to_its_record_at_its_stamp(tmp_path):
+    """studio/annotate_drafts.py: the browser's draft of a record is restored only for that dataset
+    and record while the record still carries the stamp the typing was based on."""
+    import os
+    import stat
+
+    from studio import annotate_drafts as D
+
+    drafts = {D.key("/ws/d", "r1"): {"stamp": "t1", "values": ["a", "b"], "at": 1}}
+    assert D.draft_values(drafts, "/ws/d", "r1", "t1", 2) == ["a", "b"]
+    assert D.draft_values(drafts, "/ws/d", "r1", "t2", 2) is None      # someone saved it since
+    assert D.draft_values(drafts, "/ws/d", "r2", "t1", 2) is None      # another record
+    assert D.draft_values(drafts, "/ws/other", "r1", "t1", 2) is None  # the same record id elsewhere
+    assert D.draft_values(drafts, "/ws/d", "r1", "t1", 3) is None      # another editor's shape
+    assert D.draft_values("garbage", "/ws/d", "r1", "t1", 2) is None
+    assert D.without(drafts, "/ws/d", "r1") == {}
+    assert json.loads(D.held("/ws/d", "r1", "t2", after="t1")) == {"path": "/ws/d", "id": "r1", "updated": "t2",
+                                                                 "from": "t1"}
+    key = D.secret(tmp_path)
+    assert key == D.secret(tmp_path) and len(key) == 32  # one key per workspace, kept across restarts
+    assert stat.S_IMODE(os.stat(tmp_path / ".draft-key").st_mode) == 0o600

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 
 import gradio as gr
-import pandas as pd
 
 from core import suggestions as S
 from core.errors import StudioError
 from studio import annotate_drafts as D
 from studio import annotate_logic as L
+from studio.annotate_editor import Editor
 from studio import prelabel_logic as P
 from studio import theme
 from studio.common import badge, esc, open_dataset, warn
@@ -76,14 +76,9 @@ def build(state, shared: dict) -> dict:
                 reload_btn = gr.Button("Load their version (drops my edit)", size="sm", elem_id="ann-reload")
                 force_btn = gr.Button("Save mine over theirs", size="sm", variant="stop", elem_id="ann-force")
             gr.HTML(f'<div class="ts-shortcuts">{SHORTCUTS}</div>')
-        # The editor is built from the task's fields (Task.fields): one code editor for a "sql" field,
-        # one row of digit pickers for a "digits" field (its alphabet; Task.editor_setup may make it
-        # follow another field), and slots for the simple kinds, each slot holding one component per
-        # kind; render() shows the right one, labelled and id'd after its field (#ann-<field name>).
+        # The editor is built from the task's fields (studio/annotate_editor.py).
         with gr.Column(scale=6, min_width=420, elem_classes="ts-panel"):
-            code = gr.Code(language="sql", label="SQL", lines=14, max_lines=30, interactive=True,
-                           elem_id="ann-sql", visible=False)
-            check = gr.HTML(elem_id="ann-check")
+            ed = Editor()
             # Which record the editor's values on the page belong to. `cur` is server-side state, set
             # the moment a render returns; the editor's values come from the page, which may not have
             # applied that render yet (a tab opened while the page load's render is on its way sends
@@ -95,132 +90,11 @@ def build(state, shared: dict) -> dict:
             held_at = gr.Textbox("", visible=False, elem_id="ann-held")
             drafts = gr.BrowserState({}, storage_key=D.STORAGE_KEY, secret=D.secret(state.workspace))
             want = gr.State(None)  # the record named in the address (?record=), opened on the first render
-            slots: list[dict] = []
-            slot_rows = []  # one row per two slots, hidden when neither is used
-            for r in range(0, L.MAX_SLOTS, 2):
-                with gr.Row(equal_height=False, visible=False) as row:
-                    slot_rows.append(row)
-                    for i in range(r, r + 2):
-                        with gr.Column(min_width=200):
-                            slots.append({
-                                "text": gr.Textbox(visible=False, max_lines=1, elem_id=f"ann-slot{i}-text"),
-                                "number": gr.Number(visible=False, elem_id=f"ann-slot{i}-number"),
-                                "choice": gr.Dropdown([], visible=False, elem_id=f"ann-slot{i}-choice"),
-                                "boolean": gr.Checkbox(visible=False, elem_id=f"ann-slot{i}-boolean"),
-                                "list": gr.Textbox(visible=False, lines=3, elem_id=f"ann-slot{i}-list"),
-                                "multi": gr.Dropdown([], multiselect=True, visible=False,
-                                                     elem_id=f"ann-slot{i}-multi"),
-                                # an object (one row) or a list of objects (rows): its sub-fields as columns
-                                "table": gr.Dataframe(visible=False, interactive=True, type="array", wrap=True,
-                                                      max_height=320, elem_id=f"ann-slot{i}-table"),
-                            })
-            digits_label = gr.Markdown(visible=False, elem_classes="ts-label")
-            with gr.Row(elem_classes="ts-bits"):
-                bits = [gr.Dropdown([("–", "")], value="", label=str(i + 1), min_width=58, visible=False,
-                                    elem_id=f"ann-bit-{i + 1}", filterable=True)
-                        for i in range(L.MAX_POSITIONS)]
-            with gr.Tabs():
-                with gr.Tab("Preview"):
-                    preview = gr.HTML(elem_id="ann-preview")
-                with gr.Tab("Table"):
-                    table = gr.Dataframe(value=[], interactive=False, max_height=300, wrap=True,
-                                         elem_id="ann-tables")
-            target = gr.Code(label="Training target (what the model learns to write)", language=None,
-                             interactive=False, lines=3, elem_id="ann-target")
 
-    slot_comps = [c for slot in slots for c in slot.values()]
-    editors = [code, *slot_comps, *bits]
-    checks = [check, target, preview, table]
-    view_outputs = [cur, gallery, image, header, counter, code, digits_label, *slot_rows, *slot_comps, *bits, *checks,
-                    holding, held_at, drafts, save_msg, conflict_row, suggestion, accept_btn, order]
+    editors = ed.editors
+    view_outputs = [cur, gallery, image, header, counter, *ed.layout, holding, held_at, drafts, save_msg, conflict_row, suggestion, accept_btn, order]
 
     # -------------------------------------------------------------- rendering
-    def bit_updates(task, name: str, fields: dict, values: list) -> list:
-        setup = L.digit_setup(task, name, fields)
-        n = setup["positions"] or 0
-        choices = [("–", "")] + setup["digits"]
-        out = []
-        for i in range(L.MAX_POSITIONS):
-            v = str(values[i]) if i < len(values) and values[i] not in (None, "") else ""
-            out.append(gr.update(choices=choices, value=v if v in setup["digits"] else "", visible=i < n))
-        return out
-
-    def check_updates(task, fields: dict, sql_name: str | None) -> dict:
-        out = L.live_check(task, fields)
-        return {check: gr.update(value=out["status"], elem_id=f"ann-{sql_name}-status" if sql_name else "ann-check"),
-                target: gr.update(value=out["target"], visible=sql_name is None),
-                preview: out["preview"],
-                table: gr.update(value=pd.DataFrame(out["rows"], columns=out["headers"] or None))}
-
-    def editor_updates(task, f: dict, notes: dict | None = None) -> dict:
-        """Every editor component shown, labelled and filled for this task's fields; notes: a suffix of
-        a field's label (the model's doubt about a suggested value, or that the value is the person's)."""
-        plan, shown = L.editor_plan(task), L.shown_values(task, f)  # what L.unchanged compares with
-        notes = notes or {}
-        out: dict = {}
-        sql = plan["sql"]
-        out[code] = (gr.update(visible=True, label=sql.label + notes.get(sql.name, ""), value=shown[sql.name],
-                               elem_id=f"ann-{sql.name}")
-                     if sql else gr.update(visible=False, value="", elem_id="ann-sql"))
-        for i, slot in enumerate(slots):
-            field, kind = plan["slots"][i] if i < len(plan["slots"]) else (None, None)
-            for k, comp in slot.items():
-                if k != kind:
-                    out[comp] = gr.update(visible=False, elem_id=f"ann-slot{i}-{k}")
-                    continue
-                extra, info = {}, field.help or ""
-                if k == "table":  # a Dataframe has no info line: the help goes into the label
-                    shape = L.table_columns(field)
-                    rows = L.to_editor(field, k, f.get(field.name))
-                    label = field.label + ("" if field.required else " (optional)") + (f" — {info}" if info else "")
-                    out[comp] = gr.update(visible=True, label=label, headers=shape["headers"],
-                                          datatype=shape["datatype"], column_count=len(shape["headers"]),
-                                          row_count=len(rows),
-                                          row_limits=(1, 1) if shape["fixed_rows"] else None,
-                                          value={"headers": shape["headers"], "data": rows},
-                                          elem_id=f"ann-{field.name}")
-                    continue
-                if k in ("choice", "multi"):
-                    extra["choices"] = list(field.choices or [])
-                if k == "number":
-                    # The range goes into the hint, not into gr.Number's own bounds: an out-of-range value
-                    # then reaches the task's check and is explained there, instead of a Gradio error.
-                    extra["precision"] = 0 if field.integer else None
-                    if L.range_hint(field):
-                        info = f"{info} ({L.range_hint(field)})".strip()
-                out[comp] = gr.update(visible=True, label=field.label + ("" if field.required else " (optional)")
-                                      + notes.get(field.name, ""),
-                                      info=info or None, value=shown[field.name],
-                                      elem_id=f"ann-{field.name}", **extra)
-        for r, row in enumerate(slot_rows):
-            out[row] = gr.update(visible=2 * r < len(plan["slots"]))
-        dig = plan["digits"]
-        out[digits_label] = gr.update(visible=dig is not None,
-                                      value=f"**{dig.label}**{notes.get(dig.name, '')} — {dig.help}" if dig else "")
-        out.update(zip(bits, bit_updates(task, dig.name, f, shown[dig.name]) if dig else
-                       [gr.update(visible=False, value="") for _ in bits]))
-        out.update(check_updates(task, f, sql.name if sql else None))
-        return out
-
-    def restore(task, f: dict, values: list) -> dict | None:
-        """The editor updates that put a draft's values back (None when they are the stored label)."""
-        data = dict(zip(editors, values))
-        try:
-            if L.unchanged(task, editor_values(task, data), f):
-                return None
-            fields = L.fields_from_editor(task, editor_values(task, data), f)
-        except StudioError:
-            fields = None  # half-typed (a gap in the cuts): shown as typed; the check says what is missing
-        out = editor_updates(task, fields if fields is not None else f)
-        for comp, v in data.items():
-            out[comp] = {**out[comp], "value": v}
-        if fields is None:
-            out[check] = (f'<div class="ts-check" id="ann-check-box">{badge("incomplete", "warn")} '
-                          "Finish the label; it is checked as you type.</div>")
-        out[save_msg] = ('<div class="ts-msg ts-msg-info">Restored what you typed here before the page was '
-                         "reloaded. Not saved yet: it saves like any edit.</div>")
-        return out
-
     def render(path, rid, filter_, session, drafts_now=None, order_=P.ORDER_DATASET, refill: bool = False) -> dict:
         """refill: the editor is untouched, so it is filled again even when it holds this record (a
         suggestion that arrived meanwhile then shows)."""
@@ -239,7 +113,7 @@ def build(state, shared: dict) -> dict:
         ids = [r["id"] for r in shown]
         out[gallery] = gr.update(value=items, selected_index=ids.index(rid) if rid in ids else None)
         if rid is None:
-            out.update(editor_updates(ds.task, {}))
+            out.update(ed.updates(ds.task, {}))
             out.update({holding: "", held_at: "", cur: {"path": str(ds.path), "id": None, "ids": ids, "order": order_},
                         image: None, suggestion: "", accept_btn: gr.update(visible=False),
                         header: '<div class="ts-empty">This dataset has no images yet. Import some in Datasets.</div>'})
@@ -267,27 +141,21 @@ def build(state, shared: dict) -> dict:
             draft = D.draft_values(drafts_now, str(ds.path), rid, rec.get("updated"), len(editors))
             edited = P.edited_fields(rec)
             notes = {n: P.field_note(n, conf, edited) for n in {*conf, *edited}}
-            out.update((draft is not None and restore(ds.task, f, draft)) or editor_updates(ds.task, f, notes))
+            restored = ed.restore(ds.task, f, draft) if draft is not None else None
+            out.update(restored or ed.updates(ds.task, f, notes))
+            if restored:
+                out[save_msg] = ('<div class="ts-msg ts-msg-info">Restored what you typed here before the page was '
+                                 "reloaded. Not saved yet: it saves like any edit.</div>")
             out[holding] = rid
             out[held_at] = D.held(str(ds.path), rid, rec.get("updated"))
         else:
             out.pop(save_msg)  # the editor is left as it is, and so is what was said about it
         return out
 
-    def editor_values(task, data: dict) -> dict:
-        """{field name: editor value} of the task's fields, read from the components."""
-        plan = L.editor_plan(task)
-        values = {field.name: data[slots[i][kind]] for i, (field, kind) in enumerate(plan["slots"])}
-        if plan["sql"]:
-            values[plan["sql"].name] = data[code]
-        if plan["digits"]:
-            values[plan["digits"].name] = [data[b] for b in bits]
-        return values
-
     def unchanged(data: dict, c: dict) -> bool:
         """The editor holds the label it was loaded with (or last saved), as the task compares them."""
         task = open_dataset(state, c["path"]).task
-        return L.unchanged(task, editor_values(task, data), c.get("fields"))
+        return L.unchanged(task, ed.values(task, data), c.get("fields"))
 
     def on_edit(changed_slot: int | None):
         """The live check after a user edit; a change of a field other fields follow (Task.prefill,
@@ -305,21 +173,21 @@ def build(state, shared: dict) -> dict:
             plan = L.editor_plan(task)
             out: dict = {}
             try:
-                fields = L.fields_from_editor(task, editor_values(task, data), None)
+                fields = L.fields_from_editor(task, ed.values(task, data), None)
             except StudioError as e:
-                return {check: f'<div class="ts-check" id="ann-check-box">{badge("incomplete", "warn")} '
-                               f"{esc(e.message)}</div>"}
+                return {ed.check: f'<div class="ts-check" id="ann-check-box">{badge("incomplete", "warn")} '
+                                  f"{esc(e.message)}</div>"}
             if changed_slot is not None and changed_slot < len(plan["slots"]):
                 name = plan["slots"][changed_slot][0].name
                 fill = task.prefill(name, fields) if hasattr(task, "prefill") else {}
                 for i, (field, kind) in enumerate(plan["slots"]):
                     if field.name in fill and field.name != name:
-                        out[slots[i][kind]] = L.to_editor(field, kind, fill[field.name])
+                        out[ed.slots[i][kind]] = L.to_editor(field, kind, fill[field.name])
                         fields[field.name] = fill[field.name]
                 dig = plan["digits"]
                 if dig is not None:
-                    out.update(zip(bits, bit_updates(task, dig.name, fields, [data[b] for b in bits])))
-            out.update(check_updates(task, fields, plan["sql"].name if plan["sql"] else None))
+                    out.update(zip(ed.bits, ed.bit_updates(task, dig.name, fields, [data[b] for b in ed.bits])))
+            out.update(ed.check_updates(task, fields, plan["sql"].name if plan["sql"] else None))
             return out
         return handler
 
@@ -333,7 +201,7 @@ def build(state, shared: dict) -> dict:
             raise StudioError("The editor is still loading this record, so nothing was saved. "
                               "Save again once its labels show.")
         ds = open_dataset(state, c["path"])
-        values = editor_values(ds.task, data)
+        values = ed.values(ds.task, data)
         fields = {}
         if accept or not L.unchanged(ds.task, values, c.get("fields")):
             fields = L.fields_from_editor(ds.task, values, c.get("fields"))
@@ -459,7 +327,7 @@ def build(state, shared: dict) -> dict:
                 fresh[held_at] = out[held_at]
             for comp in editors:  # keep what is in the editor exactly as typed
                 fresh.pop(comp, None)
-            for comp in checks:
+            for comp in ed.checks:
                 fresh.pop(comp, None)
             return fresh
         return out
@@ -505,7 +373,7 @@ def build(state, shared: dict) -> dict:
             return {}
         try:
             ds = open_dataset(state, c["path"])
-            fields = L.fields_from_editor(ds.task, editor_values(ds.task, data), c.get("fields"))
+            fields = L.fields_from_editor(ds.task, ed.values(ds.task, data), c.get("fields"))
             errors = [i for i in ds.task.validate({"fields": fields}) if i.severity == "error"]
             if errors:
                 raise StudioError(f"The suggestion is incomplete: {errors[0].message}",
@@ -548,7 +416,7 @@ def build(state, shared: dict) -> dict:
     after(force_btn.click(on_force, all_inputs, view_outputs, **SERIAL))
     after(reload_btn.click(on_reload, all_inputs, view_outputs, **SERIAL))
     edit_inputs = {cur, holding, *editors}
-    edit_outputs = [*slot_comps, *bits, *checks]
+    edit_outputs = [*ed.slot_comps, *ed.bits, *ed.checks]
 
     def on_input(comp, handler):
         # the draft is written by the page at once (a reload a moment later keeps the typing), and
@@ -558,11 +426,11 @@ def build(state, shared: dict) -> dict:
                    **SERIAL).then(
             None, draft_inputs, [drafts], js=D.WRITE_JS, show_progress="hidden")
 
-    on_input(code, on_edit(None))
-    for i, slot in enumerate(slots):
+    on_input(ed.code, on_edit(None))
+    for i, slot in enumerate(ed.slots):
         for comp in slot.values():
             on_input(comp, on_edit(i))
-    for comp in bits:
+    for comp in ed.bits:
         on_input(comp, on_edit(None))
 
     def on_timer(data, request: gr.Request):
@@ -600,8 +468,8 @@ def build(state, shared: dict) -> dict:
     # another user may have changed the dataset meanwhile).
     show = nav_handler(lambda ds, c: c["id"])
     return {"cur": cur, "render": render, "show": show, "all_inputs": all_inputs, "view_outputs": view_outputs, "on_dataset": on_dataset,
-            "code": code, "slots": slots, "bits": bits, "filter": filt, "want": want, "after": after,
+            "code": ed.code, "slots": ed.slots, "bits": ed.bits, "filter": filt, "want": want, "after": after,
             "serial": SERIAL,
             # the handlers behind Save and the live check, and what they read (tests drive them as the page does)
             "on_save": on_save, "on_edit": on_edit, "editors": editors, "holding": holding, "autosave": autosave,
-            "reviewed": reviewed, "order": order, "drafts": drafts, "save_msg": save_msg, "check": check}
+            "reviewed": reviewed, "order": order, "drafts": drafts, "save_msg": save_msg, "check": ed.check}

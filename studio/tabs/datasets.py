@@ -189,7 +189,7 @@ def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             overview = gr.HTML(elem_id="ds-overview")
-            preview = gr.Gallery(label="Images (the first 12)", columns=6, height=210, object_fit="cover",
+            preview = gr.Gallery(label="Images (the first 12)", columns=6, height=330, object_fit="cover",
                                  elem_id="ds-preview", interactive=False, show_label=True)
         with gr.Column(scale=2, elem_classes="ts-panel"):
             gr.Markdown("#### New dataset")
@@ -199,10 +199,12 @@ def build(state, shared: dict) -> dict:
             new_task = gr.Radio([(t.title, n) for n, t in tasks.items()], value=plain[0] if plain else None,
                                 label="Task", elem_id="ds-new-task")
             with gr.Column(visible=False) as setting_box:
+                # the code box's label is a short tab on its border: the setting's description goes above
+                setting_help = gr.Markdown(elem_id="ds-schema-help", elem_classes="ts-muted")
                 setting_text = gr.Code(language="json", lines=8, label="Schema", interactive=True,
                                        elem_id="ds-schema")
                 setting_file = gr.File(label="…or upload it (.json)", file_types=SETTING_FILE_TYPES, type="filepath",
-                                       elem_id="ds-schema-file", height=90)
+                                       elem_id="ds-schema-file")  # its own height: 90 px cut "Click to Upload"
             create_btn = gr.Button("Create dataset", variant="primary", elem_id="ds-create")
     with gr.Row(equal_height=False):
         with gr.Column(elem_classes="ts-panel"):
@@ -248,8 +250,10 @@ def build(state, shared: dict) -> dict:
 
     def on_task(task):
         settings = task_settings(task)
-        label = next(iter(settings.values()), "")
-        return gr.update(visible=bool(settings)), gr.update(label=label[:1].upper() + label[1:] if label else "Schema")
+        text = next(iter(settings.values()), "")
+        short = text.split(":")[0].strip() if ":" in text else next(iter(settings), "setting")
+        return (gr.update(visible=bool(settings)), gr.update(label=short[:1].upper() + short[1:]),
+                text[:1].upper() + text[1:])
 
     @ui_guard
     def on_import(path, up, server, progress=gr.Progress()):
@@ -284,7 +288,7 @@ def build(state, shared: dict) -> dict:
 
     ds_dd.change(on_dataset, ds_dd, [overview, fmt, preview])
     create_btn.click(on_create, [new_name, new_task, setting_text, setting_file], [ds_dd, new_name])
-    new_task.change(on_task, new_task, [setting_box, setting_text])
+    new_task.change(on_task, new_task, [setting_box, setting_text, setting_help])
     import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files, preview])
     validate_btn.click(on_validate, ds_dd, [report_head, report])
     split_btn.click(on_split, [ds_dd, seed, val_frac, test_frac], overview)

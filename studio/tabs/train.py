@@ -19,6 +19,7 @@ from studio.common import esc, open_dataset, ui_guard, warn
 
 POLL_S = 2.0
 RUN_HEADERS = ["run", "status", "model", "task", "step", "loss", "eval loss"]
+RUN_WIDTHS = ["30%", "14%", "10%", "9%", "10%", "12%", "15%"]  # "eval loss" whole beside a long run id
 OPEN_GROUPS = ("What to train", "How much")
 
 
@@ -144,7 +145,7 @@ def build(state, shared: dict) -> dict:
                            elem_id="train-log")
         with gr.Column(scale=4):
             runs_df = gr.Dataframe(headers=RUN_HEADERS, value=[], interactive=False, label="Runs (click to open)",
-                                   elem_id="train-runs", max_height=300, wrap=True)
+                                   elem_id="train-runs", max_height=300, wrap=True, column_widths=RUN_WIDTHS)
     timer = gr.Timer(POLL_S)
     knob_list = list(knobs.values())
 
