@@ -290,7 +290,8 @@ def test_every_tab_at_1400x900_shows_nothing_clipped(page, server):
     try:
         seen = {}
         for ds, tab in (("life-keys", "Datasets"), ("life-keys", "Annotate"), ("ui2sql", "Annotate"),
-                        ("life-keys", "Train"), ("life-keys", "Evaluate"), ("life-keys", "Export")):
+                        ("life-keys", "Train"), ("life-keys", "Playground"), ("life-keys", "Evaluate"),
+                        ("life-keys", "Export")):
             open_tab(pg, server["url"], ds, tab)
             pg.wait_for_timeout(2500)
             if tab == "Datasets":  # the JSON Schema box and its upload
