@@ -89,6 +89,9 @@ def create_server(cfg: dict):
 
 
 def main(argv=None) -> int:
+    from core.quiet import silence_known_warnings
+
+    silence_known_warnings()  # the server's own log (Compare, Evaluate load adapters in it)
     cfg = settings(parse_args(argv))
     if cfg["share"]:
         # A share link needs Gradio's own launcher. The REST API is left out there: Gradio's auth

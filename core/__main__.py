@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in COMMANDS:
         importlib.import_module(f"core.cli.{name}").add_parser(sub)
     args = parser.parse_args(argv)
+    from core.quiet import silence_known_warnings
+
+    silence_known_warnings()
     if args.workspace:
         import os
         os.environ["TRINITY_WORKSPACE"] = args.workspace

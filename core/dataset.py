@@ -20,10 +20,11 @@ from pathlib import Path
 
 from core import images as imgs
 from core.errors import StudioError
+from core import suggestions as sug
 from core.fsutil import atomic_write_bytes, atomic_write_json, atomic_write_text, inside
 from core.tasks import Task, all_tasks, get_task, task_for_dataset
 
-STATUSES = ("unlabeled", "labeled", "reviewed")
+STATUSES = ("unlabeled", "suggested", "labeled", "reviewed")  # suggested: a model's answer waits for review
 SPLITS = ("train", "val", "test")
 META_FILE, RECORDS_FILE, IMAGES_DIR, LOCK_FILE = "dataset.json", "records.jsonl", "images", ".lock"
 FORMAT_VERSION = 1
@@ -238,11 +239,12 @@ class Dataset:
     # ---- writing -------------------------------------------------------------------------
     def _status_for(self, record: dict, wanted: str | None, previous: dict | None = None) -> str:
         """A wanted status is kept when it fits the labels; incomplete labels are always
-        "unlabeled" and complete ones never are (so a stale status cannot stick)."""
+        "unlabeled" (or "suggested", while a model's suggestion waits on the record) and complete
+        ones never are (so a stale status cannot stick)."""
         if wanted is not None and wanted not in STATUSES:
             raise StudioError(f"Unknown status '{wanted}'.", f"Use one of: {', '.join(STATUSES)}.")
         if not self.task.is_labeled(record):
-            return "unlabeled"
+            return "suggested" if sug.has_suggestion(record) else "unlabeled"
         if wanted in ("labeled", "reviewed"):
             return wanted
         if previous and previous.get("status") == "reviewed" and previous.get("fields") == record.get("fields"):
@@ -282,6 +284,7 @@ class Dataset:
                     if fields and not self.task.is_labeled(existing) and self.task.is_labeled(candidate):
                         existing.update(fields=candidate["fields"], updated=_now(existing.get("updated")),
                                         status=self._status_for(candidate, status))
+                        sug.finish(self.task, None, existing)
                         results.append((existing, "labels_added"))
                     else:
                         results.append((existing, "duplicate"))
@@ -343,6 +346,7 @@ class Dataset:
             merged["fields"] = dict(merged.get("fields") or {})
             merged.setdefault("split", None)
             merged["status"] = self._status_for(merged, record.get("status") or None, None)
+            sug.finish(self.task, stored, merged)
             merged["updated"] = _now(stored.get("updated") if stored else None)
             if i >= 0:
                 rows[i] = merged
@@ -353,10 +357,12 @@ class Dataset:
         return dict(merged)
 
     def set_fields(self, id: str, fields: dict, status: str | None = None,
-                   expected_updated: str | None = None) -> dict:
+                   expected_updated: str | None = None, shown_suggestion: str | None = None) -> dict:
         """Merges fields into the record's fields (keys not given are kept) and saves it. The status
         follows the labels unless given: unlabeled when incomplete, else labeled (a reviewed record
-        stays reviewed only if nothing changed)."""
+        stays reviewed only if nothing changed). shown_suggestion: the run whose suggestion the
+        editor showed; a label saved from it records which fields were kept and which the person
+        changed (core/suggestions.py)."""
         if not isinstance(fields, dict):
             raise StudioError("Fields must be a dict of field name -> value.", "")
         with self._locked():
@@ -368,11 +374,36 @@ class Dataset:
             self._check_conflict(stored, id, expected_updated)
             new = {**stored, "fields": {**(stored.get("fields") or {}), **fields}}
             new["status"] = self._status_for(new, status, stored)
+            sug.finish(self.task, stored, new, shown_suggestion)
             new["updated"] = _now(stored.get("updated"))
             rows[i] = new
             self._auto_split_rows(rows, only=new)
             self._write_rows(rows)
         return dict(new)
+
+    def put_suggestions(self, run: str, answers: dict[str, dict]) -> dict:
+        """Stores one run's suggestion per record id, in one locked rewrite. Only records without a
+        label take one: a record labeled meanwhile (someone saved it while the model was answering)
+        is left exactly as it is. `updated` does not move: a suggestion is not an edit, so an editor
+        open on the record saves over it without a conflict. Returns the counts of "written",
+        "labeled" (skipped: labeled meanwhile) and "missing" (deleted meanwhile)."""
+        out = {"written": 0, "labeled": 0, "missing": 0}
+        with self._locked():
+            rows = self._read_rows()
+            by_id = {r.get("id"): r for r in rows if isinstance(r, dict)}
+            for rid, answer in answers.items():
+                rec = by_id.get(rid)
+                if rec is None:
+                    out["missing"] += 1
+                elif rec.get("status") in ("labeled", "reviewed") or self.task.is_labeled(rec):
+                    out["labeled"] += 1
+                else:
+                    sug.put(rec, run, answer)
+                    rec["status"] = self._status_for(rec, None)
+                    out["written"] += 1
+            if out["written"]:
+                self._write_rows(rows)
+        return out
 
     def delete(self, id: str, expected_updated: str | None = None) -> dict:
         """Removes the record; its image file goes too when no other record uses it."""

@@ -13,6 +13,8 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from core import images as imgs
+from core import suggestions as sug
+from core.dataset import STATUSES
 from core.errors import StudioError
 
 
@@ -53,8 +55,7 @@ def validate_dataset(ds, progress=None, near_threshold: int | None = None, max_p
         issues.append({"record": record, "severity": severity, "code": code, "reason": reason, **more})
 
     for n, text in ds.bad_lines():
-        add(f"line {n}", "error", "bad_line",
-            f"records.jsonl line {n} is not a JSON object (kept as is): {text[:80]!r}")
+        add(f"records.jsonl line {n}", "error", "bad_line", f"not a JSON object (kept as is): {text[:80]!r}")
 
     recs = ds.records()
     id_counts = Counter(r.get("id") for r in recs)
@@ -67,7 +68,7 @@ def validate_dataset(ds, progress=None, near_threshold: int | None = None, max_p
             progress(k, len(recs))
         if id_counts[r.get("id")] > 1:
             add(rid, "error", "duplicate_id", f"the id '{rid}' is used by {id_counts[r.get('id')]} records")
-        if r.get("status") not in ("unlabeled", "labeled", "reviewed"):
+        if r.get("status") not in STATUSES:
             add(rid, "warning", "bad_status", f"unknown status {r.get('status')!r}")
         if r.get("split") not in ("train", "val", "test", None):
             add(rid, "warning", "bad_split", f"unknown split {r.get('split')!r}")
@@ -118,7 +119,8 @@ def validate_dataset(ds, progress=None, near_threshold: int | None = None, max_p
     errors = sum(1 for i in issues if i["severity"] == "error")
     return {"dataset": ds.name, "task": ds.task.name, "records": len(recs), "images_readable": readable,
             "errors": errors, "warnings": len(issues) - errors,
-            "by_code": dict(Counter(i["code"] for i in issues)), "counts": ds.counts(), "issues": issues}
+            "by_code": dict(Counter(i["code"] for i in issues)), "counts": ds.counts(), "issues": issues,
+            "suggestions": sug.stats(ds.task, recs)}
 
 
 def _check_labels(ds, r: dict, rid: str, add) -> None:
@@ -133,6 +135,9 @@ def _check_labels(ds, r: dict, rid: str, add) -> None:
     if not labeled:
         if r.get("status") in ("labeled", "reviewed"):
             add(rid, "error", "missing_labels", f"marked {r.get('status')} but its labels are incomplete")
+        elif sug.has_suggestion(r):
+            add(rid, "warning", "missing_labels",
+                f"not labeled yet: a suggestion from {sug.suggestion(r)[0]} waits for review")
         else:
             add(rid, "warning", "missing_labels", "not labeled yet")
     try:
@@ -162,6 +167,7 @@ def format_report(report: dict, limit: int = 200) -> str:
         st, sp = counts.get("status", {}), counts.get("split", {})
         lines.append("Status: " + ", ".join(f"{k} {v}" for k, v in st.items())
                      + " | Split: " + ", ".join(f"{k} {v}" for k, v in sp.items()))
+    lines += sug.format_stats(report.get("suggestions") or {})
     ordered = sorted(report.get("issues", []), key=lambda i: i["severity"] != "error")
     for i in ordered[:limit]:
         lines.append(f"  [{i['severity']}] {i['record']}: {i['reason']}")

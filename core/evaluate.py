@@ -141,7 +141,8 @@ def evaluate_run(run, split: str = "val", base: bool = False, batch_size: int = 
     if ds.task.name != task.name:
         raise StudioError(f"The run trains '{task.name}' but dataset {ds.name} is a '{ds.task.name}' dataset.",
                           "Point the run at a dataset of its task.")
-    records = [r for r in ds.records(split=split) if task.is_labeled(r)]
+    # a model's suggestion (status "suggested", core/suggestions.py) is not a label until accepted
+    records = [r for r in ds.records(split=split) if r.get("status") != "suggested" and task.is_labeled(r)]
     if limit is not None:
         records = records[:max(0, int(limit))]
     if not records:

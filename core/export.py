@@ -64,9 +64,13 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
     started = time.perf_counter()
     from core import models
 
+    from core.decoding import generation_settings
+
+    task = run_task(cfg)
     summary = {"format": fmt, "run": run.name, "run_dir": str(run), "base_model": cfg["model"],
                "base_source": models.resolve(cfg["model"]), "task": cfg.get("task"), "out_dir": str(out),
-               "quant": quant, "run_kind": source.kind}
+               "quant": quant, "run_kind": source.kind,
+               "decoding": generation_settings(task)}  # what the studio scored with; the Modelfile's too
     with atomic_dir(out) as tmp:  # an interrupted export leaves no half folder that looks finished
         if fmt == "adapter":
             summary.update(_export_adapter(cfg, source.path, tmp, report))
@@ -75,12 +79,12 @@ def export_run(run_dir, fmt: str, out_dir=None, quant: str | None = None, progre
             if source.kind == "full":
                 summary["notes"] = [summary["dtype_note"]]
         else:
-            summary.update(_export_gguf(run, cfg, source, tmp, out, quant, report, verify))
+            summary.update(_export_gguf(run, cfg, source, tmp, out, quant, report, verify, task))
         summary["files"] = sorted(p.name for p in tmp.iterdir())
         summary["seconds"] = round(time.perf_counter() - started, 1)
         summary["verdict"] = verdict(summary)
         report.step("writing the model card")
-        atomic_write_text(tmp / "README.md", _card(fmt, run, cfg, summary))
+        atomic_write_text(tmp / "README.md", _card(fmt, run, cfg, summary, task))
         atomic_write_json(tmp / SUMMARY_FILE, summary)
     report.done(f"exported to {out}")
     return summary
@@ -220,7 +224,7 @@ def _copy_tokenizer_model(model_id: str, dest: Path, first: Path | None = None) 
 
 # ---------------------------------------------------------------------------------------- gguf
 def _export_gguf(run: Path, cfg: dict, source: Weights, dest: Path, out: Path, quant: str, report,
-                 verify: bool) -> dict:
+                 verify: bool, task=None) -> dict:
     """Merged (or full fine-tuned) model -> llama.cpp converter (text, mmproj) -> optional quantization -> read back ->
     answered by llama.cpp -> Modelfile. The merged folder is a scratch copy, removed at the end."""
     from core import export_gguf as gg
@@ -254,14 +258,24 @@ def _export_gguf(run: Path, cfg: dict, source: Weights, dest: Path, out: Path, q
     result = {"merged": merged_meta, "gguf": gg.describe(text), "mmproj": gg.describe(mmproj),
               "llama_cpp_python": gg.LLAMA_CPP_PYTHON, "notes": [], "layer_pattern_written": fixed_layers}
     report.step("checking the files with llama.cpp")
-    result["verification"] = _verify(gg, text, mmproj, samples, refs) if verify else {"ran": False,
-                                                                                       "reason": "verify=False"}
+    result["verification"] = _verify(gg, text, mmproj, samples, refs) if verify else not_verified()
     tag = ollama_name(run.name, quant)
-    atomic_write_text(dest / "Modelfile", modelfile(text.name, mmproj.name, cfg.get("task")))
+    atomic_write_text(dest / "Modelfile", modelfile(text.name, mmproj.name, task or cfg.get("task")))
     result["ollama"] = {"name": tag, "commands": ollama_commands(out, tag), "ran": False,
                         "note": OLLAMA_VISION_CAVEAT}
     result["notes"] += [OLLAMA_VISION_CAVEAT]
     return result
+
+
+def not_verified() -> dict:
+    """The verification entry of an export asked not to verify: turned off by choice, or off
+    because the checker (llama-cpp-python) is not installed, with how to install it."""
+    from core import export_gguf as gg
+
+    why = gg.llama_cpp_available()
+    if why is None:
+        return {"ran": False, "reason": "verification was turned off", "hint": "Export again with verification on."}
+    return {"ran": False, "reason": why, "hint": gg.INSTALL_HINT}
 
 
 def _verify(gg, text: Path, mmproj: Path, samples: list, refs: list[dict]) -> dict:
@@ -390,7 +404,21 @@ def hf_greedy(model, processor, image, prompt: str, max_new_tokens: int = REF_TO
 
 
 # ----------------------------------------------------------------------------------- helpers
-def _card(fmt: str, run: Path, cfg: dict, summary: dict) -> str:
+def run_task(cfg: dict):
+    """The run's task as its dataset configures it (a json dataset's schema sets the prompt and the
+    answer cap), else the task by name (None when not installed)."""
+    try:
+        from core.dataset import Dataset
+        from core.evaluate import resolve_dataset_dir
+
+        return Dataset.open(resolve_dataset_dir(cfg.get("dataset") or "")).task
+    except (StudioError, OSError, KeyError, ValueError):
+        from core.tasks import all_tasks
+
+        return all_tasks().get(cfg.get("task") or "")
+
+
+def _card(fmt: str, run: Path, cfg: dict, summary: dict, task=None) -> str:
     from core.modelcard import model_card
 
     dataset, evals = None, []
@@ -411,7 +439,7 @@ def _card(fmt: str, run: Path, cfg: dict, summary: dict) -> str:
              "mmproj": summary.get("mmproj", {}).get("file", "MMPROJ.gguf")}
     return model_card(fmt, run.name, cfg, summary.get("base_source", cfg["model"]), dataset, evals, files,
                       [*(summary.get("notes") or []), *([summary["verdict"]["text"]] if fmt == "gguf" else [])],
-                      full_finetune=summary.get("run_kind") == "full")
+                      full_finetune=summary.get("run_kind") == "full", task=task)
 
 
 class _Progress:

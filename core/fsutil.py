@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,12 +31,36 @@ def _write_error(path: Path, e: OSError) -> WriteError:
     return err
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where /proc tells it (os.umask() only reads by
+    setting, which races other threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path, new_default: int) -> int:
+    """The mode a rewritten path keeps: its own, else what open()/mkdir() would give a new one. The
+    temporary file mkstemp makes is 600 (mkdtemp's folder 700), and os.replace would keep that."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return new_default & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, _mode_for(path, 0o666))
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -95,6 +120,7 @@ def atomic_dir(target: str | os.PathLike, *, tmp: str | os.PathLike | None = Non
     target.parent.mkdir(parents=True, exist_ok=True)
     if tmp is None:
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        os.chmod(work, _mode_for(target, 0o777))
     else:
         work = Path(tmp)
         shutil.rmtree(work, ignore_errors=True)

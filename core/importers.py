@@ -320,12 +320,12 @@ def jsonl_items(path: Path):
         try:
             obj = json.loads(raw.decode("utf-8"))
         except UnicodeDecodeError as e:
-            it.code, it.reason = "bad_json", f"line {n} is not UTF-8 text: byte {e.start + 1} (0x{raw[e.start]:02x}) is not UTF-8"
+            it.code, it.reason = "bad_json", f"not UTF-8 text (byte {e.start + 1} is 0x{raw[e.start]:02x})"
         except json.JSONDecodeError as e:
-            it.code, it.reason = "bad_json", f"line {n} is not valid JSON: {e.msg} at column {e.colno}"
+            it.code, it.reason = "bad_json", f"not valid JSON: {e.msg} at column {e.colno}"
         else:
             if not isinstance(obj, dict):
-                it.code, it.reason, obj = "bad_field", f"line {n} is a {type(obj).__name__}, not an object", None
+                it.code, it.reason, obj = "bad_field", f"a {type(obj).__name__}, not an object", None
         yield it, obj, n
 
 

@@ -15,35 +15,12 @@ import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
 from core import workspace
+# the decoding settings: one source of truth, the task's generation preset (re-exported here)
+from core.decoding import DEFAULT_MAX_NEW_TOKENS, generation_settings  # noqa: F401
 from core.errors import StudioError
+from core.tasks.base import value_spans
 
 BASE = "base"  # the label side_by_side uses for the base model (adapters disabled)
-
-DEFAULT_MAX_NEW_TOKENS = 256
-
-
-def _preset(task) -> dict:
-    """The task's own generation preset (Task.generation); {} for no task or one not installed."""
-    if task is None or task == "":
-        return {}
-    if isinstance(task, str):
-        from core.tasks import all_tasks
-
-        task = all_tasks().get(task)
-    return dict(getattr(task, "generation", None) or {})
-
-
-def generation_settings(task=None, sample: bool = False, **overrides) -> dict:
-    """Generation kwargs for a task (a Task or its name; its `generation` preset): greedy unless
-    sample=True; overrides win. Greedy is the default everywhere; the preset's temperature and
-    top_p apply when sampling is asked for."""
-    preset = _preset(task)
-    out = {"max_new_tokens": preset.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), "do_sample": sample}
-    if sample:
-        out["temperature"] = preset.get("temperature", 0.3)
-        out["top_p"] = preset.get("top_p", 0.9)
-    out.update({k: v for k, v in overrides.items() if v is not None})
-    return out
 
 
 def chat_messages(prompt: str) -> list[dict]:
@@ -56,14 +33,19 @@ class Answer:
     text: str
     token_ids: list[int]
     token_probs: list[float]       # the model's probability of each generated token
-    confidence: float              # mean probability of the answer's field tokens (or all content tokens)
+    # How sure the model is of a valid answer: with a task, 0 when the answer did not parse, else the
+    # mean probability of the parsed fields' tokens; without a task, the mean of the content tokens.
+    confidence: float
     adapter: str | None = None     # None = base model
     parsed: object | None = None   # core.tasks.Parsed when a task was given
-    field_confidence: dict[str, float] = field(default_factory=dict)
+    field_confidence: dict[str, float] = field(default_factory=dict)  # per field (Task.field_spans)
+    token_confidence: float = 0.0  # mean probability of all content tokens, parsed or not
+    valid: bool | None = None      # the answer parsed (None: no task was given)
 
     def to_dict(self) -> dict:
-        return {"text": self.text, "adapter": self.adapter, "confidence": self.confidence,
-                "field_confidence": self.field_confidence, "n_tokens": len(self.token_ids),
+        return {"text": self.text, "adapter": self.adapter, "confidence": self.confidence, "valid": self.valid,
+                "field_confidence": self.field_confidence, "token_confidence": self.token_confidence,
+                "n_tokens": len(self.token_ids),
                 "parsed": self.parsed.to_dict() if self.parsed is not None else None}
 
 
@@ -301,27 +283,57 @@ class Engine:
             content = [p for t, p in zip(ids, ps) if t not in self._special]
             conf = sum(content) / len(content) if content else 0.0
             text = tok.decode(ids, skip_special_tokens=True)
-            answers.append(Answer(text=text, token_ids=ids, token_probs=ps, confidence=round(conf, 6)))
+            answers.append(Answer(text=text, token_ids=ids, token_probs=ps, confidence=round(conf, 6),
+                                  token_confidence=round(conf, 6)))
         return answers
 
     def _attach_parse(self, answer: Answer, task) -> None:
-        """Parses the answer and narrows confidence to the tokens spelling the parsed fields."""
+        """Parses the answer; its confidence becomes how sure the model is of a *valid* answer: 0 when
+        it did not parse, else the mean probability of the tokens spelling the parsed fields (each
+        field's own in field_confidence; the spans come from the task: Task.field_spans)."""
         answer.parsed = task.parse(answer.text)
-        if not answer.parsed.ok:
+        answer.valid = bool(answer.parsed.ok)
+        if not answer.valid:
+            answer.confidence = 0.0  # sure of its tokens, maybe, but not of an answer that parses
             return
+        finder = getattr(task, "field_spans", None)
         try:
-            fields = task.fields_from_parsed(answer.parsed)
-        except Exception:  # a task that can't rebuild fields from a half answer: keep the mean
+            fields = (finder(answer.text, answer.parsed) if callable(finder)
+                      else value_spans(answer.text, task.fields_from_parsed(answer.parsed)))
+        except Exception:  # noqa: BLE001 - a task that cannot locate its fields: keep the token mean
             return
-        spans = self._token_spans(answer.token_ids)
+        tokens = self._field_tokens(answer, fields or {})
         picked: set[int] = set()
-        for name, value in (fields or {}).items():
-            idx = _tokens_for_value(answer.text, spans, value)
-            if idx:
-                answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
-                picked |= set(idx)
+        for name, idx in tokens.items():
+            answer.field_confidence[name] = round(sum(answer.token_probs[i] for i in idx) / len(idx), 6)
+            picked |= set(idx)
         if picked:
             answer.confidence = round(sum(answer.token_probs[i] for i in picked) / len(picked), 6)
+
+    def field_confidence(self, answer: Answer, fields: dict, reduce: str = "mean", task=None) -> dict[str, float]:
+        """The probability of the tokens that spell each field's value in the answer ("mean", or "min":
+        the least sure token), also for an answer that did not parse as a whole (a field not found in
+        the text is left out). With the task, its field_spans locate the values it can (nested json)."""
+        spans = value_spans(answer.text, fields)
+        finder = getattr(task, "field_spans", None)
+        if callable(finder) and answer.parsed is not None:
+            try:
+                spans.update({k: v for k, v in (finder(answer.text, answer.parsed) or {}).items() if k in fields})
+            except Exception:  # noqa: BLE001 - a task that cannot locate its fields: the spellings found
+                pass
+        pick = min if reduce == "min" else (lambda ps: sum(ps) / len(ps))
+        return {name: round(pick([answer.token_probs[i] for i in idx]), 6)
+                for name, idx in self._field_tokens(answer, spans).items()}
+
+    def _field_tokens(self, answer: Answer, spans: dict) -> dict[str, list[int]]:
+        """{field: indices of the tokens overlapping its character spans ({field: [(start, end)]})}."""
+        tokens = self._token_spans(answer.token_ids)
+        out = {}
+        for name, chars in spans.items():
+            idx = [i for i, (a, b) in enumerate(tokens) if b > a and any(a < end and b > start for start, end in chars)]
+            if idx:
+                out[name] = idx
+        return out
 
     def _token_spans(self, ids: list[int]) -> list[tuple[int, int]]:
         """Character span of each token in the decoded text (prefix decoding handles merged bytes)."""
@@ -382,22 +394,3 @@ def _as_image(im):
         return im if im.mode == "RGB" else im.convert("RGB")
     from core.images import load_image
     return load_image(im)
-
-
-def _value_strings(value) -> list[str]:
-    """Ways a field value may be spelled in an answer, longest first."""
-    if isinstance(value, (list, tuple)):
-        items = [str(v) for v in value]
-        return [s for s in (", ".join(items), ",".join(items), "-".join(items), " ".join(items),
-                            "".join(items)) if s]
-    s = str(value).strip() if value is not None else ""
-    return [s] if s else []
-
-
-def _tokens_for_value(text: str, spans: list[tuple[int, int]], value) -> list[int]:
-    for s in _value_strings(value):
-        at = text.find(s)
-        if at >= 0:
-            end = at + len(s)
-            return [i for i, (a, b) in enumerate(spans) if a < end and b > at and b > a]
-    return []

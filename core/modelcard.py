@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from core import decoding
+
 # Shown by the Export tab instead of a button that could only fail.
 TFJS_NOTE = (
     "TensorFlow.js export is not offered: transformers 5 has no TensorFlow implementation of Gemma 3 "
@@ -12,9 +14,6 @@ TFJS_NOTE = (
     "a device use the GGUF export (llama.cpp, Ollama, LM Studio); ONNX is the other route, but no "
     "exporter for Gemma 3's vision + text model was tested here."
 )
-
-# Sampling defaults written into the Modelfile (the seed documents' values).
-OLLAMA_PARAMS = {"temperature": 0.7, "top_p": 0.9}
 
 # Gemma 3's turn format as an Ollama (Go) template: system text goes in a user turn, the assistant
 # role is "model", and a turn ends with <end_of_turn>. Images are placed by Ollama itself.
@@ -50,13 +49,19 @@ def system_line(task) -> str:
     return getattr(task, "system_prompt", None) or DEFAULT_SYSTEM
 
 
+def _generate_kwargs(task) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in decoding.generation_settings(task).items())
+
+
 def modelfile(gguf_name: str, mmproj_name: str, task) -> str:
-    """An Ollama Modelfile next to the two GGUF files (paths relative to the Modelfile)."""
+    """An Ollama Modelfile next to the two GGUF files (paths relative to the Modelfile), decoding as
+    the studio does (core/decoding.py)."""
     system = system_line(task).replace('"""', "'''")
     lines = [f"FROM ./{gguf_name}", f"FROM ./{mmproj_name}",
              f'TEMPLATE """{GEMMA3_OLLAMA_TEMPLATE}"""',
              'PARAMETER stop "<end_of_turn>"', 'PARAMETER stop "<eos>"']
-    lines += [f"PARAMETER {k} {v}" for k, v in OLLAMA_PARAMS.items()]
+    # the decoding the studio scored with (the task's generation preset), not Ollama's defaults
+    lines += [f"PARAMETER {k} {v}" for k, v in decoding.ollama_parameters(task).items()]
     lines.append(f'SYSTEM """{system}"""')
     return "\n".join(lines) + "\n"
 
@@ -97,10 +102,12 @@ def _load_snippet(kind: str, base: str, files: dict) -> str:
 
 def model_card(kind: str, run_name: str, cfg: dict, base_source: str, dataset: dict | None,
                eval_summaries: list[dict], files: dict | None = None, notes: list[str] | None = None,
-               full_finetune: bool = False) -> str:
+               full_finetune: bool = False, task=None) -> str:
     """README.md for an export of kind adapter | merged | gguf (full_finetune: every weight was trained,
-    there was no adapter)."""
+    there was no adapter). task: the configured Task (a json dataset's schema sets its answer cap);
+    default: the run's task by name."""
     base = cfg.get("model") or cfg.get("model_id") or "?"
+    task_obj = task if task is not None else cfg.get("task")
     lib = "peft" if kind == "adapter" else ("transformers" if kind == "merged" else "gguf")
     out = ["---", f"base_model: {base}", f"library_name: {lib}",
            "tags: [gemma3, vision-language, trinity-studio" + (", lora]" if kind == "adapter" else "]"), "---", "",
@@ -119,6 +126,12 @@ def model_card(kind: str, run_name: str, cfg: dict, base_source: str, dataset: d
                    f"splits {json.dumps(dataset.get('split', {}))}; status {json.dumps(dataset.get('status', {}))})")
     else:
         out.append(f"- dataset: `{cfg.get('dataset') or '?'}` (not found on this machine at export time)")
+    out += ["", "## Decoding", "",
+            f"- {decoding.describe(task_obj)}: what Compare, Evaluate and the API used to score this run.",
+            f"- transformers: `model.generate(**inputs, {_generate_kwargs(task_obj)})`"]
+    if kind == "gguf":
+        params = " · ".join(f"`{k} {v}`" for k, v in decoding.ollama_parameters(task_obj).items())
+        out.append(f"- the Modelfile sets the same: {params}")
     out += ["", "## Training configuration", "", "| setting | value |", "| --- | --- |", *_config_rows(cfg), ""]
     out += ["## Evaluation", ""]
     if eval_summaries:

@@ -74,6 +74,19 @@ def _family_from_name(name: str) -> str | None:
     return None
 
 
+def _cached_family(repo: str) -> str | None:
+    """The family in a hub model's config.json already in the local Hugging Face cache (fetched when
+    core.model_check checked it), so a hub id whose name does not say "gemma-3" still resolves."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(repo, "config.json")
+        kind = json.loads(Path(path).read_text(encoding="utf-8")).get("model_type") if isinstance(path, str) else None
+    except (OSError, ValueError, ImportError):
+        return None
+    return kind if kind in _FAMILIES else None
+
+
 def _local_params_b(folder: Path) -> float:
     """Parameter count from the safetensors headers (8-byte length + JSON), without reading weights."""
     total = 0
@@ -111,7 +124,7 @@ def get_model_info(model_id: str) -> ModelInfo:
                               f"Pick one of: {_known_list()}.")
         return ModelInfo(str(folder.resolve()), None, family, round(_local_params_b(folder), 5),
                          "local folder", False, family == "gemma3n")
-    family = _family_from_name(model_id) if _HUB_ID.match(model_id) else None
+    family = (_family_from_name(model_id) or _cached_family(model_id)) if _HUB_ID.match(model_id) else None
     if family:
         return ModelInfo(model_id, model_id, family, 0.0, "hub model not in the registry (size unknown)",
                          model_id.lower().startswith("google/"), family == "gemma3n")

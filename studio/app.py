@@ -1,5 +1,5 @@
 """Builds the studio's Blocks: a header with the open dataset, then one tab per step of the flow
-(Datasets -> Annotate -> Train -> Compare -> Evaluate -> Export). Launch settings (theme, CSS,
+(Datasets -> Annotate -> Train -> Compare -> Playground -> Evaluate -> Export). Launch settings (theme, CSS,
 shortcuts) come from launch_kwargs(); app.py serves it next to the REST API."""
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import gradio as gr
 
 from core.errors import StudioError
 from studio import api_endpoints, theme
-from studio.common import StudioState, dataset_choices, esc, run_choices, seed_demo_datasets
-from studio.tabs import annotate, compare, datasets, evaluate, export, train
+from studio.common import StudioState, dataset_choices, esc, newest_finished, run_choices, seed_demo_datasets
+from studio.tabs import annotate, compare, datasets, evaluate, export, playground, train
 
 # The tabs in the flow's order: id (also ?tab= in the address) -> (label, the module that builds it)
 PAGES = {"datasets": ("Datasets", datasets), "annotate": ("Annotate", annotate), "train": ("Train", train),
-         "compare": ("Compare", compare), "evaluate": ("Evaluate", evaluate), "export": ("Export", export)}
+         "compare": ("Compare", compare), "playground": ("Playground", playground), "evaluate": ("Evaluate", evaluate),
+         "export": ("Export", export)}
 TABS = tuple(PAGES)
 
 
@@ -57,7 +58,8 @@ def build_app(state: StudioState) -> gr.Blocks:
             for tab_id, (label, page) in PAGES.items():
                 with gr.Tab(label, id=tab_id, elem_id=f"tab-{tab_id}") as tab_blocks[tab_id]:
                     uis[tab_id] = page.build(state, shared)
-        ds_ui, ann_ui, train_ui, cmp_ui, eval_ui, export_ui = (uis[t] for t in TABS)
+        ds_ui, ann_ui, train_ui, cmp_ui, eval_ui, export_ui = (
+            uis[t] for t in ("datasets", "annotate", "train", "compare", "evaluate", "export"))
 
         def on_load(request: gr.Request):
             """A reload opens the same place: ?dataset=, ?run= and ?tab= from the address (written
@@ -69,13 +71,17 @@ def build_app(state: StudioState) -> gr.Blocks:
             out = {ds_dd: gr.update(choices=choices, value=dataset), **train_ui["on_load"](dataset, qp.get("run"))}
             finished = run_choices(state, finished_only=True)
             run = next((v for _, v in finished if Path(v).name == qp.get("run")), None)
-            for dd in (eval_ui["run"], export_ui["run"]):
-                out[dd] = gr.update(choices=finished, value=run)
+            for dd in (eval_ui["run"], export_ui["run"]):  # the run in the address, else the newest
+                out[dd] = newest_finished(state, run, dataset)
+            out[export_ui["serve"]["runs"]] = export_ui["serve"]["refresh"]()[0]
             if qp.get("tab") in TABS:
                 out[tabs] = gr.Tabs(selected=qp["tab"])
+            out[ann_ui["want"]] = qp.get("record") or None  # the record the annotator had open
             return out
 
-        loaded = blocks.load(on_load, None, [ds_dd, tabs, eval_ui["run"], export_ui["run"], *train_ui["load_outputs"]])
+        loaded = blocks.load(on_load, None, [ds_dd, tabs, eval_ui["run"], export_ui["run"], ann_ui["want"],
+                                             export_ui["serve"]["runs"],
+                                             *train_ui["load_outputs"]])
         loaded.then(None, ds_dd, None, js=theme.set_param_js("dataset", ready=True))
         loaded.then(cmp_ui["refresh"], cmp_ui["refresh_inputs"], cmp_ui["dataset_outputs"])
         ds_dd.change(None, ds_dd, None, js=theme.set_param_js("dataset"))
@@ -96,12 +102,17 @@ def build_app(state: StudioState) -> gr.Blocks:
             out[ann_ui["filter"]] = "all"
             return out
 
-        ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]], [*ann_ui["view_outputs"], tabs,
-                                                                            ann_ui["filter"]])
-        tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"])
+        ann_ui["after"](ds_ui["report"].select(open_bad_record, [ds_dd, ann_ui["filter"]],
+                                               [*ann_ui["view_outputs"], tabs, ann_ui["filter"]], **ann_ui["serial"]))
+        ann_ui["after"](tab_blocks["annotate"].select(ann_ui["show"], ann_ui["all_inputs"], ann_ui["view_outputs"],
+                                                      **ann_ui["serial"]))
         tab_blocks["compare"].select(cmp_ui["refresh"], cmp_ui["refresh_inputs"], cmp_ui["dataset_outputs"])
-        tab_blocks["evaluate"].select(eval_ui["refresh"], None, eval_ui["run"])
-        tab_blocks["export"].select(export_ui["refresh"], None, export_ui["run"])
+        tab_blocks["playground"].select(uis["playground"]["refresh"], uis["playground"]["target"],
+                                        uis["playground"]["target"])
+        tab_blocks["evaluate"].select(eval_ui["refresh"], [eval_ui["run"], ds_dd], eval_ui["run"])
+        tab_blocks["export"].select(export_ui["refresh"], [export_ui["run"], ds_dd], export_ui["run"])
+        tab_blocks["export"].select(export_ui["serve"]["refresh"], export_ui["serve"]["runs"],
+                                    [export_ui["serve"]["runs"], export_ui["serve"]["table"]])
         api_endpoints.register(state)  # named endpoints for gradio_client: check_sql, compare
     from studio.serve_panel import PUBLIC_API
 

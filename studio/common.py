@@ -135,17 +135,36 @@ def run_choices(state: StudioState, task: str | None = None, finished_only: bool
     return out
 
 
-def run_buttons(state: StudioState, run: gr.Dropdown, prefix: str, action: str):
+def newest_finished(state: StudioState, current: str | None = None, dataset: str | None = None) -> dict:
+    """The finished-run picker's update (Evaluate, Export): every finished run, the picked one kept
+    while it is listed, else the newest run of the open dataset, else the newest run (as Compare
+    picks), so a tab never opens on "No run picked" while a finished run exists."""
+    from core.training.runs import list_runs
+
+    choices = run_choices(state, finished_only=True)
+    ids = [v for _, v in choices]
+    if current in ids:
+        return gr.update(choices=choices, value=current)
+    mine = []
+    if dataset:
+        here = Path(dataset).resolve()
+        mine = [r["path"] for r in list_runs(state.workspace)
+                if r.get("dataset") and Path(r["dataset"]).resolve() == here and r["path"] in ids]
+    return gr.update(choices=choices, value=(mine or ids or [None])[0])
+
+
+def run_buttons(state: StudioState, run: gr.Dropdown, prefix: str, action: str, dataset=None):
     """The row under a finished-run picker (Evaluate, Export): "Refresh runs", which lists the finished
-    runs again, and the tab's own button. Returns (the refresh handler, the tab's button)."""
+    runs again (newest_finished), and the tab's own button. Returns (the refresh handler, taking the
+    picked run and the open dataset, and the tab's button)."""
     with gr.Row():
         refresh = gr.Button("Refresh runs", size="sm", elem_id=f"{prefix}-refresh")
         go = gr.Button(action, variant="primary", elem_id=f"{prefix}-go")
 
-    def on_refresh():
-        return gr.update(choices=run_choices(state, finished_only=True))
+    def on_refresh(current=None, open_dataset_path=None):
+        return newest_finished(state, current, open_dataset_path)
 
-    refresh.click(on_refresh, None, run)
+    refresh.click(on_refresh, [run] + ([dataset] if dataset is not None else []), run)
     return on_refresh, go
 
 

@@ -53,14 +53,13 @@ def answer(state, image, task, record: dict | None, run: str | None, base_model:
 def payload(ans, task) -> dict:
     """The JSON an app gets for this answer: the same builder as the task's REST route."""
     return api_payload(task, ans.parsed if ans.parsed is not None else task.parse(ans.text),
-                       {"text": ans.text, "confidence": ans.confidence})
+                       {"text": ans.text, "confidence": ans.confidence, "field_confidence": ans.field_confidence})
 
 
 def verdict_html(ans, task, record: dict | None) -> str:
     parsed = ans.parsed
     ok = bool(parsed and parsed.ok)
-    head = (badge("valid" if ok else "invalid", "ok" if ok else "err")
-            + f" {badge(f'confidence {ans.confidence:.2f}', 'neutral')}")
+    head = badge("valid" if ok else "invalid", "ok" if ok else "err") + " " + confidence_html(ans)
     errs = "".join(f"<li>{('line %s, col %s: ' % (e.line, e.column)) if e.line else ''}{esc(e.message)}</li>"
                    for e in (parsed.errors if parsed else [])[:6])
     body = f"<ul class='ts-issues'>{errs}</ul>" if errs else ""
@@ -78,6 +77,16 @@ def score_text(task, name: str, value: float) -> str:
     as the good news it is."""
     lower = not metric_spec(task, name).higher_is_better
     return f"{name.replace('_', ' ')} {value:.2f}" + (" (lower is better)" if lower else "")
+
+
+def confidence_html(ans) -> str:
+    """How sure the model is of a valid answer: the answer's confidence and each field's (Answer.
+    field_confidence, from the task's field spans); an answer that did not parse says so instead."""
+    if ans.parsed is not None and not ans.parsed.ok:
+        return badge("confidence 0 · no valid answer", "neutral")
+    fields = "".join(f" {badge(f'{k} {v:.2f}', 'neutral')}" for k, v in (ans.field_confidence or {}).items())
+    return (badge(f"confidence {ans.confidence:.2f}", "neutral")
+            + (f'<span class="ts-field-conf" title="per field">{fields}</span>' if fields else ""))
 
 
 def diff_html(diff: dict) -> str:

@@ -21,11 +21,32 @@ GPU_BUDGETS = [("T4 · 16 GB", "t4"), ("L4 · 24 GB", "l4"), ("A10G · 24 GB", "
                ("A100 · 80 GB", "a100-80"), ("H100 · 80 GB", "h100")]
 GPU_LABELS = dict((k, lab) for lab, k in GPU_BUDGETS)
 DEFAULT_GPU = "t4"
+CPU = "cpu"  # the budget "this machine" on a machine without a CUDA GPU: nothing of GPU memory to plan
 MEASURED = ASSETS / "memory_measurements.json"
 
 
-def usable_gib(gpu: str | None) -> float:
-    return memory.gpu_gb(gpu or DEFAULT_GPU)
+def ram_gib() -> float:
+    import psutil
+
+    return psutil.virtual_memory().total / 2**30
+
+
+def budget_choices(hw) -> list[tuple[str, str]]:
+    """The budget picker: on a machine without a CUDA GPU, this machine first (it trains on CPU),
+    then the GPUs a run can be sized for elsewhere; on a GPU machine the GPUs."""
+    if hw.cuda:
+        return list(GPU_BUDGETS)
+    return [(f"This machine · CPU, {ram_gib():.0f} GiB RAM", CPU)] + [(f"{lab} (a GPU elsewhere)", k)
+                                                                      for lab, k in GPU_BUDGETS]
+
+
+def default_budget(hw) -> str:
+    return DEFAULT_GPU if hw.cuda else CPU
+
+
+def usable_gib(gpu: str | None) -> float | None:
+    """The GPU's usable GiB; None for the CPU (a RAM run has no GPU budget line)."""
+    return None if gpu == CPU else memory.gpu_gb(gpu or DEFAULT_GPU)
 
 
 def planner_backend(cfg: C.TrainConfig) -> str:
@@ -66,6 +87,10 @@ def planner_html(cfg: C.TrainConfig | None, gpu: str | None) -> str:
     gpu = gpu or DEFAULT_GPU
     if cfg is None:
         return '<div class="ts-gauge ts-muted">Set a valid config to see the predicted peak memory.</div>'
+    if gpu == CPU:
+        return ('<div class="ts-gauge" id="train-gauge-box" data-cpu="true"><div class="ts-gauge-head">'
+                f"Trains on this machine's CPU ({ram_gib():.0f} GiB RAM): there is no GPU memory to plan. "
+                "To size this run for a GPU elsewhere, pick that GPU above.</div></div>")
     try:
         res = plan_for(cfg, gpu)
     except StudioError as e:
@@ -137,6 +162,7 @@ def preset_note(name: str | None, gpu: str = DEFAULT_GPU) -> str:
     """Markdown: what the preset is, and whether it fits the GPU as measured (or only as planned)."""
     if not name or name not in C.PRESETS:
         return "Sensible defaults for the picked model on this machine."
+    gpu = DEFAULT_GPU if gpu == CPU else gpu  # a preset is a GPU recipe: its note is about the GPU it is for
     cfg = C.preset(name)
     cap, label = usable_gib(gpu), GPU_LABELS.get(gpu, gpu)
     head = (f"**{name}**: {cfg.model_id}, {'4-bit QLoRA' if cfg.load_in_4bit else '16-bit'}"
@@ -170,12 +196,13 @@ def preset_note(name: str | None, gpu: str = DEFAULT_GPU) -> str:
 
 # ---------------------------------------------------------------------- GPUs: N
 def gpu_control(hw) -> dict:
-    """How the "GPUs" control shows on this machine: {interactive, maximum, info}."""
+    """How the "GPUs" control shows on this machine: {visible, interactive, maximum, info}. Without a
+    CUDA GPU it is not shown (the backend note names the machine: CPU)."""
     if hw.cuda and hw.gpu_count > 1:
-        return {"interactive": True, "maximum": hw.gpu_count,
+        return {"visible": True, "interactive": True, "maximum": hw.gpu_count,
                 "info": f"{hw.gpu_count} GPUs visible: more than 1 trains data-parallel under accelerate launch."}
-    why = "One GPU is visible" if hw.cuda else "No CUDA GPU is visible (this machine trains on CPU)"
-    return {"interactive": False, "maximum": 1, "info": f"{why}: multi-GPU training needs more than one."}
+    return {"visible": bool(hw.cuda), "interactive": False, "maximum": 1,
+            "info": "One GPU is visible: multi-GPU training needs more than one."}
 
 
 def backend_note(cfg: C.TrainConfig | None, hw, gpus: int) -> str:

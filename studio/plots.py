@@ -35,16 +35,38 @@ def _empty_note(fig: go.Figure, text: str = "waiting for the first log…") -> g
     return fig
 
 
-def loss_figure(events: list[dict]) -> go.Figure:
-    fig = _base("Loss", "loss")
+def smooth(ys: list[float], weight: float) -> list[float]:
+    """TensorBoard's smoothing: an exponential moving average, debiased so the first points are not
+    pulled towards 0. weight 0 = the raw values, towards 1 = smoother."""
+    weight = min(max(float(weight or 0), 0.0), 0.999)
+    out, avg = [], 0.0
+    for i, y in enumerate(ys, 1):
+        avg = weight * avg + (1 - weight) * y
+        out.append(avg / (1 - weight ** i) if weight else y)
+    return out
+
+
+def loss_figure(events: list[dict], log_scale: bool = False, smoothing: float = 0.0) -> go.Figure:
+    """Train loss (smoothed on demand, the raw values faint behind it) and eval loss; a log y axis
+    keeps the late steps readable once the loss is near 0."""
+    fig = _base("Loss", "loss" + (" (log scale)" if log_scale else ""))
     xs, ys = _xy(events, "log", "loss")
     ex, ey = _xy(events, "eval", "eval_loss")
     if xs:
-        fig.add_scatter(x=xs, y=ys, mode="lines+markers" if len(xs) < 40 else "lines", name="train loss",
-                        line={"color": INDIGO, "width": 2}, marker={"size": 5})
+        mode = "lines+markers" if len(xs) < 40 else "lines"
+        if smoothing:
+            fig.add_scatter(x=xs, y=ys, mode="lines", name="train loss (raw)", opacity=0.3,
+                            line={"color": INDIGO, "width": 1})
+            fig.add_scatter(x=xs, y=smooth(ys, smoothing), mode="lines", name=f"train loss (smoothed {smoothing:.2f})",
+                            line={"color": INDIGO, "width": 2})
+        else:
+            fig.add_scatter(x=xs, y=ys, mode=mode, name="train loss", line={"color": INDIGO, "width": 2},
+                            marker={"size": 5})
     if ex:
         fig.add_scatter(x=ex, y=ey, mode="lines+markers", name="eval loss",
                         line={"color": AMBER, "width": 2, "dash": "dot"}, marker={"size": 7})
+    if log_scale:
+        fig.update_yaxes(type="log", exponentformat="power")
     return fig if xs or ex else _empty_note(fig)
 
 
@@ -94,3 +116,22 @@ def throughput_figure(events: list[dict]) -> go.Figure:
         fig.add_scatter(x=xs, y=ys, mode="lines+markers", name="samples/s", line={"color": TEAL, "width": 2})
         return fig
     return _empty_note(fig)
+
+
+def accept_rate_figure(series: dict) -> go.Figure:
+    """The share of a run's suggestions accepted unchanged, run by run (core.label_loop.rate_series):
+    one line per field and one for whole records, so retraining on more labels shows as a rise."""
+    fig = _base("Suggestions accepted unchanged, run by run", "accepted unchanged", height=280)
+    runs = series.get("runs") or []
+    fig.update_layout(xaxis={"title": {"text": "run (in the order they pre-labeled)", "font": {"size": 11}},
+                             "type": "category"}, yaxis={"range": [0, 1.05], "tickformat": ".0%"})
+    if not runs:
+        return _empty_note(fig, "accept or correct a few suggestions to see how good each run is")
+    colours = [TEAL, AMBER, ROSE, SLATE]
+    labels = [f"{r} ({n})" for r, n in zip(runs, series.get("reviewed") or [0] * len(runs))]
+    for i, (name, ys) in enumerate((series.get("fields") or {}).items()):
+        fig.add_scatter(x=labels, y=ys, mode="lines+markers", name=name, connectgaps=True,
+                        line={"color": colours[i % len(colours)], "width": 1.5, "dash": "dot"}, marker={"size": 6})
+    fig.add_scatter(x=labels, y=series.get("unchanged") or [], mode="lines+markers", name="whole record",
+                    line={"color": INDIGO, "width": 3}, marker={"size": 8})
+    return fig

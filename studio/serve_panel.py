@@ -81,8 +81,13 @@ def build(state) -> dict:
             with gr.Column(scale=5):
                 table = gr.Markdown(served_markdown(state), elem_id="serve-status")
 
-    refresh.click(lambda: (gr.update(choices=run_choices(state, finished_only=True)), served_markdown(state)),
-                  None, [runs, table])
+    def on_refresh(picked=None):
+        """The finished runs to pick from (the picks kept) and what is served now; also when the
+        Export tab opens, so the list is never empty while a finished run exists."""
+        choices = run_choices(state, finished_only=True)
+        return gr.update(choices=choices, value=picked or []), served_markdown(state)
+
+    refresh.click(on_refresh, runs, [runs, table])
     serve.click(guard(lambda r: serve_runs(state, r)), runs, table, api_name=PUBLIC_API[0])
     stop.click(guard(lambda r: stop_runs(state, r)), runs, table, api_name=PUBLIC_API[1])
-    return {"runs": runs, "table": table}
+    return {"runs": runs, "table": table, "refresh": on_refresh}

@@ -48,9 +48,11 @@ SHORTCUTS_JS = """
     const k = e.key.toLowerCase();
     let id = null;
     if ((e.ctrlKey || e.metaKey) && k === 's') id = 'ann-save';
+    else if ((e.ctrlKey || e.metaKey) && k === 'enter') id = 'ann-save-next';
     else if (e.altKey && k === 'arrowright') id = 'ann-next';
     else if (e.altKey && k === 'arrowleft') id = 'ann-prev';
     else if (e.altKey && k === 'u') id = 'ann-next-unlabeled';
+    else if (e.altKey && k === 'a') id = 'ann-accept';
     if (id && click(id)) { e.preventDefault(); e.stopPropagation(); }
   }, true);
 }

@@ -128,6 +128,9 @@ def start(state, cfg: C.TrainConfig) -> Path:
     from core.training.hardware import detect
     from core.training.runs import create_run, start_run_subprocess
 
+    from core.model_check import check_base_model
+
+    check_base_model(cfg.model_id)  # a custom folder / hub id: its family, files or access, before a job starts
     cfg.validate(detect())
     ds = Dataset.open(cfg.dataset)
     n_train = sum(1 for r in ds.records(split=cfg.train_split) if ds.task.is_labeled(r))

@@ -53,7 +53,8 @@ def trained_run(demo_model_path, tmp_path_factory):
     copied there, so a test may change its copy; dataset / model_id then replace those entries of its
     config.json (model_id="demo": the registry id of the same deterministic build). answer_tokens: the
     run also trains its answers' embedding rows (train_answer_tokens, the demo recipe's default). Without
-    them the shipped base's LoRA memorised "BRAND:" only now and then ("ep: Schlage" in a full run)."""
+    them the shipped base's LoRA memorised "BRAND:" only now and then ("ep: Schlage" in a full run).
+    schema (task "json"): the dataset's JSON Schema; target is then the canonical JSON answer."""
     import io
     import json
     import shutil
@@ -61,8 +62,9 @@ def trained_run(demo_model_path, tmp_path_factory):
     cache: dict[tuple, Path] = {}
 
     def train(target: str, task: str = "keys", steps: int = 60, seed: int = 0, into: Path | None = None,
-              dataset: str | None = None, model_id: str | None = None, answer_tokens: bool = True) -> Path:
-        key = (target, task, steps, seed, answer_tokens)
+              dataset: str | None = None, model_id: str | None = None, answer_tokens: bool = True,
+              schema: dict | None = None) -> Path:
+        key = (target, task, steps, seed, answer_tokens, json.dumps(schema, sort_keys=True))
         if key not in cache:
             import torch
 
@@ -74,11 +76,12 @@ def trained_run(demo_model_path, tmp_path_factory):
             from core.training.job import run_job
             from core.training.runs import create_run
 
-            t = get_task(task)
+            config = {"schema": schema} if schema is not None else None
+            t = get_task(task).configure(config or {}) if config else get_task(task)
             fields = t.fields_from_parsed(t.parse(target))
             assert t.target({"fields": fields}) == target, "the label would not render as the target"
             root = tmp_path_factory.mktemp(f"trained-{task}")
-            ds = Dataset.create(root / "dataset", task)
+            ds = Dataset.create(root / "dataset", task, config=config)
             for shade in (60, 128, 200):
                 buf = io.BytesIO()
                 key_image(shade).save(buf, "PNG")

@@ -37,6 +37,7 @@ def _refused(r, shape: str):
 
 GUARDED = [("get", "/api/v1/health", "task"), ("post", "/api/v1/keys/analyze", "task"),
            ("post", "/api/v1/tasks/ui2sql/analyze", "task"), ("get", "/api/v1/openapi.json", "task"),
+           ("post", "/api/v1/datasets/keys/prelabel", "task"), ("get", "/api/v1/datasets/keys/prelabel", "task"),
            ("get", "/api/tags", "ollama"), ("post", "/api/chat", "ollama"),
            ("get", "/v1/models", "openai"), ("post", "/v1/chat/completions", "openai")]
 

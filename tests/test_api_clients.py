@@ -1,10 +1,13 @@
 """The real `ollama` and `openai` client libraries against a running server (uvicorn on a free
 loopback port) serving LoRA runs trained in the test: the seed's own `from ollama import chat` code
 unchanged with OLLAMA_HOST pointed at the server, streaming and not, and OpenAI chat completions
-with image_url data URIs, streaming and not. Two runs of one base answer side by side by name."""
+with image_url data URIs, streaming and not. Two runs of one base answer side by side by name.
+response_format (issue 27 item 6): json_object answers the task's parsed JSON, json_schema too where
+the task has a schema (a receipt run of the json task), anything else is a 400 naming what is supported."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -15,11 +18,13 @@ from core.api import ServedModels, create_api
 from core.tasks import get_task
 from core.workspace import REPO
 from test_api import png, serve
+from receipt_images import RECEIPT_SCHEMA
 from test_infer import TARGET_A, TARGET_B, demo_dir, key_image  # noqa: F401  (demo_dir is a fixture)
 
 ollama = pytest.importorskip("ollama")
 openai = pytest.importorskip("openai")
 PROMPT = get_task("keys").prompt({"fields": {}})  # the prompt the runs were trained on
+RECEIPT = '{"items":[{"name":"Tea","price":3.5,"qty":2}],"total":7.0,"vendor":"Corner Cafe"}'
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +32,9 @@ def server(demo_dir, trained_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("client_runs")
     run_a = trained_run(TARGET_A, seed=1, into=root / "run_a")
     run_b = trained_run(TARGET_B, seed=2, into=root / "run_b")
-    provider = ServedModels([run_b, run_a], base_model=str(demo_dir), device="cpu")  # run_a answers "keys"
-    with serve(create_api(provider, generation={"max_new_tokens": 40}), root="") as url:
+    receipts = trained_run(RECEIPT, task="json", schema=RECEIPT_SCHEMA, seed=3, into=root / "receipts")
+    provider = ServedModels([run_b, run_a, receipts], base_model=str(demo_dir), device="cpu")  # run_a answers "keys"
+    with serve(create_api(provider, generation={"max_new_tokens": 80}), root="") as url:  # the receipt: ~45
         yield url, root
 
 
@@ -121,3 +127,47 @@ def test_openai_errors_are_openais(server, image_file):
             {"type": "image_url", "image_url": {"url": "http://example.com/key.png"}}]}])
     with pytest.raises(openai.BadRequestError, match="No image"):
         client.chat.completions.create(model="keys", messages=[{"role": "user", "content": "hello"}])
+
+
+def test_openai_response_format_answers_the_parsed_json(server, image_file):
+    url, _ = server
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    out = client.chat.completions.create(model="run_a", messages=_message(image_file),
+                                         response_format={"type": "json_object"})
+    assert json.loads(out.choices[0].message.content) == get_task("keys").parse(TARGET_A).data
+    assert out.choices[0].finish_reason == "stop"
+    chunks = list(client.chat.completions.create(model="run_a", messages=_message(image_file), stream=True,
+                                                 response_format={"type": "json_object"}))
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert json.loads(streamed) == get_task("keys").parse(TARGET_A).data
+    # the json task's run: json_schema with its own schema (the empty text asks the task's prompt)
+    ask = _message(image_file, text="")
+    schema = {"type": "json_schema", "json_schema": {"name": "receipt", "schema": RECEIPT_SCHEMA}}
+    out = client.chat.completions.create(model="receipts", messages=ask, response_format=schema)
+    assert json.loads(out.choices[0].message.content) == json.loads(RECEIPT)
+    assert json.loads(client.chat.completions.create(model="receipts", messages=ask, response_format={
+        "type": "json_object"}).choices[0].message.content) == json.loads(RECEIPT)
+    text = client.chat.completions.create(model="receipts", messages=ask, response_format={"type": "text"})
+    assert text.choices[0].message.content == RECEIPT
+
+
+def test_openai_response_format_refusals(server, image_file):
+    url, _ = server
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    schema = {"type": "json_schema", "json_schema": {"name": "receipt", "schema": RECEIPT_SCHEMA}}
+    with pytest.raises(openai.BadRequestError, match="Supported response_format types here: text, json_object\\.") as e:
+        client.chat.completions.create(model="run_a", messages=_message(image_file), response_format=schema)
+    assert "no JSON Schema of its own" in str(e.value)
+    with pytest.raises(openai.BadRequestError, match="not supported.*text, json_object, json_schema"):
+        client.chat.completions.create(model="receipts", messages=_message(image_file, text=""),
+                                       response_format={"type": "xml"})
+    # the untrained base does not answer in the task's structure: no text posing as JSON
+    with pytest.raises(openai.UnprocessableEntityError, match="did not parse"):
+        client.chat.completions.create(model="ui2sql", messages=_message(image_file), max_tokens=8,
+                                       response_format={"type": "json_object"})
+    # an answer that parses but not into the client's own schema
+    tip = {**RECEIPT_SCHEMA, "required": [*RECEIPT_SCHEMA["required"], "tip"],
+           "properties": {**RECEIPT_SCHEMA["properties"], "tip": {"type": "number"}}}
+    with pytest.raises(openai.UnprocessableEntityError, match="'tip' is a required property"):
+        client.chat.completions.create(model="receipts", messages=_message(image_file, text=""), response_format={
+            "type": "json_schema", "json_schema": {"name": "receipt", "schema": tip}})

@@ -191,7 +191,7 @@ def test_ghost_file_every_bad_record_has_its_reason_and_good_ones_are_intact(tmp
 
 
 KEYLIKE_SKIPS = {  # line -> (code, reason)
-    2: ("bad_json", "line 2 is not valid JSON: Expecting ',' delimiter at column 74"),
+    2: ("bad_json", "not valid JSON: Expecting ',' delimiter at column 74"),
     3: ("invalid_label", "invalid label: bitting position 2 is 0; depth digits are 1-9 (0 is not a cut depth on this scale). [bitting]"),
     4: ("invalid_label", "invalid label: bitting position 2 is 10; a depth is one digit 1-9. [bitting]"),
     5: ("bad_field", "'bittings' must hold whole numbers, got 'a'"),
@@ -199,8 +199,8 @@ KEYLIKE_SKIPS = {  # line -> (code, reason)
     7: ("invalid_label", "invalid label: bitting has 7 positions; SC1 keys have 5. [bitting]"),
     8: ("bad_field", "'keyway' must be a string, got int"),
     10: ("path_escapes", "image_path '../k0.png' leads outside the folder of the label file"),
-    11: ("bad_field", "line 11 is a list, not an object"),
-    12: ("bad_json", "line 12 is not UTF-8 text: byte 90 (0xe4) is not UTF-8"),
+    11: ("bad_field", "a list, not an object"),
+    12: ("bad_json", "not UTF-8 text (byte 90 is 0xe4)"),
 }
 
 
@@ -237,7 +237,7 @@ def test_hand_edited_records_are_reported_and_kept(tmp_path):
     rep = ds.validate()
     issues = {(i["record"], i["code"], i["reason"]) for i in rep["issues"]}
     expected = {
-        ("line 4", "bad_line", "records.jsonl line 4 is not a JSON object (kept as is): '{\"id\": \"half\", \"image\": \"images/'"),
+        ("records.jsonl line 4", "bad_line", "not a JSON object (kept as is): '{\"id\": \"half\", \"image\": \"images/'"),
         ("dup", "duplicate_id", "the id 'dup' is used by 2 records"),
         ("escapes", "bad_image_path", "Record 'escapes' points outside the dataset folder (../../outside.png)."),
         ("absolute", "bad_image_path", "Record 'absolute' has no valid image path ('/etc/passwd')."),

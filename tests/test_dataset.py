@@ -161,7 +161,7 @@ def test_split_seed_rule(ds):
     assert {r["id"]: r["split"] for r in ds.records()} != first
     assert ds.split(val_fraction=0.2, test_fraction=0.1) == {"train": 21, "val": 6, "test": 3, "none": 1}
     assert ds.meta["split"]["seed"] == 42 and len(ds.records(split="test")) == 3
-    assert ds.counts()["status"] == {"unlabeled": 1, "labeled": 30, "reviewed": 0}
+    assert ds.counts()["status"] == {"unlabeled": 1, "suggested": 0, "labeled": 30, "reviewed": 0}
     with pytest.raises(StudioError):
         ds.split(val_fraction=1.5)
     assert len(_labeled_more) == 10

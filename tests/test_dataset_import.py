@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from core.__main__ import main
@@ -280,6 +281,28 @@ def test_validate_and_split_cli(tmp_path, capsys):
     code, rep = run_cli(capsys, "dataset", "split", str(ds_dir), "--val", "0.2", "--test", "0.1", "--json")
     assert rep["split"] == {"train": 14, "val": 5, "test": 3, "none": 3}
     assert run_cli(capsys, "dataset", "validate", str(tmp_path / "pics"))[0] == 2
+
+
+def test_validate_exits_1_when_the_dataset_has_errors(tmp_path, capsys):
+    """Scripts and CI fail on `dataset validate`: 0 = no errors (warnings are fine), 1 = errors found,
+    2 = the folder is not a dataset (issue 27: it exited 0 with errors)."""
+    for i in range(3):
+        save_png(tmp_path / "pics" / f"{i}.png", 300 + i)
+    ds_dir = tmp_path / "ds"
+    run_cli(capsys, "dataset", "import", str(tmp_path / "pics"), "--into", str(ds_dir), "--task", "ui2sql")
+    ds = Dataset.open(ds_dir)
+    recs = ds.records()
+    ds.set_fields(recs[0]["id"], {"sql": GOOD_SQL})
+    code, rep = run_cli(capsys, "dataset", "validate", str(ds_dir), "--json")
+    assert (code, rep["errors"]) == (0, 0) and rep["warnings"] == 2   # two unlabeled records: warnings only
+    ds.image_path(recs[1]).unlink()                                     # an error: its image is gone
+    code, rep = run_cli(capsys, "dataset", "validate", str(ds_dir), "--json")
+    assert code == 1 and rep["errors"] == 1 and rep["by_code"]["missing_image"] == 1
+    code, text = run_cli(capsys, "dataset", "validate", str(ds_dir))
+    assert code == 1 and "is missing" in text
+    with pytest.raises(SystemExit):
+        main(["dataset", "validate", "--help"])
+    assert "exit status: 0 no errors" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_label_file_without_its_images_says_what_to_upload(tmp_path):

@@ -108,8 +108,13 @@ def test_modelfile_and_ollama_commands(gguf_export):
     text = (out / "Modelfile").read_text()
     froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
     assert froms == ["./r1-f16.gguf", "./mmproj-r1-f16.gguf"] and all((out / f).is_file() for f in froms)
-    for line in ('PARAMETER stop "<end_of_turn>"', "PARAMETER temperature 0.7", "PARAMETER top_p 0.9"):
-        assert line in text
+    # the decoding the studio scored with (greedy, the keys preset's cap), not Ollama's sampling defaults
+    from core.infer import generation_settings
+    cap = generation_settings("keys")["max_new_tokens"]
+    for line in ('PARAMETER stop "<end_of_turn>"', "PARAMETER temperature 0", "PARAMETER top_k 1",
+                 "PARAMETER repeat_penalty 1", f"PARAMETER num_predict {cap}"):
+        assert line in text.splitlines()
+    assert "top_p" not in text and s["decoding"] == {"max_new_tokens": cap, "do_sample": False}
     assert 'SYSTEM """' in text and "<start_of_turn>model" in text
     oll = s["ollama"]
     assert oll["ran"] is False and "not run here" in oll["note"]

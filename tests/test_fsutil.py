@@ -62,3 +62,36 @@ def test_a_named_build_folder_starts_empty(tmp_path):
         (work / "adapter_model.safetensors").write_text("w")
     assert sorted(p.name for p in target.iterdir()) == ["adapter_model.safetensors"]
     assert not tmp.exists()
+
+
+# ---------------------------------------------------------------- modes (issue 27: a save made records.jsonl 600)
+def test_a_rewrite_keeps_the_files_mode(tmp_path):
+    import os
+    import stat
+
+    from core.fsutil import atomic_write_text
+
+    target = tmp_path / "records.jsonl"
+    target.write_text("{}\n")
+    for mode in (0o644, 0o664, 0o600):
+        os.chmod(target, mode)
+        atomic_write_text(target, "{\"a\": 1}\n")
+        assert stat.S_IMODE(target.stat().st_mode) == mode
+        assert target.read_text() == "{\"a\": 1}\n"
+
+
+def test_a_new_file_and_folder_get_the_umask_default(tmp_path):
+    import os
+    import stat
+
+    from core.fsutil import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "new.json", "{}")
+        with atomic_dir(tmp_path / "model") as work:
+            (work / "w.bin").write_text("w")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.json").stat().st_mode) == 0o644  # not mkstemp's 600
+    assert stat.S_IMODE((tmp_path / "model").stat().st_mode) == 0o755     # not mkdtemp's 700

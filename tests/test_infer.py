@@ -129,14 +129,38 @@ def test_confidence_covers_the_parsed_fields(demo_dir, runs):
     assert a.confidence != pytest.approx(sum(a.token_probs) / len(a.token_probs), abs=1e-6)
 
 
-def test_base_answer_fails_the_parse_and_its_confidence_is_measured(demo_dir):
-    """The base describes keys in prose (it never saw the task's format): the parse fails, no field
-    gets a confidence, and the answer's confidence is the mean of its own token probabilities."""
+def test_base_answer_fails_the_parse_and_its_confidence_is_zero(demo_dir):
+    """The base describes keys in prose (it never saw the task's format): the parse fails, so the
+    model is not sure of any valid answer: confidence 0, no field confidences (issue 27 item 11); the
+    mean of its own token probabilities stays readable as token_confidence."""
     engine = Engine(str(demo_dir), device="cpu")
     a = engine.generate([key_image()], [get_task("keys").prompt({})], task="keys", max_new_tokens=10)[0]
-    assert not a.parsed.ok and a.field_confidence == {} and "KEYWAY:" not in a.text
+    assert not a.parsed.ok and a.valid is False and a.field_confidence == {} and "KEYWAY:" not in a.text
     content = [p for t, p in zip(a.token_ids, a.token_probs) if t not in engine._special]
-    assert 0.0 < a.confidence < 1.0 and a.confidence == pytest.approx(sum(content) / len(content), abs=1e-6)
+    assert a.confidence == 0.0 and a.to_dict()["confidence"] == 0.0
+    assert 0.0 < a.token_confidence < 1.0 and a.token_confidence == pytest.approx(sum(content) / len(content), abs=1e-6)
+    from studio.compare_logic import payload, verdict_html
+    assert "confidence 0 · no valid answer" in verdict_html(a, get_task("keys"), None)  # what Compare shows
+    assert payload(a, get_task("keys"))["confidence"] == 0.0
+
+
+def test_field_confidence_comes_from_the_tasks_field_spans(demo_dir, runs):
+    """The engine asks the task where each field is written (Task.field_spans), no task names: a task
+    that locates only the brand gets only the brand's confidence, from exactly those tokens."""
+    keys = get_task("keys")
+
+    class BrandOnly(type(keys)):
+        def field_spans(self, text, parsed):
+            at = text.index("Schlage")
+            return {"brand": [(at, at + len("Schlage"))]}
+
+    engine = Engine(str(demo_dir), device="cpu")
+    engine.add_adapter(runs["runA"])
+    a = engine.generate([key_image(100)], [keys.prompt({})], adapter="runA", task=BrandOnly(), max_new_tokens=30)[0]
+    assert a.valid and list(a.field_confidence) == ["brand"]
+    assert a.confidence == a.field_confidence["brand"] and a.confidence != a.token_confidence
+    from studio.compare_logic import verdict_html
+    assert f"brand {a.field_confidence['brand']:.2f}" in verdict_html(a, keys, None)
 
 
 def test_generation_presets():

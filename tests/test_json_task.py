@@ -39,7 +39,7 @@ def task(schema=SCHEMA):
     ({"type": "object", "properties": {"a": {"type": "string", "format": "date"}}},
      "keyword 'format' at properties.a is not supported"),
     ({"type": "object", "properties": {"a": {"$ref": "#/x"}}}, "keyword '$ref' at properties.a"),
-    ({"type": "object", "properties": {"a": {"type": "object"}}}, 'properties.a has type "object"'),
+    ({"type": "object", "properties": {"a": {"type": "object"}}}, 'properties.a is an object without "properties"'),
     ({"type": "array", "items": {"type": "string"}}, "keyword 'items' at the top level"),
     ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}, "not in properties"),
     ({"type": "object", "properties": {"a": {"type": "integer", "minimum": "zero"}}},

@@ -52,3 +52,16 @@ def test_create_run_refuses_a_bad_name_and_writes_nothing(tmp_path, monkeypatch)
     assert list(tmp_path.rglob("config.json")) == []
     long_model = TrainConfig(model_id="org/" + "m" * 300, task="keys", dataset="")
     assert is_valid_name(new_run_id(long_model))  # generated names obey the rule they are checked by
+
+
+def test_runs_are_named_by_their_dataset():
+    """Issue 27: runs were named <task>-<model> ("json-demo"), so runs of two datasets of one task
+    looked the same in every run list."""
+    from core.training.config import TrainConfig
+    from core.training.runs import new_run_id
+
+    a = new_run_id(TrainConfig(model_id="demo", task="json", dataset="/ws/datasets/receipts"))
+    b = new_run_id(TrainConfig(model_id="demo", task="json", dataset="/ws/datasets/Water Meters"))
+    assert a.startswith("receipts-demo-") and b.startswith("water-meters-demo-")
+    again = {new_run_id(TrainConfig(model_id="demo", task="json", dataset="/ws/datasets/receipts")) for _ in range(3)}
+    assert len(again) == 3 and all(is_valid_name(n) for n in again)  # still unique, still valid names

@@ -123,6 +123,41 @@ def test_key_inputs_follow_the_keyway():
     assert "empty" in live_check(task, {"keyway": "", "bitting": [], "brand": ""})["status"]  # untouched: neutral
 
 
+def test_import_messages_say_each_thing_once(state, tmp_path):
+    """Issue 27: "line 2: line 2 is not valid JSON" and "corrupt.png of corrupt.png"."""
+    from studio.tabs.datasets import create_dataset, import_into
+
+    ds = create_dataset(state.datasets_dir, "wording", "keys")
+    good = sorted((state.datasets_dir / "keys" / "images").glob("*.png"))[0]
+    (tmp_path / "corrupt.png").write_bytes(good.read_bytes()[:120])
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text(json.dumps({"image_path": good.name, "keyway": "SC1", "bittings": [1, 2, 3, 4, 5]}) + "\n"
+                      + '{"image_path": "x.png", "keyway": \n')
+    text = import_into(ds, [str(tmp_path / "corrupt.png"), str(labels)], None, allow_server_path=True)
+    assert "- corrupt.png: " in text and "corrupt.png of" not in text, text
+    assert "- line 2 of `labels.jsonl`: not valid JSON" in text and text.count("line 2") == 1, text
+
+
+def test_the_annotators_label_is_not_called_a_models_answer():
+    """Issue 27: the preview said "The model's answer did not parse" for the annotator's own empty
+    label; a number field with only a minimum read "(0–)"."""
+    from core.tasks import get_task
+    from core.tasks.base import Field
+    from studio.annotate_logic import live_check, range_hint
+
+    keys, sql = get_task("keys"), get_task("ui2sql")
+    for task, fields in ((keys, {}), (keys, {"keyway": "SC1", "bitting": [1, 2], "brand": "x"}), (sql, {}),
+                         (sql, {"sql": "CREATE TABLE t (id INT,, name TEXT);"})):
+        out = live_check(task, fields)
+        assert "did not parse" not in out["preview"] and "answer" not in out["preview"], (task.name, fields)
+        assert "once the label is complete and valid" in out["preview"]
+    assert live_check(sql, {"sql": "CREATE TABLE t (id INT,, name TEXT);"})["rows"]  # the table keeps what parses
+    assert "&quot;success&quot;: true" in live_check(keys, {"keyway": "SC1", "bitting": [1, 2, 5, 3, 7]})["preview"]
+    assert [range_hint(Field("n", "number", "N", minimum=0)), range_hint(Field("n", "number", "N", maximum=9)),
+            range_hint(Field("n", "number", "N", minimum=0, maximum=99999)), range_hint(Field("n", "number", "N"))] \
+        == ["at least 0", "at most 9", "0–99999", ""]
+
+
 def test_navigation_and_progress(state):
     from studio.annotate_logic import next_unlabeled, progress_html, queue, step
 
@@ -151,7 +186,8 @@ def test_datasets_tab_create_import_report_split_export(state, tmp_path):
     with open(ds.path / "records.jsonl", "a") as f:
         f.write("not a record\n")
     head, rows = report_rows(ds)
-    assert rows[0][:3] == ["error", "line 4", "bad line"] and "1 error<" in head  # not "1 errors"
+    assert rows[0][:3] == ["error", "records.jsonl line 4", "bad line"] and "1 error<" in head  # not "1 errors"
+    assert "line 4" not in rows[0][3]  # said once (issue 27)
     assert "3" in overview_html(ds)
     keys = Dataset.open(state.datasets_dir / "keys")
     summary, archive = export_dataset(keys, "keylike", state.workspace / "exports")
@@ -311,3 +347,69 @@ def test_an_empty_keyway_line_reads_as_empty():
     messages = [e.message for e in parsed.errors]
     assert "The KEYWAY line names no keyway." in messages
     assert not any("Keyway ''" in m for m in messages)
+
+
+def _as_the_page_sends(values: dict) -> dict:
+    """What the browser's editors send back for values they were given: the code editor drops a
+    trailing newline, a number comes back as a float, an empty dropdown as None."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, str) and "\n" in v:
+            v = v.rstrip("\n")
+        elif isinstance(v, int) and not isinstance(v, bool):
+            v = float(v)
+        out[k] = v
+    return out
+
+
+def test_an_untouched_editor_is_the_stored_label_for_every_record(state):
+    """Issue 27: looking at a record rewrote it. The editor's values for a stored label, as the page
+    sends them back, compare as unchanged for every demo record and a json record with an unset
+    boolean and number; any real edit is a change."""
+    from core.tasks import task_for_dataset
+    from studio.annotate_logic import shown_values, unchanged
+
+    for name in ("keys", "ui2sql"):
+        ds = Dataset.open(state.datasets_dir / name)
+        for rec in ds.records():
+            sent = _as_the_page_sends(shown_values(ds.task, rec["fields"]))
+            assert unchanged(ds.task, sent, rec["fields"]), (name, rec["id"])
+    ds = Dataset.open(state.datasets_dir / "ui2sql")
+    rec = next(r for r in ds.records() if r["fields"]["sql"].endswith("\n"))
+    sent = shown_values(ds.task, rec["fields"])
+    assert unchanged(ds.task, {**sent, "sql": rec["fields"]["sql"].rstrip() + "  \r\n"}, rec["fields"])
+    assert not unchanged(ds.task, {**sent, "sql": rec["fields"]["sql"].replace("INTEGER", "BIGINT", 1)}, rec["fields"])
+    assert not unchanged(ds.task, {**sent, "domain": "shop"}, rec["fields"])
+
+    task = task_for_dataset({"task": "json", "name": "m", "schema": {
+        "type": "object", "properties": {"reading": {"type": "integer"}, "ok": {"type": "boolean"},
+                                         "dials": {"type": "array", "items": {"type": "number"}}}}})
+    stored = {"reading": 12}  # "ok" and "dials" never set: the page shows an unticked box, an empty list
+    sent = _as_the_page_sends(shown_values(task, stored))
+    assert sent["ok"] is False and unchanged(task, sent, stored)
+    assert not unchanged(task, {**sent, "ok": True}, stored)
+    assert not unchanged(task, {**sent, "reading": 13.0}, stored)
+    assert not unchanged(task, {**sent, "dials": "1.5\n2"}, stored)
+
+
+def test_a_draft_comes_back_only_to_its_record_at_its_stamp(tmp_path):
+    """studio/annotate_drafts.py: the browser's draft of a record is restored only for that dataset
+    and record while the record still carries the stamp the typing was based on."""
+    import os
+    import stat
+
+    from studio import annotate_drafts as D
+
+    drafts = {D.key("/ws/d", "r1"): {"stamp": "t1", "values": ["a", "b"], "at": 1}}
+    assert D.draft_values(drafts, "/ws/d", "r1", "t1", 2) == ["a", "b"]
+    assert D.draft_values(drafts, "/ws/d", "r1", "t2", 2) is None      # someone saved it since
+    assert D.draft_values(drafts, "/ws/d", "r2", "t1", 2) is None      # another record
+    assert D.draft_values(drafts, "/ws/other", "r1", "t1", 2) is None  # the same record id elsewhere
+    assert D.draft_values(drafts, "/ws/d", "r1", "t1", 3) is None      # another editor's shape
+    assert D.draft_values("garbage", "/ws/d", "r1", "t1", 2) is None
+    assert D.without(drafts, "/ws/d", "r1") == {}
+    assert json.loads(D.held("/ws/d", "r1", "t2", after="t1")) == {"path": "/ws/d", "id": "r1", "updated": "t2",
+                                                                 "from": "t1"}
+    key = D.secret(tmp_path)
+    assert key == D.secret(tmp_path) and len(key) == 32  # one key per workspace, kept across restarts
+    assert stat.S_IMODE(os.stat(tmp_path / ".draft-key").st_mode) == 0o600

@@ -45,7 +45,8 @@ def test_compare_answers_with_the_phone_app_json(client, studio):
     out = client.predict("keys", rec["id"], "", 24, api_name="/compare")
     assert out["record"] == rec["id"] and out["task"] == "keys" and out["label"].startswith("KEYWAY:")
     side = out["sides"][0]
-    assert side["title"] == "base · demo" and 0 < side["confidence"] <= 1
+    # the untrained base's answer does not parse: not sure of any valid answer (issue 27 item 11)
+    assert side["title"] == "base · demo" and side["confidence"] == 0.0
     assert set(side["app_json"]) == set(KeysAnalysis.model_fields) and side["app_json"]["raw"] == side["text"]
     with pytest.raises(Exception, match="not a dataset name"):
         client.predict("../etc", rec["id"], "", 24, api_name="/compare")
@@ -66,7 +67,7 @@ def test_rest_api_on_the_same_server_answers_as_compare_does(studio, client):
     assert {"success", "keyway", "bitting", "brand", "confidence", "estimatedAnnualProduction",
             "manufacturingComplexity", "marketPenetration", "timeInMarket"} <= set(body)
     assert body["success"] is False and body["error"].startswith("The model's answer did not parse")
-    assert body["keyway"] is None and body["raw"] and 0 < body["confidence"] <= 1
+    assert body["keyway"] is None and body["raw"] and body["confidence"] == 0.0
     side = client.predict("keys", rec["id"], "", get_task("keys").generation["max_new_tokens"], api_name="/compare")["sides"][0]
     assert side["title"] == "base · demo" and side["app_json"] == body
     assert requests.post(studio["url"] + "/api/v1/keys/analyze", timeout=30).status_code in (400, 422)

@@ -66,16 +66,36 @@ def test_preset_note_quotes_the_measured_table():
     assert "Fits the A100 · 40 GB at 2048 tokens" in big and "Does not fit" not in big
 
 
+def test_a_cpu_machine_plans_for_itself_first():
+    """Issue 27: on CPU the Train tab showed "T4 · 16 GB", a CUDA context and a GPU slider. This
+    machine is the first budget; a GPU elsewhere can still be planned for."""
+    from core.training.config import default_config, preset
+    from core.training.hardware import Hardware
+    from studio import planner_logic as P
+
+    cpu = Hardware(cpu_count=2)
+    choices = P.budget_choices(cpu)
+    assert choices[0][1] == P.default_budget(cpu) == "cpu" and choices[0][0].startswith("This machine · CPU")
+    assert ("T4 · 16 GB (a GPU elsewhere)", "t4") in choices
+    gauge = P.planner_html(default_config("demo", cpu), "cpu")
+    assert "CPU" in gauge and "CUDA" not in gauge and "T4" not in gauge
+    assert P.usable_gib("cpu") is None
+    assert "CUDA context" in P.planner_html(preset(GHOST), "t4")  # a GPU elsewhere: the full plan
+    assert "Fits the T4 · 16 GB at 1024 tokens" in P.preset_note(GHOST, "cpu")  # a preset is a GPU recipe
+    gpu = Hardware(cuda=True, gpu_count=1, gpu_name="T4", vram_gb=15)
+    assert P.budget_choices(gpu) == P.GPU_BUDGETS and P.default_budget(gpu) == "t4"
+
+
 def test_gpus_control_and_backend_note():
     from core.training.config import preset
     from core.training.hardware import Hardware
     from studio import planner_logic as P
 
     two = Hardware(cuda=True, gpu_count=2, gpu_name="H200", vram_gb=139, bitsandbytes=True, unsloth=True)
-    assert P.gpu_control(two) == {"interactive": True, "maximum": 2, "info": P.gpu_control(two)["info"]}
+    assert P.gpu_control(two) == {"visible": True, "interactive": True, "maximum": 2, "info": P.gpu_control(two)["info"]}
     one, cpu = Hardware(cuda=True, gpu_count=1, gpu_name="T4", vram_gb=15), Hardware(cpu_count=2)
     assert not P.gpu_control(one)["interactive"] and "One GPU" in P.gpu_control(one)["info"]
-    assert not P.gpu_control(cpu)["interactive"] and "No CUDA GPU" in P.gpu_control(cpu)["info"]
+    assert not P.gpu_control(cpu)["visible"]  # issue 27: no GPU slider on a CPU machine
     cfg = preset(GHOST, gpus=2)
     note = P.backend_note(cfg, two, 2)
     assert "<b>hf</b> on 2 GPUs" in note and "Unsloth" in note  # Unsloth falls back to HF on several GPUs

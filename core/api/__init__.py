@@ -1,6 +1,7 @@
 """The studio's HTTP API, served beside the studio (app.py) or alone (`python -m core serve`).
 
     /api/v1/tasks/{task}/analyze, and each task's own route   tasks_routes.py (from core/tasks/)
+    /api/v1/datasets/{name}/prelabel                          datasets_routes.py (core/prelabel.py)
     /api/tags, /api/chat, /api/generate                        ollama_compat.py
     /v1/models, /v1/chat/completions                          openai_compat.py
     auth.py (Basic / bearer on all three), serving.py (which runs are served), batcher.py

@@ -1,4 +1,5 @@
-"""The API app: task routes (/api/v1), Ollama (/api/*) and OpenAI (/v1/*) on one FastAPI app.
+"""The API app: task routes and dataset pre-labeling (/api/v1), Ollama (/api/*) and OpenAI (/v1/*) on
+one FastAPI app.
 
 The studio mounts its Gradio UI onto it (`gr.mount_gradio_app(app, blocks, path="/")`; these routes
 match first); `python -m core serve` runs it alone under uvicorn. Models load on the first request
@@ -14,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from core.api.auth import ApiAuth
 from core.api.batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_QUEUE, Batcher
 from core.api.common import DEFAULT_MAX_UPLOAD, MULTIPART_SLACK, PREFIX, ApiError, error_response, too_large
+from core.api.datasets_routes import datasets_routes
 from core.api.ollama_compat import ollama_routes
 from core.api.openai_compat import openai_routes
 from core.api.runner import Runner
@@ -100,6 +102,7 @@ def create_api(engine_provider=None, max_upload_bytes: int = DEFAULT_MAX_UPLOAD,
                 "queue": {"waiting": batcher.waiting(), "max_queue": batcher.max_queue, "max_batch": batcher.max_batch}}
 
     app.include_router(task_routes(runner, limit))
+    app.include_router(datasets_routes(provider))
     app.include_router(ollama_routes(runner, limit))
     app.include_router(openai_routes(runner, limit))
     return app

@@ -50,7 +50,7 @@ class Runner:
     def max_new_tokens(self, target: Target, gen: dict) -> int:
         from core.infer import generation_settings
 
-        return int(generation_settings(target.task.name, **gen)["max_new_tokens"])
+        return int(generation_settings(target.task, **gen)["max_new_tokens"])
 
     def submit(self, target: Target, image, prompt: str, gen: dict, streamer=None):
         try:
@@ -122,7 +122,7 @@ def stream(runner: Runner, target: Target, image, prompt: str, gen: dict):
 
 def client_gen(temperature=None, top_p=None, max_tokens=None) -> dict:
     """A client's sampling options -> Engine.generate overrides. Without a temperature the task's
-    preset decides (greedy); 0 is greedy; above 0 samples with it."""
+    preset decides (core/decoding.py: greedy for the bundled tasks); 0 is greedy; above 0 samples with it."""
     gen: dict = {}
     try:
         if max_tokens is not None and int(max_tokens) > 0:
@@ -131,6 +131,8 @@ def client_gen(temperature=None, top_p=None, max_tokens=None) -> dict:
             gen.update(sample=True, temperature=float(temperature))
             if top_p is not None and 0 < float(top_p) <= 1:
                 gen["top_p"] = float(top_p)
+        elif temperature is not None:
+            gen["sample"] = False  # 0 is greedy whatever the preset says
     except (TypeError, ValueError):
         raise ApiError(400, "temperature, top_p and max tokens must be numbers.",
                        "e.g. temperature 0 (greedy), max tokens 256.") from None

@@ -172,6 +172,11 @@ class ServedModels:
         self._loaded[(entry.model, entry.run)] = out
         return out
 
+    def shared_cache(self):
+        """(engines by model, their lock): other work in this process (a pre-label pass) loads its
+        model into the same cache, so a model is never in memory twice."""
+        return self._engines, self._lock
+
     def __call__(self, task: str):
         """(engine, adapter) answering a task: the older provider interface."""
         return self.load(self.find(task))

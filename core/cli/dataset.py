@@ -1,6 +1,7 @@
-"""python -m core dataset import|validate|export|split ...
+"""python -m core dataset import|validate|export|split|prelabel ...
 
 import: exit 0 when the import ran (even with skipped records), 2 when SRC itself is unusable.
+validate: exit 0 with no errors (warnings are fine), 1 with errors, 2 when the folder is not a dataset.
 --json prints exactly one JSON object on stdout (on exit 2 too: {"error", "hint"}).
 """
 from __future__ import annotations
@@ -31,7 +32,10 @@ def add_parser(sub) -> None:
     imp.add_argument("--json", action="store_true", help="print one JSON object")
     imp.set_defaults(func=cmd_import)
 
-    val = dsub.add_parser("validate", help="report problems per record; changes nothing")
+    val = dsub.add_parser("validate", help="report problems per record; changes nothing",
+                          description="Report problems per record; changes nothing.",
+                          epilog="exit status: 0 no errors (warnings are fine), 1 errors found, "
+                                 "2 the folder is not a dataset (or cannot be read)")
     val.add_argument("dataset_dir")
     val.add_argument("--near", type=int, default=None,
                      help="near-duplicate distance in perceptual-hash bits (default: the task's near_duplicate)")
@@ -55,6 +59,19 @@ def add_parser(sub) -> None:
                      help="with this many labeled records or fewer, everything trains")
     spl.add_argument("--json", action="store_true")
     spl.set_defaults(func=cmd_split)
+
+    pre = dsub.add_parser("prelabel", help="a finished run answers the unlabeled records: suggestions to review")
+    pre.add_argument("dataset_dir", metavar="DATASET", help="dataset folder, or a dataset name in the workspace")
+    pre.add_argument("--run", required=True,
+                     help="a finished run (folder or run id), or 'base' for the base model (--model)")
+    pre.add_argument("--split", dest="which", default="unlabeled", choices=["unlabeled", "suggested"],
+                     help="unlabeled: every record without a label (default); suggested: only those holding "
+                          "another run's suggestion (a second opinion, to sort by disagreement)")
+    pre.add_argument("--model", default="demo", help="the base model for --run base (default: the demo base)")
+    pre.add_argument("--batch-size", type=int, default=8, help="images answered per generate call (default 8)")
+    pre.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    pre.add_argument("--json", action="store_true", help="print the final state as one JSON object")
+    pre.set_defaults(func=cmd_prelabel)
 
 
 def _task_names(setting: str | None = None) -> list[str]:
@@ -188,7 +205,7 @@ def cmd_validate(args) -> int:
     finally:
         progress.close()
     print(json.dumps(report, ensure_ascii=False) if args.json else format_report(report))
-    return 0
+    return 1 if report["errors"] else 0  # so a script or CI step fails on a broken dataset
 
 
 @_json_errors
@@ -215,3 +232,67 @@ def cmd_split(args) -> int:
         print("Split (seed {}): ".format(args.seed) + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
+
+
+def _open_dataset(ref: str) -> Dataset:
+    """A dataset folder, or the name of one in the workspace's datasets/."""
+    from core import workspace
+
+    p = Path(ref)
+    if not (p / META_FILE).is_file() and (workspace.datasets_dir() / ref / META_FILE).is_file():
+        p = workspace.datasets_dir() / ref
+    return Dataset.open(p)
+
+
+@_json_errors
+def cmd_prelabel(args) -> int:
+    from core import prelabel
+    from core.suggestions import LOW_CONFIDENCE
+
+    if args.batch_size < 1:
+        raise StudioError("--batch-size must be at least 1.", "e.g. --batch-size 8")
+    ds = _open_dataset(args.dataset_dir)
+    bar = None
+
+    def progress(state):
+        nonlocal bar
+        if args.json or state["status"] != "running":
+            return
+        if bar is None:
+            from tqdm import tqdm
+            bar = tqdm(total=state["total"], initial=state["done"], file=sys.stderr, unit="img", leave=False)
+        bar.update(state["done"] - bar.n)
+
+    try:
+        state = prelabel.run_pass(ds, args.run, model=args.model, which=args.which, batch_size=args.batch_size,
+                                  device=args.device, progress=progress)
+    except KeyboardInterrupt:
+        state = prelabel.status(ds)
+        print(f"Stopped after {state.get('done', 0)} of {state.get('total', '?')} records; what was answered "
+              "is kept. Run the same command again to go on.", file=sys.stderr)
+        return 130
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(state, ensure_ascii=False))
+        return 0
+    from core.importers import plural
+    from core.suggestions import doubtful
+
+    recs = [r for r in ds.records() if (r.get("suggestions") or {}).get(state["run"])]
+    per_field = {f.name: sum(1 for r in recs if f.name in r["suggestions"][state["run"]]["fields"])
+                 for f in ds.task.fields}
+    low = sum(len(doubtful(r["suggestions"][state["run"]].get("confidence") or {})) for r in recs)
+    fresh = state["done"] - state.get("resumed_at", 0)
+    print(f"{ds.name}: {state['run']} answered {plural(fresh, 'record')}"
+          + (f" (going on after {state['resumed_at']} answered before)" if state.get("resumed_at") else "")
+          + f"; {state['done']} of {state['total']} unlabeled records have its answer.")
+    print("Suggested fields: " + ", ".join(f"{k} {v}" for k, v in per_field.items())
+          + f"; {plural(low, 'field')} below confidence {LOW_CONFIDENCE}.")
+    for key, text in (("no_fields", "answers parsed into no field"), ("failed", "images could not be read"),
+                      ("labeled_meanwhile", "records were labeled meanwhile (left as they are)")):
+        if state.get(key):
+            print(f"{state[key]} {text}.")
+    print("Review them in the Annotate tab (queue: suggested); nothing is a label until accepted.")
+    return 0

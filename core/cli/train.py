@@ -49,6 +49,10 @@ def build_config(args):
 
     hw = detect()
     ds = Dataset.open(args.dataset)
+    if args.model:
+        from core.model_check import check_base_model
+
+        check_base_model(args.model)  # a custom folder / hub id: checked before a run folder is made
     if args.preset:
         cfg = preset(args.preset)
     elif args.config:

@@ -13,6 +13,10 @@ SUCCESS = ("true iff the model's answer parsed into the task's structure with no
            "otherwise `error` says why")
 
 
+CONFIDENCE = ("How sure the model is of a valid answer (0-1): the mean probability of the tokens spelling the "
+              "parsed fields; 0 when the answer did not parse")
+
+
 class TaskAnalysis(BaseModel):
     """The generic answer of a task without a route of its own."""
     success: bool = Field(description=SUCCESS)
@@ -22,7 +26,9 @@ class TaskAnalysis(BaseModel):
     errors: list[dict] = Field(default_factory=list, description="Problems, with line/column where known")
     summary: str = Field("", description="One-line verdict")
     format_compliance: float = Field(1.0, ge=0, le=1, description="Share of the expected fields present")
-    confidence: float | None = Field(None, ge=0, le=1, description="Mean probability (0-1) of the answer's tokens")
+    confidence: float | None = Field(None, ge=0, le=1, description=CONFIDENCE)
+    field_confidence: dict[str, float] = Field(default_factory=dict,
+                                               description="The same, per field (the tokens spelling its value)")
     raw: str = Field("", description="The model's answer text")
 
 
@@ -47,4 +53,5 @@ def api_payload(task, parsed: Parsed, meta: dict | None = None) -> dict:
             "errors": [e.to_dict() for e in parsed.errors], "summary": summary,
             "format_compliance": float(parsed.compliance),
             "confidence": None if conf is None else min(1.0, max(0.0, float(conf))),
+            "field_confidence": {k: min(1.0, max(0.0, float(v))) for k, v in (meta.get("field_confidence") or {}).items()},
             "raw": meta.get("text") or ""}

@@ -14,6 +14,8 @@ What each field kind stores in record["fields"] (the value the editor saves and 
     number   int when integer=True, else float; minimum..maximum when given
     boolean  bool
     list     list of item_kind values (text: str, number: int/float, boolean: bool, choice: a choice)
+    object   dict of its subfields' values ({"name": "ACME", "city": "Oslo"}); subfields of simple kinds
+    table    list of such dicts, one per row ([{"name": "tea", "qty": 2}, ...])
 
 An empty value is None, "" or []; `required` says whether a labelled record must have it.
 
@@ -25,156 +27,20 @@ from __future__ import annotations
 
 import html as _html
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
-# What an annotator can edit; the studio has one editor per kind (value types: the module doc).
-FIELD_KINDS = ("sql", "choice", "digits", "text", "number", "boolean", "list")
-DIGITS = "0123456789"
-MAX_DIGITS = 12                # positions a digits field may have (the editor's pickers)
+# Field kinds live in fields.py; imported from here by every task, so re-exported.
+from core.tasks.fields import DIGITS, FIELD_KINDS, MAX_DIGITS, NESTED_KINDS, Field, Issue  # noqa: F401
+
 # How a metric's per-record values (Task.score) combine into a run's figure; "mean" unless declared.
 AGGREGATES = ("mean", "median", "min", "max", "sum")
 DEFAULT_SYSTEM = "You read the image and answer exactly in the requested format, with nothing else."
-# Every bundled task samples alike; a task sets only how long its answers may get (max_new_tokens).
-SAMPLING = {"temperature": 0.3, "top_p": 0.9}
-
-
-@dataclass
-class Field:
-    """One thing the annotator edits; its value type per kind is in the module doc.
-
-    kind: one of FIELD_KINDS. choices: the options of a "choice" (or of a list's items): values, or
-    (label, value) pairs.
-    minimum/maximum: bounds of a "number" (or a list's number items); integer: whole numbers only.
-    item_kind: for kind "list", the kind of its items ("text", "number", "boolean", "choice").
-    alphabet / min_length / max_length / as_string: a "digits" field's digit characters (default
-    "0123456789"; with as_string False they must be 0-9, since each becomes an int), how many positions
-    it has (default 1..MAX_DIGITS) and whether its value is a string ("004217") or a list of ints.
-    """
-    name: str
-    kind: str
-    label: str
-    help: str = ""
-    required: bool = True
-    choices: list[str] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
-    item_kind: str | None = None
-    integer: bool = False
-    alphabet: str | None = None
-    min_length: int | None = None
-    max_length: int | None = None
-    as_string: bool = False
-
-    def __post_init__(self):
-        if self.kind not in FIELD_KINDS:
-            raise ValueError(f"Field {self.name!r}: kind {self.kind!r} is not one of {', '.join(FIELD_KINDS)}.")
-        if self.kind == "list" and self.item_kind not in (None, *FIELD_KINDS):
-            raise ValueError(f"Field {self.name!r}: item_kind {self.item_kind!r} is not a field kind.")
-        if self.kind == "digits":
-            alphabet = self.digit_alphabet
-            if not alphabet or len(set(alphabet)) != len(alphabet):
-                raise ValueError(f"Field {self.name!r}: alphabet {alphabet!r} must list distinct characters.")
-            if not self.as_string and not set(alphabet) <= set(DIGITS):
-                raise ValueError(f"Field {self.name!r}: alphabet {alphabet!r} has characters other than 0-9; "
-                                 "a list-of-ints digits field takes 0-9 only (use as_string=True).")
-            lo, hi = self.length_range
-            if not 1 <= lo <= hi <= MAX_DIGITS:
-                raise ValueError(f"Field {self.name!r}: length {lo}..{hi} must lie within 1..{MAX_DIGITS}.")
-
-    @property
-    def digit_alphabet(self) -> str:
-        """A digits field's characters: `alphabet`, else minimum..maximum (the older way), else 0-9."""
-        if self.alphabet:
-            return self.alphabet
-        lo = int(self.minimum) if self.minimum is not None else 0
-        hi = int(self.maximum) if self.maximum is not None else 9
-        return "".join(str(d) for d in range(lo, hi + 1))
-
-    @property
-    def length_range(self) -> tuple[int, int]:
-        return (self.min_length or 1, self.max_length or MAX_DIGITS)
-
-    def alphabet_text(self) -> str:
-        """The alphabet for people: "0-9" for a run of digits, "0, 2, 4" when it is not one."""
-        a = self.digit_alphabet
-        run = len(a) > 2 and all(ord(b) - ord(x) == 1 for x, b in zip(a, a[1:]))
-        return f"{a[0]}-{a[-1]}" if run else ", ".join(a)
-
-    def value_type(self) -> str:
-        """What this field stores, in words (the module doc's table, for this field)."""
-        if self.kind == "digits":
-            lo, hi = self.length_range
-            n = f"{lo}" if lo == hi else f"{lo}-{hi}"
-            each = f"{n} digits from {self.alphabet_text()}"
-            return f"str of {each}" if self.as_string else f"list of int, {each}"
-        if self.kind == "number":
-            rng = "" if self.minimum is None and self.maximum is None else \
-                f" in {'' if self.minimum is None else self.minimum}..{'' if self.maximum is None else self.maximum}"
-            return ("int" if self.integer else "float") + rng
-        if self.kind == "list":
-            return f"list of {self.item_kind or 'text'}"
-        return {"sql": "str (SQL)", "choice": "one of the choices", "text": "str", "boolean": "bool"}[self.kind]
-
-    def choice_values(self) -> list:
-        return [c[1] if isinstance(c, (list, tuple)) else c for c in (self.choices or [])]
-
-    def check(self, value) -> list["Issue"]:
-        """The value against its kind (type, choices, range, alphabet, length); [] for an empty value,
-        which `required` covers. BaseTask.validate runs it for every field."""
-        if value in (None, "", []):
-            return []
-        bad = lambda text: [Issue("error", f"{self.label} {text}", self.name)]  # noqa: E731
-        if self.kind == "digits":
-            return self._check_digits(value, bad)
-        if self.kind == "number":
-            return self._check_number(value, bad)
-        if self.kind == "boolean":
-            return [] if isinstance(value, bool) else bad(f"is {value!r}, not true or false.")
-        if self.kind == "choice":
-            ok = value in self.choice_values() if self.choices else isinstance(value, str)
-            return [] if ok else bad(f"is {value!r}, not one of the choices.")
-        if self.kind == "list":
-            if not isinstance(value, list):
-                return bad(f"is a {type(value).__name__}, not a list.")
-            item = Field(self.name, self.item_kind or "text", self.label, choices=self.choices,
-                         minimum=self.minimum, maximum=self.maximum, integer=self.integer)
-            return [i for v in value for i in item.check(v)][:1]
-        return [] if isinstance(value, str) else bad(f"is a {type(value).__name__}, not text.")
-
-    def _check_digits(self, value, bad) -> list["Issue"]:
-        alphabet, (lo, hi) = self.digit_alphabet, self.length_range
-        if self.as_string:
-            if not isinstance(value, str):
-                return bad(f"is a {type(value).__name__}; it is stored as a string of digits, e.g. \"0042\".")
-            chars = list(value)
-        else:
-            if not isinstance(value, list) or any(isinstance(d, bool) or not isinstance(d, int) for d in value):
-                return bad(f"is {value!r}; it is stored as a list of whole digits, e.g. [1, 2, 5].")
-            chars = [str(d) for d in value]
-        for i, c in enumerate(chars, 1):
-            if c not in alphabet:
-                return bad(f"position {i} is '{c}', not a digit {self.alphabet_text()}.")
-        if not lo <= len(chars) <= hi:
-            want = str(lo) if lo == hi else f"{lo}-{hi}"
-            return bad(f"has {len(chars)} digits; it takes {want}.")
-        return []
-
-    def _check_number(self, value, bad) -> list["Issue"]:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return bad(f"is {value!r}, not a number.")
-        if self.integer and not float(value).is_integer():
-            return bad(f"is {value}, not a whole number.")
-        if self.minimum is not None and value < self.minimum:
-            return bad(f"is {value}, below the minimum {self.minimum}.")
-        if self.maximum is not None and value > self.maximum:
-            return bad(f"is {value}, above the maximum {self.maximum}.")
-        return []
-
-    def to_dict(self) -> dict:
-        # `is not False`, not `not in (None, False)`: 0 == False would drop "minimum": 0
-        return {k: v for k, v in asdict(self).items() if k == "required" or (v is not None and v is not False)}
+# Every bundled task decodes alike: greedily (do_sample False), as Compare, Evaluate, the API and the
+# exported Modelfile do (core/decoding.py); temperature / top_p apply only when a caller asks to
+# sample. A task sets only how long its answers may get (max_new_tokens).
+SAMPLING = {"do_sample": False, "temperature": 0.3, "top_p": 0.9}
 
 
 @dataclass(frozen=True)
@@ -207,19 +73,6 @@ def metric_spec(task, name: str) -> Metric:
     declared = getattr(task, "metrics", None) or []
     found = declared.get(name) if isinstance(declared, dict) else next((m for m in declared if m.name == name), None)
     return found or Metric(name)
-
-
-@dataclass
-class Issue:
-    """A problem with a label or a model answer. severity: "error" | "warning"."""
-    severity: str
-    message: str
-    field: str | None = None
-    line: int | None = None
-    column: int | None = None
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -308,12 +161,35 @@ class Format:
     dump: Callable[[list[dict]], str | bytes] | None = None
 
 
+def _spellings(value) -> list[str]:
+    """Ways a field value may be spelled in an answer, longest first."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+        return [s for s in (", ".join(items), ",".join(items), "-".join(items), " ".join(items),
+                            "".join(items)) if s]
+    s = str(value).strip() if value is not None else ""
+    return [s] if s else []
+
+
+def value_spans(text: str, fields: dict) -> dict[str, list[tuple[int, int]]]:
+    """{field: [(start, end)]}: the first place each field's value is spelled in text (a list as
+    "1,2,5", "1, 2, 5", ...); a value not found gets no span."""
+    out = {}
+    for name, value in (fields or {}).items():
+        for s in _spellings(value):
+            at = text.find(s)
+            if at >= 0:
+                out[name] = [(at, at + len(s))]
+                break
+    return out
+
+
 @runtime_checkable
 class Task(Protocol):
     name: str                      # registry key, e.g. "ui2sql"
     title: str                     # shown in the UI
     fields: list[Field]            # what the annotator edits
-    generation: dict               # generation preset: max_new_tokens, temperature, top_p
+    generation: dict               # generation preset: max_new_tokens, do_sample, temperature, top_p
     system_prompt: str             # for exported models (model card, Modelfile)
     headline_metric: str           # the metric a run is summarised by
     bands: dict                    # metric -> ((band name, floor), ...), best first
@@ -336,6 +212,23 @@ class Task(Protocol):
     def samples(self, n: int = 2) -> list[dict]: ...
     def fields_from_parsed(self, parsed: Parsed) -> dict: ...
     def is_labeled(self, record: dict) -> bool: ...
+
+
+def normalize_fields(fields: dict) -> dict:
+    """The default of Task.normalize_fields: the label in the form two labels are compared in. The
+    same form means the same label, so the studio saves a record only when this changes (looking at
+    a record never rewrites it). Empty values (None, "", []) are dropped, and text loses its
+    surrounding whitespace and its line-ending style ("a\r\n" and "a" are one label); numbers
+    compare as numbers (1 == 1.0)."""
+    def norm(v):
+        if isinstance(v, str):
+            return v.replace("\r\n", "\n").strip()
+        if isinstance(v, list):
+            return [norm(x) for x in v]
+        if isinstance(v, dict):
+            return normalize_fields(v)
+        return v
+    return {k: norm(v) for k, v in (fields or {}).items() if v not in (None, "", [])}
 
 
 class BaseTask:
@@ -387,6 +280,10 @@ class BaseTask:
     def is_labeled(self, record: dict) -> bool:
         return not any(i.severity == "error" for i in self.validate(record))
 
+    def normalize_fields(self, fields: dict) -> dict:
+        """The label in the form two labels are compared in (see normalize_fields above)."""
+        return normalize_fields(fields)
+
     def fields_from_parsed(self, parsed: Parsed) -> dict:
         data = parsed.data if parsed else {}
         return {f.name: data.get(f.name) for f in self.fields if f.name in data}
@@ -405,6 +302,16 @@ class BaseTask:
     def samples(self, n: int = 2) -> list[dict]:
         """Records with a PIL image under "image_obj" to check an export on; none by default."""
         return []
+
+    def field_spans(self, text: str, parsed: Parsed) -> dict[str, list[tuple[int, int]]]:
+        """Where each field's value is written in a parsed answer: {field: [(start, end) character
+        spans]}. core.infer turns them into per-field confidences (the model's probabilities of the
+        tokens spelling the field). By default each value is found by its spelling (value_spans)."""
+        try:
+            fields = self.fields_from_parsed(parsed)
+        except Exception:  # noqa: BLE001 - a task that can't rebuild fields from a half answer: no spans
+            return {}
+        return value_spans(text, fields)
 
     def editor_setup(self, fields: dict) -> dict:
         """Editor settings that follow the label being typed: {digits field: {"positions",

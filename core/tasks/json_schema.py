@@ -3,10 +3,13 @@ receipts, forms, product labels). The schema lives in the dataset's dataset.json
 task is configured from it per dataset (`configure`), so a new structure costs no code at all.
 
 Supported schemas: an object with "properties" of type string (optionally "enum"), integer or
-number ("minimum"/"maximum"), boolean, and arrays of those; "required" lists the fields that must
-be there. Validation is the `jsonschema` package's, and its messages are shown as they are.
+number ("minimum"/"maximum"), boolean, and arrays of those; one level of nesting: an object of such
+scalars, or an array of such objects (a receipt's line items, edited as a table of rows;
+core/tasks/json_nested.py); "required" lists the fields that must be there. Validation is the
+`jsonschema` package's, and its messages are shown as they are.
 The target is canonical JSON (sorted keys, no spaces); score gives `<field>_acc` per field, `exact`,
-`valid` and `format_compliance` (share of the schema's fields present in the answer).
+`valid` and `format_compliance` (share of the schema's fields present in the answer), and for nested
+fields `<field>.<sub>_acc` per sub-field plus `<field>_f1` (rows matched whole) for a list of objects.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import jsonschema
 from jsonschema.exceptions import SchemaError
 
 from core.errors import StudioError
+from core.tasks import json_nested as N
 from core.tasks.base import BaseTask, Field, Format, Issue, Parsed
 
 SCALARS = ("string", "integer", "number", "boolean")
@@ -42,8 +46,8 @@ def _unsupported(node: dict, allowed: set, where: str) -> None:
     extra = sorted(set(node) - allowed)
     if extra:
         raise _bad(f"keyword '{extra[0]}' at {where} is not supported.",
-                   f"Supported at {where}: {', '.join(sorted(allowed))}. Nested objects, $ref, oneOf/anyOf/allOf "
-                   "and the like are not.")
+                   f"Supported at {where}: {', '.join(sorted(allowed))}. Objects nested more than one level, $ref, "
+                   "oneOf/anyOf/allOf and the like are not.")
 
 
 def _scalar(node, where: str, allowed: set) -> str:
@@ -82,7 +86,12 @@ def check_schema(schema) -> dict:
         if not _NAME.match(name):
             raise _bad(f"field name '{name}' is not usable; use letters, digits and _ (starting with a letter).")
         where = f"properties.{name}"
-        if isinstance(node, dict) and node.get("type") == "array":
+        if N.is_object(node):
+            N.check_object(node, where, _bad, _unsupported, _scalar, ITEM_KEYWORDS, _NAME)
+        elif N.is_table(node):
+            _unsupported(node, FIELD_KEYWORDS, where)
+            N.check_object(node["items"], f"{where}.items", _bad, _unsupported, _scalar, ITEM_KEYWORDS, _NAME)
+        elif isinstance(node, dict) and node.get("type") == "array":
             _unsupported(node, FIELD_KEYWORDS, where)
             _scalar(node.get("items"), f"{where}.items", ITEM_KEYWORDS)
         else:
@@ -101,6 +110,11 @@ def check_schema(schema) -> dict:
 
 def _field(name: str, node: dict, required: bool) -> Field:
     label, helptext = node.get("title") or name.replace("_", " ").capitalize(), node.get("description", "")
+    if N.is_object(node):
+        return Field(name, "object", label, helptext, required, subfields=N.subfields(node, _field))
+    if N.is_table(node):
+        return Field(name, "table", label, helptext or "One row per item.", required,
+                     subfields=N.subfields(node["items"], _field))
     if node.get("type") == "array":
         items = node["items"]
         kind = "choice" if "enum" in items else ("number" if items["type"] in ("integer", "number") else
@@ -119,7 +133,9 @@ def _field(name: str, node: dict, required: bool) -> Field:
 
 def _describe(name: str, node: dict, required: bool) -> str:
     kind = node["type"]
-    if kind == "array":
+    if N.is_object(node) or N.is_table(node):
+        kind = N.describe_nested(node)
+    elif kind == "array":
         kind = f"list of {node['items']['type']}" + (f" from {node['items']['enum']}" if "enum" in node["items"] else "")
     bits = [kind]
     if "enum" in node:
@@ -148,6 +164,8 @@ class JsonTask(BaseTask):
     title = "Image -> JSON (fields from your JSON Schema)"
     headline_metric = "exact"
     bands = {"format_compliance": BANDS}
+    # near_duplicate: the default 32x32 hash within 32 bits suits documents of one template too (40
+    # generated receipts >= 42 bits apart, a re-saved copy <= 30; tests/test_near_duplicates.py).
     # Per-dataset settings (stored in dataset.json), asked for when a dataset is created.
     settings = {"schema": "JSON Schema of the answer: an object whose properties are strings (optionally enum), "
                           "integers/numbers (minimum/maximum), booleans or arrays of those"}
@@ -206,7 +224,9 @@ class JsonTask(BaseTask):
         """The label as the schema sees it: empty optional fields are absent."""
         out = {}
         for k, v in (fields or {}).items():
-            if v is None or (k not in self.required and v in ("", [])):
+            if k in self.props:
+                v = N.clean_nested(v, self.props[k])
+            if v is None or (k not in self.required and v in ("", [], {})):
                 continue
             out[k] = v
         return out
@@ -258,6 +278,9 @@ class JsonTask(BaseTask):
         truth = self._clean(record.get("fields") or {})
         pred = parsed.data if parsed else {}
         out = {f"{k}_acc": float(canonical(truth.get(k)) == canonical(pred.get(k))) for k in self.props}
+        for k, node in self.props.items():
+            if N.is_object(node) or N.is_table(node):
+                out.update(N.nested_scores(k, node, truth.get(k), pred.get(k)))
         out["exact"] = float(bool(parsed and parsed.ok) and all(v == 1.0 for v in out.values()))
         out["valid"] = float(bool(parsed and parsed.ok))
         out["format_compliance"] = float(parsed.compliance) if parsed else 0.0
@@ -280,8 +303,22 @@ class JsonTask(BaseTask):
             out.append({"id": f"sample-{i}", "image_obj": im, "fields": fields})
         return out
 
+    def field_spans(self, text: str, parsed: Parsed) -> dict:
+        """Where each field's value (and each nested sub-field's, `items.name`) is written in the
+        answer's JSON, for per-field confidence; the generic search when the text cannot be scanned."""
+        text = text if isinstance(text, str) else ""
+        fence = _FENCE.search(text)
+        start = text.find("{", fence.start(1) if fence else 0)
+        try:
+            spans = N.json_spans(text, start) if start >= 0 else {}
+        except (ValueError, IndexError):
+            return super().field_spans(text, parsed)
+        names = set(self.props) | {f"{f.name}.{s.name}" for f in self.fields for s in (f.subfields or [])}
+        return {k: v for k, v in spans.items() if k in names}
+
     def view(self, parsed: Parsed):
         view = super().view(parsed)
+        view.html += N.tables_html(self.fields, parsed.data if parsed else {})
         if parsed and parsed.ok:
             view.summary = f"valid · {len(parsed.data)} field{'s' * (len(parsed.data) != 1)}"
         elif parsed and parsed.errors:
@@ -301,6 +338,8 @@ def _sample_value(node: dict, i: int):
         return i % 2 == 0
     if kind == "string":
         return f"sample {i + 1}"
+    if kind == "object":  # a nested object (or a table's row): a value for each of its properties
+        return {k: v for k, sub in (node.get("properties") or {}).items() if (v := _sample_value(sub, i)) is not None}
     if kind == "array" and isinstance(node.get("items"), dict):
         item = _sample_value(node["items"], i)
         return [] if item is None else [item]

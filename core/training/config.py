@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup", "polynomial", "inverse_sqrt")
 BACKENDS = ("auto", "hf", "unsloth")
 SWITCHES = ("auto", "on", "off")
+EVAL_POINTS = 10  # eval_steps=-1: about this many eval-loss points per run
 
 
 def _f(default, help: str, **kw):
@@ -73,7 +75,8 @@ class TrainConfig:
     gradient_checkpointing: bool = _f(True, "Recompute activations in the backward pass: much less memory, ~30% slower.")
     # --- bookkeeping
     logging_steps: int = _f(1, "Write a log event every N optimizer steps.")
-    eval_steps: int = _f(0, "Evaluate on eval_split every N steps; 0 = only at the end.")
+    eval_steps: int = _f(-1, "Evaluate on eval_split every N steps; -1 = about 10 times per run (every max_steps / 10 "
+                             "steps, and at the end); 0 = only at the end.")
     save_steps: int = _f(50, "Save a checkpoint every N steps (stop/resume restarts from the last one).")
     save_total_limit: int = _f(2, "Checkpoints kept on disk (older ones are deleted).")
     seed: int = _f(3407, "Random seed (data order, adapter init).")
@@ -178,6 +181,22 @@ class TrainConfig:
         except StudioError:
             return False
 
+    def planned_steps(self, n_train: int, world: int = 1) -> int:
+        """Optimizer steps the run will take: max_steps, or num_epochs over n_train examples."""
+        if self.max_steps > 0:
+            return self.max_steps
+        per_epoch = math.ceil(math.ceil(max(1, n_train) / (self.batch_size * max(1, world))) / self.gradient_accumulation_steps)
+        return max(1, math.ceil(per_epoch * self.num_epochs))
+
+    def resolved_eval_steps(self, total_steps: int) -> int | None:
+        """Steps between evaluations (None: only at the end): eval_steps, or for -1 about EVAL_POINTS
+        evaluations over the run's total_steps."""
+        if self.eval_steps == 0:
+            return None
+        if self.eval_steps > 0:
+            return self.eval_steps
+        return max(1, math.ceil(max(1, total_steps) / EVAL_POINTS))
+
     # ---------------------------------------------------------------- validation
     def validate(self, hw: Hardware) -> None:
         """Raises StudioError on the first invalid value or combination for this hardware."""
@@ -209,8 +228,9 @@ class TrainConfig:
                     "max_seq_length", "save_total_limit"):
             if getattr(self, key) < 1:
                 _bad(key, getattr(self, key), "It must be 1 or more.")
-        if self.eval_steps < 0:
-            _bad("eval_steps", self.eval_steps, "Use 0 (evaluate at the end only) or a positive step count.")
+        if self.eval_steps < -1:
+            _bad("eval_steps", self.eval_steps, "Use -1 (about 10 evaluations per run), 0 (at the end only) or a "
+                                                "positive step count.")
         if not 0 <= self.lora_dropout < 1:
             _bad("lora_dropout", self.lora_dropout, "Use a value from 0 to 0.5.")
         if not 0 <= self.warmup_ratio < 1:

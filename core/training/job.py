@@ -42,10 +42,12 @@ def _end(writer, status: str, **fields) -> None:
         print(f"could not write the end event ({status}): {e}", file=sys.stderr)
 
 
-def sft_args(cfg: TrainConfig, hw, run_dir: Path, precision: str, has_eval: bool, overrides: dict):
+def sft_args(cfg: TrainConfig, hw, run_dir: Path, precision: str, has_eval: bool, overrides: dict,
+             n_train: int = 0, world: int = 1):
     from trl import SFTConfig
 
-    eval_every = cfg.eval_steps if has_eval and cfg.eval_steps > 0 else None
+    # eval_steps -1: about 10 points per run, from the steps it will take (TrainConfig.resolved_eval_steps)
+    eval_every = cfg.resolved_eval_steps(cfg.planned_steps(n_train, world)) if has_eval else None
     kwargs = dict(
         output_dir=str(run_dir / "checkpoints"),
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
@@ -235,7 +237,9 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
     if writer.enabled:
         atomic_write_json(run_dir / BACKEND_FILE, {**record, "hardware": hw.to_dict(), "versions": _versions()})
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / "tb")
-    args = sft_args(cfg, hw, run_dir, precision, eval_ds is not None, prepared.sft_overrides)
+    args = sft_args(cfg, hw, run_dir, precision, eval_ds is not None, prepared.sft_overrides,
+                    n_train=len(train_ds), world=world)
+    record["eval_steps"] = args.eval_steps if args.eval_strategy == "steps" else None  # resolved; None: at the end
     stats = getattr(prepared.collator, "stats", None)
     if args.dataloader_num_workers:  # before the workers fork
         if stats is not None:
@@ -282,8 +286,9 @@ def _train_inner(cfg: TrainConfig, run_dir: Path, resume: bool, writer: EventWri
         writer.write("info", phase="training")
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     status = "stopped" if callback.stopped_by else "completed"
-    if status == "completed" and eval_ds is not None and not args.eval_strategy == "steps":
-        trainer.evaluate()  # eval_steps=0: one evaluation at the end
+    if status == "completed" and eval_ds is not None and (
+            args.eval_strategy != "steps" or trainer.state.global_step % int(args.eval_steps)):
+        trainer.evaluate()  # the last point: eval_steps=0 evaluates only here; else the last step was not one
     writer.write("info", phase="saving")
     out = _save_output(trainer, prepared, cfg, run_dir)
     summary = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
@@ -366,6 +371,9 @@ def run_job(run_dir: str | os.PathLike, resume: bool = False, progress: bool | N
     if not (run_dir / "config.json").is_file():
         raise StudioError(f"{run_dir} is not a run folder (no config.json).",
                           "Create a run with `python -m core train --dataset DIR`.")
+    from core.quiet import silence_known_warnings
+
+    silence_known_warnings()  # the job's log is what the Train tab shows
     writer = EventWriter(run_dir)
     if writer.enabled:
         (run_dir / "STOP").unlink(missing_ok=True)  # a stale STOP from the last stop must not end this one

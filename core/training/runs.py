@@ -27,9 +27,16 @@ from core.training.config import TrainConfig
 from core.training.events import last_of, read_events
 
 
+def _slug(text: str, limit: int) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:limit].strip("-")
+
+
 def new_run_id(cfg: TrainConfig) -> str:
-    model = re.sub(r"[^A-Za-z0-9]+", "-", cfg.model_id.rsplit("/", 1)[-1]).strip("-").lower()[:60] or "model"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{cfg.task}-{model}-{secrets.token_hex(2)}"
+    """<dataset>-<model>-<date>-<time>-<4 hex>: named by the dataset it trains (two datasets of one
+    task give runs of different names), unique by the time and the random tail."""
+    model = _slug(cfg.model_id.rsplit("/", 1)[-1], 30) or "model"
+    data = _slug(Path(cfg.dataset).name, 40) if cfg.dataset else ""
+    return f"{data or _slug(cfg.task, 40) or 'run'}-{model}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 def preflight(config: TrainConfig, hardware=None) -> dict:

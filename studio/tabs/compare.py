@@ -44,7 +44,10 @@ def build(state, shared: dict) -> dict:
                 text = gr.Code(label="Answer", interactive=False, lines=6, max_lines=10, wrap_lines=True,
                                elem_id=f"cmp-answer-{i}")
                 picture = gr.HTML(max_height=360, elem_classes="ts-side-picture")
-                js = gr.JSON(label="Structured", elem_id=f"cmp-json-{i}", max_height=300)
+                # the task's picture already shows the answer's structure; the API's payload (with the
+                # confidence) is one click away, not a second copy of it cut off below
+                with gr.Accordion("The API's JSON", open=False, elem_id=f"cmp-json-box-{i}"):
+                    js = gr.JSON(show_label=False, elem_id=f"cmp-json-{i}", max_height=300)
                 cols.append((title, verdict, text, picture, js))
 
     def on_dataset(path, rid=None, ra=None, rb=None):
@@ -55,7 +58,7 @@ def build(state, shared: dict) -> dict:
         except StudioError:
             return gr.update(choices=[], value=None), gr.update(choices=[]), gr.update(choices=[])
         recs = ds.records()
-        labeled = [r for r in recs if r.get("status") != "unlabeled"] or recs
+        labeled = [r for r in recs if r.get("status") in ("labeled", "reviewed")] or recs
         first = next((r for r in labeled if r.get("split") in ("val", "test")), labeled[0] if labeled else None)
         if rid and any(r["id"] == rid for r in recs):
             first = {"id": rid}

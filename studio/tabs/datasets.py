@@ -28,7 +28,7 @@ def overview_html(ds: Dataset | None) -> str:
     done = st["labeled"] + st["reviewed"]
     pct = 100 * done / total if total else 0
     cards = [("Images", total, ""), ("Labeled", st["labeled"], "ok"), ("Reviewed", st["reviewed"], "info"),
-             ("Unlabeled", st["unlabeled"], "warn")]
+             ("Unlabeled", st["unlabeled"], "warn")] + ([("Suggested", st["suggested"], "warn")] if st.get("suggested") else [])
     splits = " ".join(badge(f"{k} {v}", "neutral") for k, v in sp.items())
     return (f'<div class="ts-overview"><div class="ts-ds-title">{esc(ds.name)} {badge(ds.task.name, "info")}'
             f'<span class="ts-muted"> · {esc(ds.task.title)}</span></div>'
@@ -54,13 +54,6 @@ def import_help() -> str:
     seeds = "; ".join(f"{esc(f.title)} (`{'`, `'.join(f.files or f.suffixes)}`, {esc(t)})" for t, f in formats())
     return ("#### Import into the open dataset\nA folder of images, a zip, or a label file of the dataset's task"
             + (f": {seeds}." if seeds else ".") + " Bad items are skipped with a reason.")
-
-
-def upload_types() -> list[str]:
-    """The upload box's file types: zips, images, and every label-file suffix an installed task reads."""
-    from core.label_formats import label_suffixes
-
-    return [".zip", *label_suffixes(), "image"]
 
 
 PREVIEW_MAX = 12
@@ -147,7 +140,8 @@ def import_into(ds: Dataset, files: list[str] | None, server_path: str | None, a
                            (f"{plural(len(warnings), 'warning')}:", warnings)):
         if not entries:
             continue
-        rows = [f"- {esc(item_name(s))}" + (f" of `{esc(s['source'])}`" if many and s.get("source") else "")
+        rows = [f"- {esc(item_name(s))}" + (f" of `{esc(s['source'])}`" if many and s.get("source")
+                                            and s["source"] != item_name(s) else "")
                 + (f" (`{esc(s['image_path'])}`)" if s.get("image_path") and s["image_path"] != s.get("record") else "")
                 + f": {esc(s.get('reason'))}" for s in entries[:50]]
         if len(entries) > 50:
@@ -167,6 +161,11 @@ def report_rows(ds: Dataset) -> tuple[str, list[list]]:
             f"{badge(plural(rep['warnings'], 'warning'), 'warn' if rep['warnings'] else 'ok')}"
             + ("" if rows else " · No problems found.")
             + ("<br><span class='ts-muted'>Click a row to open that record in Annotate.</span>" if rows else ""))
+    from core.suggestions import format_stats
+
+    found = format_stats(rep.get("suggestions") or {})  # what each run's suggestions were worth
+    if found:
+        head += "\n\n" + "<br>".join(esc(line.strip()) for line in found)
     return head, rows
 
 
@@ -190,7 +189,7 @@ def build(state, shared: dict) -> dict:
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             overview = gr.HTML(elem_id="ds-overview")
-            preview = gr.Gallery(label="Images (the first 12)", columns=6, height=210, object_fit="cover",
+            preview = gr.Gallery(label="Images (the first 12)", columns=6, height=330, object_fit="cover",
                                  elem_id="ds-preview", interactive=False, show_label=True)
         with gr.Column(scale=2, elem_classes="ts-panel"):
             gr.Markdown("#### New dataset")
@@ -200,16 +199,19 @@ def build(state, shared: dict) -> dict:
             new_task = gr.Radio([(t.title, n) for n, t in tasks.items()], value=plain[0] if plain else None,
                                 label="Task", elem_id="ds-new-task")
             with gr.Column(visible=False) as setting_box:
+                # the code box's label is a short tab on its border: the setting's description goes above
+                setting_help = gr.Markdown(elem_id="ds-schema-help", elem_classes="ts-muted")
                 setting_text = gr.Code(language="json", lines=8, label="Schema", interactive=True,
                                        elem_id="ds-schema")
                 setting_file = gr.File(label="…or upload it (.json)", file_types=SETTING_FILE_TYPES, type="filepath",
-                                       elem_id="ds-schema-file", height=90)
+                                       elem_id="ds-schema-file")  # its own height: 90 px cut "Click to Upload"
             create_btn = gr.Button("Create dataset", variant="primary", elem_id="ds-create")
     with gr.Row(equal_height=False):
         with gr.Column(elem_classes="ts-panel"):
             gr.Markdown(import_help(), elem_id="ds-import-help")
-            files = gr.File(label="Upload", file_count="multiple", type="filepath", elem_id="ds-files",
-                            file_types=upload_types())
+            # no file_types: Gradio's own refusal of a .txt ("Invalid file type") left the upload empty, and
+            # Import then said "Nothing to import"; the importer names the file and what it takes instead
+            files = gr.File(label="Upload", file_count="multiple", type="filepath", elem_id="ds-files")
             server_path = gr.Textbox(label="…or a folder / file on this machine", max_lines=1,
                                      visible=not state.demo_mode, placeholder="/data/screenshots")
             import_btn = gr.Button("Import", elem_id="ds-import")
@@ -248,8 +250,10 @@ def build(state, shared: dict) -> dict:
 
     def on_task(task):
         settings = task_settings(task)
-        label = next(iter(settings.values()), "")
-        return gr.update(visible=bool(settings)), gr.update(label=label[:1].upper() + label[1:] if label else "Schema")
+        text = next(iter(settings.values()), "")
+        short = text.split(":")[0].strip() if ":" in text else next(iter(settings), "setting")
+        return (gr.update(visible=bool(settings)), gr.update(label=short[:1].upper() + short[1:]),
+                text[:1].upper() + text[1:])
 
     @ui_guard
     def on_import(path, up, server, progress=gr.Progress()):
@@ -284,7 +288,7 @@ def build(state, shared: dict) -> dict:
 
     ds_dd.change(on_dataset, ds_dd, [overview, fmt, preview])
     create_btn.click(on_create, [new_name, new_task, setting_text, setting_file], [ds_dd, new_name])
-    new_task.change(on_task, new_task, [setting_box, setting_text])
+    new_task.change(on_task, new_task, [setting_box, setting_text, setting_help])
     import_btn.click(on_import, [ds_dd, files, server_path], [import_out, overview, files, preview])
     validate_btn.click(on_validate, ds_dd, [report_head, report])
     split_btn.click(on_split, [ds_dd, seed, val_frac, test_frac], overview)

@@ -7,7 +7,10 @@ import gradio as gr
 from core.errors import StudioError
 from studio.common import esc, run_buttons, ui_guard
 
-ROW_HEADERS = ["id", "valid", "prediction", "metrics"]
+ROW_HEADERS = ["id", "valid", "label", "prediction", "metrics"]
+# the widths keep every header on one line and the metrics in view at 1400 px (the label beside the
+# prediction, so a wrong answer reads against what it should have been)
+ROW_WIDTHS = ["19%", "9%", "24%", "24%", "24%"]
 
 
 def summary_md(summary: dict) -> str:
@@ -16,17 +19,37 @@ def summary_md(summary: dict) -> str:
     return f"```text\n{format_summary(summary)}\n```"
 
 
-def result_rows(rows: list[dict]) -> list[list]:
-    out = []
+def result_rows(rows: list[dict], labels: dict | None = None) -> list[list]:
+    """One row per scored record; labels: record id -> its label as the training target."""
+    out, labels = [], labels or {}
     for r in rows:
         if "error" in r:
-            out.append([r["id"], "error", r["error"], ""])
+            out.append([r["id"], "error", labels.get(r["id"], ""), r["error"], ""])
             continue
         parsed = r.get("parsed") or {}
         metrics = r.get("metrics") or r.get("scores") or {}
-        out.append([r["id"], "yes" if parsed.get("ok") else "no", (r.get("prediction") or "")[:300],
+        out.append([r["id"], "yes" if parsed.get("ok") else "no", labels.get(r["id"], "")[:300],
+                    (r.get("prediction") or "")[:300],
                     ", ".join(f"{k} {v:.2f}" for k, v in metrics.items() if isinstance(v, (int, float)))])
     return out
+
+
+def labels_of(run: str, ids) -> dict:
+    """The scored records' labels (their training targets), from the run's dataset; {} when it is
+    gone (the results still show)."""
+    from core.dataset import Dataset
+    from core.infer import resolve_run_dir
+    from core.training.config import TrainConfig
+
+    try:
+        ds = Dataset.open(TrainConfig.load(resolve_run_dir(run) / "config.json").dataset)
+        wanted, out = set(ids), {}
+        for rec in ds.records():
+            if rec["id"] in wanted and ds.task.is_labeled(rec):
+                out[rec["id"]] = ds.task.target(rec)
+        return out
+    except (StudioError, OSError, ValueError):
+        return {}
 
 
 def view(run: str | None, split: str) -> tuple[str, list[list]]:
@@ -41,7 +64,7 @@ def view(run: str | None, split: str) -> tuple[str, list[list]]:
         return f"Earlier results could not be read: {esc(e)}", []
     if found is None:
         return f"No evaluation of this run on '{esc(split)}' yet.", []
-    return summary_md(found[1]), result_rows(found[0])
+    return summary_md(found[1]), result_rows(found[0], labels_of(run, [r.get("id") for r in found[0]]))
 
 
 def run_eval(run: str | None, split: str, base: bool, limit, progress=None, stage=None) -> tuple[str, list[list]]:
@@ -66,10 +89,11 @@ def build(state, shared: dict) -> dict:
             # 0, not empty: Gradio sends an emptied number box as 0, which must mean "all", not an error
             limit = gr.Number(0, label="Only the first N records (0 = all)", precision=0, minimum=0,
                               elem_id="eval-limit")
-            on_refresh, go = run_buttons(state, run, "eval", "Evaluate")
+            on_refresh, go = run_buttons(state, run, "eval", "Evaluate", dataset=shared["dataset"])
         with gr.Column(scale=5, elem_classes="ts-panel"):
             summary = gr.Markdown("Pick a run and press Evaluate.", elem_id="eval-summary")
-            rows = gr.Dataframe(headers=ROW_HEADERS, value=[], interactive=False, wrap=True, max_height=420)
+            rows = gr.Dataframe(headers=ROW_HEADERS, value=[], interactive=False, wrap=True, max_height=420,
+                                column_widths=ROW_WIDTHS, elem_id="eval-rows")
 
     @ui_guard
     def on_go(r, s, b, n, progress=gr.Progress()):

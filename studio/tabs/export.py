@@ -56,7 +56,8 @@ def free_folder(run: str | None, fmt: str, quant: str | None = None) -> str:
 
 
 def gguf_note(fmt: str) -> str:
-    """Said before the export runs: without llama-cpp-python a GGUF export cannot be verified."""
+    """Said once, before the export runs: without llama-cpp-python a GGUF export cannot be verified,
+    and how to install it (after the export the verdict says it instead: gguf_controls)."""
     from core.export_gguf import INSTALL_HINT, llama_cpp_available
 
     if fmt != "gguf":
@@ -66,8 +67,18 @@ def gguf_note(fmt: str) -> str:
         return ('<div class="ts-msg ts-msg-ok">llama-cpp-python is installed: the export answers sample images '
                 'with llama.cpp and compares them with transformers.</div>')
     return ('<div class="ts-msg ts-msg-warn"><b>Will not be verified:</b> llama-cpp-python is not installed here, '
-            "so the GGUF files are written and read back but nothing answers with them. "
+            "so verification is off: the GGUF files are written and read back, but nothing answers with them. "
             f"{esc(INSTALL_HINT)}</div>")
+
+
+def gguf_controls(fmt: str) -> dict:
+    """The GGUF-only controls for a format: {"visible", "verify" (ticked only when the checker is
+    installed), "verify_interactive", "note"}."""
+    from core.export_gguf import llama_cpp_available
+
+    gg = fmt == "gguf"
+    can = gg and llama_cpp_available() is None
+    return {"visible": gg, "verify": can, "verify_interactive": can, "note": gguf_note(fmt)}
 
 
 def verdict_html(summary: dict) -> str:
@@ -128,11 +139,12 @@ def build(state, shared: dict) -> dict:
             fmt = gr.Radio(FORMATS, value="adapter", label="Format", elem_id="export-format")
             quant = gr.Dropdown(["f16", "q8_0", "q4_k_m"], value="f16", label="GGUF quantization",
                                 info="Text model only; the vision projector stays f16.", visible=False)
-            verify = gr.Checkbox(True, label="Verify the GGUF against the merged model", visible=False)
+            verify = gr.Checkbox(False, label="Verify the GGUF against the merged model (llama.cpp answers sample "
+                                 "images)", visible=False, elem_id="export-verify")
             note = gr.HTML("", elem_id="export-gguf-note", padding=False, container=False)
             folder = gr.Textbox(label="Folder (under RUN/export/)", max_lines=1, elem_id="export-folder",
                                 info="A free name is proposed, so exporting again never overwrites.")
-            on_refresh, go = run_buttons(state, run, "export", "Export")
+            on_refresh, go = run_buttons(state, run, "export", "Export", dataset=shared["dataset"])
         with gr.Column(scale=5, elem_classes="ts-panel"):
             where = gr.Markdown("Pick a finished run.", elem_id="export-where")
             verdict = gr.HTML("", elem_id="export-verdict")
@@ -143,7 +155,7 @@ def build(state, shared: dict) -> dict:
                                   max_lines=30, elem_id="export-summary")
     from studio import serve_panel  # serving a run over the API: its own module
 
-    serve_panel.build(state)
+    serve = serve_panel.build(state)
 
     @ui_guard
     def on_go(r, f, q, v, name, progress=gr.Progress()):
@@ -155,7 +167,8 @@ def build(state, shared: dict) -> dict:
 
         # a sync handler: Gradio runs it in a worker thread, so the page stays live while it works
         res, archive = do_export(r, f, q, v, name, progress=report)
-        return {where: f"Exported `{res['run']}` as **{res['format']}**.", verdict: verdict_html(res),
+        # the verdict says what was checked (and how to install the checker): the note before it goes
+        return {where: f"Exported `{res['run']}` as **{res['format']}**.", verdict: verdict_html(res), note: "",
                 download: str(archive),
                 summary: json.dumps(compact(res), indent=2), folder: free_folder(r, f, q)}
 
@@ -166,13 +179,13 @@ def build(state, shared: dict) -> dict:
                 download: None, folder: free_folder(r, value, q)}
 
     def on_format(r, f, q):
-        gg = f == "gguf"
-        return {quant: gr.update(visible=gg), verify: gr.update(visible=gg), note: gguf_note(f),
-                folder: free_folder(r, f, q)}
+        c = gguf_controls(f)
+        return {quant: gr.update(visible=c["visible"]), note: c["note"], folder: free_folder(r, f, q),
+                verify: gr.update(visible=c["visible"], value=c["verify"], interactive=c["verify_interactive"])}
 
     run.change(on_run, [run, fmt, quant], [fmt, where, verdict, summary, download, folder])
     fmt.change(on_format, [run, fmt, quant], [quant, verify, note, folder])
     quant.change(lambda r, f, q: free_folder(r, f, q), [run, fmt, quant], folder)
-    go.click(on_go, [run, fmt, quant, verify, folder], [where, verdict, download, summary, folder],
+    go.click(on_go, [run, fmt, quant, verify, folder], [where, verdict, note, download, summary, folder],
              concurrency_limit=1, concurrency_id="models")
-    return {"refresh": on_refresh, "run": run}
+    return {"refresh": on_refresh, "run": run, "serve": serve}

@@ -19,16 +19,34 @@ from studio.common import esc, open_dataset, ui_guard, warn
 
 POLL_S = 2.0
 RUN_HEADERS = ["run", "status", "model", "task", "step", "loss", "eval loss"]
+RUN_WIDTHS = ["30%", "14%", "10%", "9%", "10%", "12%", "15%"]  # "eval loss" whole beside a long run id
 OPEN_GROUPS = ("What to train", "How much")
 
 
-def _model_choices(demo_mode: bool) -> list[tuple[str, str]]:
+def _model_choices(demo_mode: bool, extra: str | None = None) -> list[tuple[str, str]]:
+    """The registry's models, plus `extra` (a custom folder or hub id in use) when it is not one."""
     out = []
     for mid, info in models.MODELS.items():
         if demo_mode and mid != models.DEMO_ID:
             continue
         out.append((f"{mid}  ·  {info.size_note.split(';')[0]}", mid))
+    if extra and extra not in models.MODELS and not demo_mode:
+        name = Path(extra).name if Path(extra).is_absolute() else extra
+        out.append((f"{name}  ·  custom ({extra})", extra))
     return out
+
+
+def custom_model_html(ref: str) -> tuple[str | None, str]:
+    """(model id or None, message) for the custom base model field: checked (core.model_check)."""
+    from core.model_check import check_base_model, describe
+
+    try:
+        info = check_base_model(ref)
+    except StudioError as e:
+        return None, (f'<div class="ts-msg ts-msg-warn" id="train-custom-result">✗ {esc(e.message)} '
+                      f'<span class="ts-muted">{esc(e.hint)}</span></div>')
+    return info.id, (f'<div class="ts-msg ts-msg-ok" id="train-custom-result">✓ {esc(describe(info))}: '
+                     f"<code>{esc(info.id)}</code> is the base model now.</div>")
 
 
 def _knob(name: str, value, method: str):
@@ -78,6 +96,12 @@ def build(state, shared: dict) -> dict:
                 preset = gr.Dropdown([T.DEFAULTS_PRESET, *C.PRESETS], value=T.DEFAULTS_PRESET, label="Preset",
                                      elem_id="train-preset", scale=2,
                                      info="The two seed documents' settings, or sensible defaults for the model.")
+            with gr.Row(visible=not state.demo_mode, equal_height=False, elem_id="train-custom-row"):
+                custom = gr.Textbox(label="Custom base model", max_lines=1, scale=4, elem_id="train-custom-model",
+                                    placeholder="a model folder on this machine, or a hub id (owner/name)",
+                                    info="A Gemma 3 / 3n vision model; its config.json is checked before it is used.")
+                custom_btn = gr.Button("Check and use", scale=1, min_width=140, elem_id="train-custom-check")
+            custom_msg = gr.HTML(elem_id="train-custom-msg")
             preset_note = gr.Markdown(P.preset_note(None), elem_id="train-preset-note")
             for group, names in T.grouped_fields().items():
                 with gr.Accordion(group, open=group in OPEN_GROUPS, elem_id=f"train-group-{group.split()[0].lower()}"):
@@ -87,12 +111,13 @@ def build(state, shared: dict) -> dict:
             command = gr.Code(label="The same run from a shell", language="shell", interactive=False, lines=3,
                               elem_id="train-command")
         with gr.Column(scale=3, elem_classes="ts-panel"):
-            budget = gr.Dropdown(P.GPU_BUDGETS, value=P.DEFAULT_GPU, label="GPU budget", elem_id="train-budget",
-                                 info="What the run must fit in (the seeds train on a 16 GB T4).")
-            gauge = gr.HTML(P.planner_html(None, P.DEFAULT_GPU), elem_id="train-gauge")
+            budget = gr.Dropdown(P.budget_choices(hw), value=P.default_budget(hw), label="Memory budget",
+                                 elem_id="train-budget",
+                                 info="What the run must fit in: this machine, or a GPU (the seeds train on a 16 GB T4).")
+            gauge = gr.HTML(P.planner_html(None, P.default_budget(hw)), elem_id="train-gauge")
             gctl = P.gpu_control(hw)
             gpus = gr.Slider(1, max(2, gctl["maximum"]), value=1, step=1, label="GPUs", info=gctl["info"],
-                             interactive=gctl["interactive"], elem_id="train-gpus")
+                             interactive=gctl["interactive"], visible=gctl["visible"], elem_id="train-gpus")
             backend_note = gr.HTML(elem_id="train-backend")
             target = gr.HTML(elem_id="train-target")
             with gr.Row():
@@ -103,8 +128,13 @@ def build(state, shared: dict) -> dict:
             load_cfg = gr.Button("Load this run's settings into the form", size="sm", elem_id="train-load-config")
             status = gr.HTML(elem_id="train-status-box")
     with gr.Row():
-        loss_plot = gr.Plot(plots.loss_figure([]), show_label=False, elem_id="train-loss")
-        mem_plot = gr.Plot(plots.memory_figure([], P.usable_gib(P.DEFAULT_GPU)), show_label=False,
+        with gr.Column(min_width=320):
+            loss_plot = gr.Plot(plots.loss_figure([]), show_label=False, elem_id="train-loss")
+            with gr.Row(elem_id="train-loss-options"):  # the loss plot's own: under it
+                log_scale = gr.Checkbox(False, label="Log scale", elem_id="train-loss-log", scale=0, min_width=140)
+                smoothing = gr.Slider(0, 0.99, 0, step=0.01, label="Smoothing (train loss)",
+                                      elem_id="train-loss-smooth", scale=1)
+        mem_plot = gr.Plot(plots.memory_figure([], P.usable_gib(P.default_budget(hw))), show_label=False,
                            elem_id="train-mem")
     with gr.Row():
         lr_plot = gr.Plot(plots.lr_figure([]), show_label=False, elem_id="train-lr")
@@ -115,7 +145,7 @@ def build(state, shared: dict) -> dict:
                            elem_id="train-log")
         with gr.Column(scale=4):
             runs_df = gr.Dataframe(headers=RUN_HEADERS, value=[], interactive=False, label="Runs (click to open)",
-                                   elem_id="train-runs", max_height=300, wrap=True)
+                                   elem_id="train-runs", max_height=300, wrap=True, column_widths=RUN_WIDTHS)
     timer = gr.Timer(POLL_S)
     knob_list = list(knobs.values())
 
@@ -138,8 +168,8 @@ def build(state, shared: dict) -> dict:
         vals = T.knob_values(cfg)
         out = {knobs[n]: gr.update(value=vals[n], interactive=not (cfg.method == "full" and n in T.LORA_ONLY))
                for n in knobs}
-        if with_model and not state.demo_mode:
-            out[model] = cfg.model_id
+        if with_model and not state.demo_mode:  # a run's custom base joins the list, so it can show
+            out[model] = gr.update(choices=_model_choices(False, cfg.model_id), value=cfg.model_id)
         return out
 
     def on_preset(p, m):
@@ -186,18 +216,21 @@ def build(state, shared: dict) -> dict:
         gr.Info(f"Loaded the settings of {Path(run).name} (trained {Path(cfg.dataset).name}, {cfg.model_id}).")
         return {**form_from(cfg), preset: T.DEFAULTS_PRESET}
 
-    def tick(run, bud, prev):
+    def tick(run, bud, prev, log_scale_on=False, smooth=0.0):
         st, events = T.live(run)
         if not st:
-            return [gr.skip()] * 6 + [prev, gr.skip()]
+            return [gr.skip()] * 6 + [prev, gr.skip(), gr.skip()]
         sig = {"run": run, "n": len(events), "status": st.get("status"), "budget": bud,
                "stop": st.get("stop_requested"), "phase": T.phase_text(st.get("status", ""), events)}
-        log = T.log_tail(run)
+        tail = T.log_tail(run)
         if sig == prev:
-            return [gr.skip()] * 5 + [log, prev, gr.skip()]
-        rows = runs_view()[2]  # the table's step and status move with the status box
-        return [T.status_html(st, events), plots.loss_figure(events), plots.memory_figure(events, P.usable_gib(bud)),
-                plots.lr_figure(events), plots.throughput_figure(events), log, sig, rows]
+            return [gr.skip()] * 5 + [tail, prev, gr.skip(), gr.skip()]
+        _, choices, rows = runs_view()  # the table's step and status move with the status box
+        # the picker's labels ("run · running") follow a changed status; its value is the user's
+        labels = gr.update(choices=choices) if st.get("status") != (prev or {}).get("status") else gr.skip()
+        return [T.status_html(st, events), plots.loss_figure(events, bool(log_scale_on), float(smooth or 0)),
+                plots.memory_figure(events, P.usable_gib(bud)),
+                plots.lr_figure(events), plots.throughput_figure(events), tail, sig, rows, labels]
 
     def on_load(dataset_path: str | None, wanted_run: str | None = None) -> dict:
         """After a page (re)load: the run asked for (URL) or the running / newest one, and the form
@@ -238,15 +271,31 @@ def build(state, shared: dict) -> dict:
     preset.input(on_preset, [preset, model], [model, *knob_list])
     model.input(lambda m: {**on_preset(T.DEFAULTS_PRESET, m), preset: T.DEFAULTS_PRESET}, model,
                 [model, preset, *knob_list])
+    def on_custom(ref):
+        mid, msg = custom_model_html(ref)
+        if mid is None:
+            return {custom_msg: msg}
+        out = {**on_preset(T.DEFAULTS_PRESET, mid), preset: T.DEFAULTS_PRESET, custom_msg: msg}
+        out[model] = gr.update(choices=_model_choices(False, mid), value=mid)
+        return out
+
+    gr.on([custom_btn.click, custom.submit], on_custom, custom, [custom_msg, model, preset, *knob_list])
     start_btn.click(on_start, inputs_all, [run_dd, runs_df, last])
     stop_btn.click(on_stop, run_dd, None)
     resume_btn.click(on_resume, run_dd, None)
     load_cfg.click(on_load_cfg, run_dd, [model, preset, *knob_list])
-    live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last, runs_df]
-    timer.tick(tick, [run_dd, budget, last], live_out, show_progress="hidden", queue=False)
-    run_dd.change(lambda r, b: tick(r, b, {}), [run_dd, budget], live_out, show_progress="hidden")
+    live_out = [status, loss_plot, mem_plot, lr_plot, tput_plot, logs, last, runs_df, run_dd]
+    timer.tick(tick, [run_dd, budget, last, log_scale, smoothing], live_out, show_progress="hidden", queue=False)
+    run_dd.change(lambda r, b, lg, sm: tick(r, b, {}, lg, sm), [run_dd, budget, log_scale, smoothing], live_out,
+                  show_progress="hidden")
+
+    def on_loss_options(run, log, smooth):
+        return plots.loss_figure(T.live(run)[1] if run else [], bool(log), float(smooth or 0))
+
+    gr.on([log_scale.change, smoothing.change], on_loss_options, [run_dd, log_scale, smoothing], loss_plot,
+          show_progress="hidden", trigger_mode="always_last")
     runs_df.select(on_run_row, None, run_dd)
     for btn in (stop_btn, resume_btn):
         btn.click(refresh_runs, run_dd, [run_dd, runs_df])
     return {"on_load": on_load, "load_outputs": [run_dd, runs_df, model, *knob_list], "run": run_dd,
-            "knobs": knobs, "model": model}
+            "knobs": knobs, "model": model, "tick": tick, "budget": budget}

@@ -106,6 +106,12 @@ def test_memory_gauge_for_the_seed_preset(page, server):
     at_2048 = plan_for(replace(cfg, max_seq_length=2048), "t4")
     pg = page
     open_tab(pg, server["url"], "ui2sql", "Train")
+    # issue 27: a CPU machine plans for itself first (no GPU slider, no CUDA context); a GPU elsewhere
+    # can still be planned for
+    pg.wait_for_selector("#train-gauge :text('Trains on this machine')", timeout=60_000)
+    assert "CUDA" not in pg.inner_text("#train-gauge") and "CPU" in pg.inner_text("#train-backend")
+    assert not pg.locator("#train-gpus").is_visible()
+    pick(pg, "train-budget", "T4 · 16 GB (a GPU elsewhere)")
     pick(pg, "train-preset", "Ghost Architect (T4)")
     pg.wait_for_selector(f"#train-gauge :text('{peak:.2f} GiB')", timeout=60_000)
     gauge = pg.inner_text("#train-gauge")
@@ -122,7 +128,6 @@ def test_memory_gauge_for_the_seed_preset(page, server):
     gauge = pg.inner_text("#train-gauge")
     assert ("does not fit" in gauge) == (not at_2048["fits"])
     assert f"{at_2048['sequence']['tokens']} tokens" in gauge  # the length it planned with, and why
-    assert "trains on CPU" in pg.inner_text("#train-gpus") or pg.locator("#train-gpus input").first.is_disabled()
     pg.screenshot(path=str(ART / "tab_train_planner.png"), full_page=True)
 
 
@@ -156,6 +161,8 @@ def test_reload_during_a_run_reattaches_and_stop_works(page, server):
     pg.click("#train-stop")
     pg.wait_for_selector("#train-status :text('stopped')", timeout=240_000)
     assert json.loads((run / "events.jsonl").read_text().splitlines()[-1])["status"] == "stopped"
+    # issue 27: the Run picker's label follows (it said "· running" after Stop)
+    pg.wait_for_function("document.querySelector('#train-run input').value.includes('stopped')", timeout=30_000)
 
 
 def test_a_short_run_finishes_with_curves(page, server):
@@ -165,6 +172,7 @@ def test_a_short_run_finishes_with_curves(page, server):
                          timeout=240_000)
     pg.screenshot(path=str(ART / "train_live.png"), full_page=True)  # the README's is test_studio_life's
     pg.wait_for_selector("#train-status :text('completed')", timeout=300_000)
+    pg.wait_for_function("document.querySelector('#train-run input').value.includes('completed')", timeout=30_000)
     pg.screenshot(path=str(ART / "tab_train.png"), full_page=True)
     assert (_run_dir(ws) / "model" / "config.json").is_file() or (_run_dir(ws) / "adapter").is_dir()
 
@@ -191,13 +199,21 @@ def test_evaluate_and_export_a_lora_run(page, server):
     """The demo base trains a LoRA adapter by default: Evaluate scores it, Export offers the adapter
     first (a full fine-tune's formats are test_studio_engine's test_export_tab_follows_the_run_kind)."""
     pg = page
+    newest = _run_dir(server["ws"]).name  # the 12-step run, finished last
     open_tab(pg, server["url"], "keys", "Evaluate")
+    # issue 27: the newest finished run is picked (as Compare does), not "No run picked"
+    pg.wait_for_function(f"document.querySelector('#eval-run input').value.includes('{newest}')", timeout=30_000)
     _pick_completed_run(pg, "eval-run")
     pg.fill("#eval-limit input", "2")
     pg.click("#eval-go")
     pg.wait_for_selector("#eval-summary :text('keyway')", timeout=240_000)
     pg.screenshot(path=str(ART / "tab_evaluate.png"), full_page=True)
     pg.click("button[role=tab]:has-text('Export')")
+    pg.wait_for_function(f"document.querySelector('#export-run input').value.includes('{newest}')", timeout=30_000)
+    pg.get_by_text("Serve over the API", exact=True).click()  # its list is filled without its own Refresh
+    pg.click("#serve-runs input")
+    pg.locator("#serve-runs").get_by_role("option").filter(has_text=newest).first.wait_for(timeout=10_000)
+    pg.keyboard.press("Escape")
     _pick_completed_run(pg, "export-run")
     pg.wait_for_selector("#export-where :text('is a LoRA run')", timeout=30_000)
     assert pg.locator("#export-format input[value=adapter]").is_checked()

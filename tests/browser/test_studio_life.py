@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.browser.ui import ART, CHROMIUM, ROOT, error_badges, open_tab, pick, screenshot_on_failure  # noqa: F401
-from tests.browser.ui import selected_tab, studio_fixtures, toasts, wait_dataset
+from tests.browser.ui import layout_problems, selected_tab, studio_fixtures, toasts, wait_dataset
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)")
 pytest.importorskip("playwright.sync_api", reason="playwright's Python package is not installed")
 
 STEPS = 50  # not the demo default (300), so the form shows the run, not the defaults
+VIEWPORT, LAYOUT = {"width": 1440, "height": 1000}, {"width": 1400, "height": 900}
 
 
 server, page = studio_fixtures("life")
@@ -78,6 +79,20 @@ def test_imported_labels_get_a_split_and_the_messages_count_right(page, server, 
     msg = pg.inner_text("#ds-import-out")
     assert "Upload a zip that holds dataset_vision.json and its images" in msg and "path box" in msg
     assert "item 1" in msg and "item 2" in msg and "item 0" not in msg and "2 items skipped" in msg
+
+    # issue 27: a .txt gets one clear message (Gradio's "Invalid file type" and then "Nothing to import"
+    # contradicted each other)
+    txt = tmp_path / "notes.txt"
+    txt.write_text("not an image\n")
+    pg.evaluate("() => document.querySelectorAll('.toast-close').forEach(b => b.click())")
+    pg.locator("#ds-files input[type=file]").set_input_files(str(txt))
+    pg.wait_for_timeout(1500)
+    assert toasts(pg) == ""  # the upload itself says nothing
+    pg.click("#ds-import")
+    pg.wait_for_selector(".toast-body :text('Cannot import notes.txt')", timeout=30_000)
+    pg.wait_for_timeout(1000)
+    assert pg.locator(".toast-body").count() == 1, toasts(pg)
+    assert "Nothing to import" not in toasts(pg) and "Invalid file type" not in toasts(pg)
 
 
 def _wait_status(pg, word: str, timeout: int):
@@ -189,6 +204,16 @@ def test_compare_side_by_side_and_a_bad_upload(page, server, tmp_path):
     pg.screenshot(path=str(ART / "tab_compare.png"), full_page=True)
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":  # the README's picture, refreshed on request only
         pg.screenshot(path=str(ROOT / "docs" / "compare_tab.png"), full_page=True)
+    # issue 27: at 1400x900 nothing is cut, and the answer's structure shows once (the task's picture;
+    # the API's JSON waits in a closed box)
+    pg.set_viewport_size(LAYOUT)
+    try:
+        pg.wait_for_timeout(800)
+        assert layout_problems(pg) == []
+        assert not pg.locator("#cmp-json-0").is_visible() and not pg.locator("#cmp-json-1").is_visible()
+        pg.screenshot(path=str(ART / "layout_compare.png"), full_page=True)
+    finally:
+        pg.set_viewport_size(VIEWPORT)
     txt = tmp_path / "notes.txt"
     txt.write_text("not an image\n")
     pg.locator("#cmp-source").get_by_text("upload").click()
@@ -254,6 +279,39 @@ def test_export_twice_download_and_switch_runs(page, server):
     pg.wait_for_selector(".toast-body :text('not a usable folder name')", timeout=30_000)
     assert error_badges(pg) == 0
     assert not pg.outside_requests, f"requests left the machine: {pg.outside_requests[:5]}"
+
+
+def test_every_tab_at_1400x900_shows_nothing_clipped(page, server):
+    """Issue 27's layout list, at the size the newcomer used: every tab after this module's work (a
+    run trained, evaluated and exported), with its panels open, has nothing clipped; each picture is
+    saved as test-artifacts/layout_<tab>.png to look at."""
+    pg = page
+    pg.set_viewport_size(LAYOUT)
+    try:
+        seen = {}
+        for ds, tab in (("life-keys", "Datasets"), ("life-keys", "Annotate"), ("ui2sql", "Annotate"),
+                        ("life-keys", "Train"), ("life-keys", "Playground"), ("life-keys", "Evaluate"),
+                        ("life-keys", "Export")):
+            open_tab(pg, server["url"], ds, tab)
+            pg.wait_for_timeout(2500)
+            if tab == "Datasets":  # the JSON Schema box and its upload
+                pg.locator("#ds-new-task").get_by_text("Image -> JSON").click()
+                pg.wait_for_selector("#ds-schema", state="visible", timeout=10_000)
+            if tab == "Evaluate":  # the run is picked; its results are on the train split
+                pick(pg, "eval-split", "train")
+                shown = "[...document.querySelectorAll('#eval-rows .cell-wrap')].some(c => c.offsetHeight && c.innerText.includes({!r}))"
+                pg.wait_for_function(shown.format("keyway_acc"), timeout=30_000)
+                assert pg.evaluate(shown.format("KEYWAY:"))  # the label beside the prediction
+            if tab == "Export":
+                pg.get_by_text("Serve over the API", exact=True).click()
+                pg.wait_for_timeout(800)
+            pg.wait_for_timeout(500)
+            name = f"layout_{tab.lower()}" + ("_sql" if ds == "ui2sql" else "")
+            pg.screenshot(path=str(ART / f"{name}.png"), full_page=True)
+            seen[name] = layout_problems(pg)
+        assert all(v == [] for v in seen.values()), {k: v for k, v in seen.items() if v}
+    finally:
+        pg.set_viewport_size(VIEWPORT)
 
 
 def test_every_tab_has_a_screenshot(page, server):

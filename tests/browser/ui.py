@@ -117,3 +117,70 @@ def call_failed(request) -> bool:
     that pytest-rerunfailures repeats counts too)."""
     rep = getattr(request.node, "rep_call", None)
     return bool(rep is not None and rep.failed)
+
+
+# What a person sees as clipped (issue 27's layout list), measured in the page: text cut by its box,
+# a block's label under its buttons, a block whose content is cut, a dropdown's text running under its
+# arrow, the Datasets preview scrolling its second row, a table wider than its box, a wrapped header.
+LAYOUT_JS = """
+() => {
+  const out = [];
+  const where = (el) => (el.closest('[id]')?.id || '?');
+  const name = (el) => where(el) + ': ' + (el.innerText || el.value || '').trim().slice(0, 50);
+  const seen = (el) => { const r = el.getBoundingClientRect(); return el.offsetParent !== null && r.width > 0 && r.height > 0; };
+  const meet = (a, b) => !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top);
+  for (const el of document.querySelectorAll('label span, [data-testid="block-info"], th, button, .ts-side-title, .label-wrap > span')) {
+    if (!seen(el) || !(el.innerText || '').trim()) continue;
+    const cs = getComputedStyle(el);
+    const cut = ['hidden', 'clip'].includes(cs.overflowX) || cs.textOverflow === 'ellipsis' || cs.whiteSpace === 'nowrap';
+    if (cut && el.scrollWidth > el.clientWidth + 1) out.push('cut text ' + name(el));
+  }
+  for (const block of document.querySelectorAll('.block')) {
+    if (!seen(block)) continue;
+    const label = block.querySelector(':scope > label[data-testid="block-label"]');
+    const icons = block.querySelector(':scope > .icon-button-wrapper, :scope > * > .icon-button-wrapper');
+    if (label && icons && seen(label) && seen(icons) && meet(label.getBoundingClientRect(), icons.getBoundingClientRect()))
+      out.push('label under the buttons ' + name(label));
+    const cs = getComputedStyle(block);
+    if (cs.overflowY === 'hidden' && block.scrollHeight > block.clientHeight + 2) out.push('content cut ' + where(block));
+  }
+  for (const w of document.querySelectorAll('.wrap-inner')) {
+    const input = w.querySelector('.secondary-wrap > input'), icon = w.querySelector('.icon-wrap');
+    if (!input || !icon || !seen(input) || !seen(icon)) continue;
+    // where the shown text ends: its measured width, or the input's content box when it is cut short
+    const cs = getComputedStyle(input), r = input.getBoundingClientRect();
+    const ctx = (window.__tsCanvas = window.__tsCanvas || document.createElement('canvas')).getContext('2d');
+    ctx.font = cs.font;
+    const left = r.left + (parseFloat(cs.paddingLeft) || 0) + (parseFloat(cs.borderLeftWidth) || 0);
+    const room = r.right - (parseFloat(cs.paddingRight) || 0) - left;
+    const shown = Math.min(ctx.measureText(input.value || '').width, room);
+    if (shown < 1) continue;
+    const arrow = (icon.querySelector('svg') || icon).getBoundingClientRect();
+    if (left + shown > arrow.left + 1) out.push('dropdown text under its arrow ' + name(input));
+    if (room < ctx.measureText(input.value.slice(0, 1)).width) out.push('dropdown text hidden ' + name(input));
+  }
+  for (const g of document.querySelectorAll('#ds-preview .grid-wrap')) {
+    if (seen(g) && g.scrollHeight > g.clientHeight + 1) out.push('gallery rows cut ' + where(g));
+  }
+  for (const g of document.querySelectorAll('.grid-wrap')) {  // every gallery: no column cut at the side
+    const edge = g.getBoundingClientRect().right - (parseFloat(getComputedStyle(g).paddingRight) || 0);
+    if (seen(g) && [...g.querySelectorAll('.thumbnail-item')].some(t => t.getBoundingClientRect().right > edge + 0.5))
+      out.push('gallery column cut ' + where(g));
+  }
+  for (const v of document.querySelectorAll('.virtual-table-viewport')) {
+    if (seen(v) && v.scrollWidth > v.clientWidth + 1) out.push('table wider than its box ' + where(v));
+  }
+  for (const th of document.querySelectorAll('th')) {
+    const span = [...th.querySelectorAll('span')].reverse().find(s => s.innerText.trim());
+    if (!span || !seen(span)) continue;
+    const lh = parseFloat(getComputedStyle(span).lineHeight) || 20;
+    if (span.getBoundingClientRect().height > lh * 1.5) out.push('header wraps ' + name(th));
+  }
+  return out;
+}
+"""
+
+
+def layout_problems(pg) -> list[str]:
+    """Everything LAYOUT_JS finds clipped on the page as it is now ([] when nothing is)."""
+    return pg.evaluate(LAYOUT_JS)

@@ -34,7 +34,8 @@ class KeysAnalysis(BaseModel):
     bitting: str | None = Field(None, description='Cut depths from bow to tip, digits 1-9, comma-separated: "1,2,5,3,7"')
     brand: str | None = Field(None, description="Key brand, e.g. Schlage")
     confidence: float | None = Field(None, ge=0, le=1, description="Mean probability (0-1) the model gave the "
-                                                                   "tokens of its answer's fields")
+                                                                   "tokens of its answer's fields; 0 when the "
+                                                                   "answer did not parse")
     estimatedAnnualProduction: int | None = Field(None, description=CATALOG_NOTE + " Keys per year.")
     manufacturingComplexity: str | None = Field(None, description=CATALOG_NOTE + " low | medium | high.")
     marketPenetration: float | None = Field(None, description=CATALOG_NOTE + " Share of the market, 0-1.")

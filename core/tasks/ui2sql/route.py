@@ -23,7 +23,8 @@ class Ui2SqlResult(BaseModel):
     tables: list[dict] = Field(default_factory=list, description="Tables with columns, primary and foreign keys")
     transpiled: str | None = Field(None, description="The schema in the requested dialect (null without one)")
     dialect: str | None = Field(None, description="The dialect transpiled to: generic, postgres, mysql or sqlite")
-    confidence: float | None = Field(None, ge=0, le=1, description="Mean probability (0-1) of the answer's tokens")
+    confidence: float | None = Field(None, ge=0, le=1, description="How sure the model is of a valid answer (0-1): "
+                                     "the mean probability of the schema's tokens; 0 when it did not parse")
 
 
 def check_params(params: dict) -> None:

@@ -115,6 +115,14 @@ class Ui2SqlTask(BaseTask):
     def parse(self, text, dialect: str | None = None) -> Parsed:
         return parse(text, dialect)
 
+    def normalize_fields(self, fields: dict) -> dict:
+        """Whitespace at the end of a line is no part of a schema: the code editor drops the SQL's
+        trailing newline, and a label that differs only there is the one stored."""
+        out = super().normalize_fields(fields)
+        if isinstance(out.get("sql"), str):
+            out["sql"] = "\n".join(line.rstrip() for line in out["sql"].splitlines())
+        return out
+
     def validate(self, record: dict) -> list[Issue]:
         sql = _sql_of(record)
         if not sql.strip():
