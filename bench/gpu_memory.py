@@ -193,9 +193,15 @@ def _probe_phases(probe: dict) -> None:
 
 
 def cmd_job(a) -> None:
+    from core.training.config import TrainConfig
+    from core.training.job import _import_unsloth_first, run_job
+
+    # Unsloth first, as `python -m core train` has it: the probe below imports transformers, TRL and
+    # PEFT, and an Unsloth imported after them patches less (its warning was in every Unsloth job log
+    # of the 2026-12-08 call, not in the product's own path)
+    _import_unsloth_first(TrainConfig.load(Path(a.run) / "config.json"))
     probe: dict = {}
     _probe_phases(probe)
-    from core.training.job import run_job
 
     t0 = time.time()
     rc = run_job(a.run, progress=False)

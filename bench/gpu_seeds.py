@@ -81,6 +81,13 @@ def _steady(r) -> float | None:
     return times[-1] / times[len(times) // 2]
 
 
+def _first_step(r) -> float | None:
+    """A row's first step in seconds: its end event's, else the first of its step times (a warm-up
+    stopped by its deadline has no end event)."""
+    extra = (r or {}).get("extra") or {}
+    return extra.get("first_step_s") or next(iter(extra.get("step_times") or []), None)
+
+
 def _first(rows, labels, batch=1):
     return next(((lab, r) for lab in labels if (r := _row(rows, lab, batch))), (None, None))
 
@@ -96,8 +103,8 @@ def goals(rows: list[dict]) -> list[tuple[str, str, float | None, bool | None]]:
         out.append((f"1. hf path QLoRA b{b} tokens/s >= 1.2x anchor A, max/median step <= 1.3",
                     f"{_f(r, 'x')}, max/median {_f(s)}", r, None if r is None or s is None else r >= 1.2 and s <= 1.3))
     # the default backend of a DoRA config: the auto row where the plan has one, else the row of the
-    # backend auto resolves to (core.training.config.resolved_backend), named in the text
-    lab, t = _first(rows, (TRINITY_4B, TRINITY_4B_UNSLOTH, TRINITY_4B_HF))
+    # backend auto resolves to (core.training.config.resolved_backend: hf for DoRA), named in the text
+    lab, t = _first(rows, (TRINITY_4B, TRINITY_4B_HF, TRINITY_4B_UNSLOTH))
     r = _ratio(t and t["step_s"], d1 and d1["step_s"])
     mem = _ratio(t and t.get("reserved_gib"), d1 and d1.get("reserved_gib"))
     out.append(("2. Trinity 4B b1 step <= 1.25x Unsloth's QLoRA step, reserved <= 1.10x",
@@ -111,7 +118,7 @@ def goals(rows: list[dict]) -> list[tuple[str, str, float | None, bool | None]]:
     # the seeds plan's cold/warm pair, or unsloth_warm's: its warm-up fills the cache, the timed row runs second
     w = _row(rows, WARM) or _row(rows, WARM_AUTO)
     c = _row(rows, COLD) or next((r for r in rows if r.get("label") == COLD_WARMUP and r.get("batch") == 1), None)
-    wf, cf = (w and (w.get("extra") or {}).get("first_step_s")), (c and (c.get("extra") or {}).get("first_step_s"))
+    wf, cf = _first_step(w), _first_step(c)
     out.append(("3. warm-cache first step <= 30 s (cache in the workspace)", f"{_f(wf, ' s')} (cold run: {_f(cf, ' s')})", wf,
                 None if wf is None else wf <= 30))
     e = _row(rows, E4B, 8)

@@ -259,7 +259,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.list:
         print(seeds.listing(PLANS[a.plan]))
-        if a.plan.startswith("seeds"):
+        if a.plan.startswith("seeds") or a.append:  # the goals of the rows given (any plan's)
             print(seeds.goals_table(_earlier(a.append)))
         return
     if not (a.anchor and a.out):

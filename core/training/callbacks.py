@@ -15,9 +15,7 @@ from accelerate import PartialState
 from accelerate.utils import gather, reduce
 from transformers import TrainerCallback
 
-from core.training.events import EventWriter
-
-STOP_FILE = "STOP"
+from core.training.events import STOP_FILE, EventWriter
 
 
 class StopFlag:

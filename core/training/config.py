@@ -151,8 +151,8 @@ class TrainConfig:
     def resolved_backend(self, hw: Hardware) -> str:
         """'auto' takes Unsloth on one CUDA GPU when it imports, except for Gemma 3n, whose first
         Unsloth step compiled for over 7 minutes on an H100 without finishing, and except for DoRA,
-        which skips Unsloth's fast LoRA kernels (measured on an H100: 1.54 s/step vs 1.37 s on hf,
-        bench/RESULTS.md)."""
+        which skips Unsloth's fast LoRA kernels (Trinity 4B b1 on one H100, 2026-12-08: 0.617 s/step
+        on Unsloth after a 96 s first-step compile, 0.574 s on hf; bench/RESULTS.md)."""
         if self.backend != "auto":
             return self.backend
         if self.liger_kernel == "on" or self.train_answer_tokens:  # both are the transformers model's

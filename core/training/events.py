@@ -16,6 +16,7 @@ from pathlib import Path
 from core.fsutil import append_jsonl
 
 EVENTS_FILE = "events.jsonl"
+STOP_FILE = "STOP"  # a run stops at its next step when this file appears in its folder
 TYPES = ("start", "log", "eval", "checkpoint", "end", "info")
 END_STATUSES = ("completed", "stopped", "failed")
 

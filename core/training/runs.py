@@ -22,9 +22,8 @@ from core import workspace
 from core.errors import StudioError
 from core.fsutil import atomic_write_text
 from core.names import is_valid_name
-from core.training.callbacks import STOP_FILE
 from core.training.config import TrainConfig
-from core.training.events import last_of, read_events
+from core.training.events import STOP_FILE, last_of, read_events
 
 
 def _slug(text: str, limit: int) -> str:
